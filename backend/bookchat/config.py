@@ -1,0 +1,183 @@
+"""Settings read from the environment, validated and normalised once at startup."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GEMINI_MODEL = "gemini-2.5-flash"
+DEFAULT_EMBEDDING_MODEL = "gemini-embedding-001"
+
+# libpq options that psycopg accepts in a connection string; Neon hands out URLs with
+# sslmode=require&channel_binding=require, both of which psycopg understands as they are.
+_LIBPQ_QUERY_KEYS_DROPPED = {"pgbouncer"}  # a Prisma-ism some dashboards add; libpq rejects it
+
+
+def normalise_database_url(raw: str) -> str:
+    """Turn the URL forms Neon, Heroku and others hand out into a SQLAlchemy async URL."""
+    url = raw.strip()
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError("DATABASE_URL must look like postgresql://user:password@host/db")
+    scheme = scheme.lower()
+    if scheme in {"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg_async"}:
+        scheme = "postgresql+psycopg"
+    elif scheme in {"sqlite", "sqlite+aiosqlite"}:
+        return f"sqlite+aiosqlite://{rest}"
+    else:
+        raise ValueError(
+            f"DATABASE_URL scheme {scheme!r} is not supported: use postgresql:// (or leave it "
+            "unset for SQLite)"
+        )
+    parts = urlsplit(f"{scheme}://{rest}")
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in _LIBPQ_QUERY_KEYS_DROPPED]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password and query string removed, safe for logs and /api/health."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit((parts.scheme, f"{user}{host}", parts.path, "", ""))
+
+
+class Settings(BaseSettings):
+    """Everything bookchat reads from the environment (names as documented in the README)."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    gemini_api_key: SecretStr | None = Field(default=None, validation_alias="GEMINI_API_KEY")
+    gemini_model: str = Field(default=DEFAULT_GEMINI_MODEL, validation_alias="GEMINI_MODEL")
+    gemini_embedding_model: str = Field(
+        default=DEFAULT_EMBEDDING_MODEL, validation_alias="GEMINI_EMBEDDING_MODEL"
+    )
+    gemini_base_url: str | None = Field(default=None, validation_alias="GEMINI_BASE_URL")
+    # Seconds a Gemini request may take before the answer is abandoned (per attempt).
+    gemini_timeout: float = Field(default=30.0, gt=0, validation_alias="GEMINI_TIMEOUT")
+    embedding_dimensions: int = Field(
+        default=768, ge=8, le=3072, validation_alias="BOOKCHAT_EMBEDDING_DIMENSIONS"
+    )
+    # auto: Gemini embeddings when GEMINI_API_KEY is set, the offline embedder otherwise.
+    embedder: Literal["auto", "gemini", "local"] = Field(
+        default="auto", validation_alias="BOOKCHAT_EMBEDDER"
+    )
+
+    qdrant_url: str | None = Field(default=None, validation_alias="QDRANT_URL")
+    qdrant_api_key: SecretStr | None = Field(default=None, validation_alias="QDRANT_API_KEY")
+    qdrant_collection: str = Field(
+        default="docusaurus-book", min_length=1, validation_alias="QDRANT_COLLECTION"
+    )
+
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="ALLOWED_ORIGINS"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", validation_alias="LOG_LEVEL"
+    )
+    host: str = Field(default="127.0.0.1", validation_alias="HOST")
+    port: int = Field(default=8000, ge=1, le=65535, validation_alias="PORT")
+    data_dir: Path = Field(
+        default=Path(".bookchat"), validation_alias=AliasChoices("BOOKCHAT_DATA_DIR")
+    )
+    # Ingest the bundled sample book into an empty embedded collection at startup.
+    sample_book: bool = Field(default=True, validation_alias="BOOKCHAT_SAMPLE_BOOK")
+
+    @field_validator("gemini_api_key", "qdrant_api_key", mode="before")
+    @classmethod
+    def _blank_secret_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("qdrant_url", "gemini_base_url", mode="before")
+    @classmethod
+    def _http_url(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str):
+            raise ValueError("must be a URL string")
+        url = value.strip().rstrip("/")
+        parts = urlsplit(url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL, such as https://host:6333")
+        return url
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _database_url(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str):
+            raise ValueError("must be a URL string")
+        return normalise_database_url(value)
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        # Empty means no cross-origin access at all, never "*".
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = value.split(",")
+        origins = []
+        for origin in value:  # type: ignore[union-attr]
+            origin = str(origin).strip().rstrip("/")
+            if not origin:
+                continue
+            parts = urlsplit(origin)
+            if origin != "*" and (parts.scheme not in {"http", "https"} or not parts.netloc):
+                raise ValueError(
+                    f"{origin!r} is not an origin: use scheme://host[:port], comma-separated"
+                )
+            origins.append(origin)
+        return origins
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The conversation store's URL: DATABASE_URL, or SQLite under the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'bookchat.sqlite3').resolve()}"
+
+    @property
+    def qdrant_path(self) -> Path:
+        """Where the embedded (local-mode) Qdrant keeps its files."""
+        return self.data_dir / "qdrant"
+
+    @property
+    def embedded_qdrant(self) -> bool:
+        return self.qdrant_url is None
+
+    @property
+    def use_gemini_embeddings(self) -> bool:
+        if self.embedder == "auto":
+            return self.gemini_api_key is not None
+        return self.embedder == "gemini"
+
+
+def load_settings() -> Settings:
+    """Read Settings from the environment; a bad value is one clear line and exit code 2."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "configuration"
+            log.error("configuration: %s is invalid: %s", name, error["msg"])
+            print(f"bookchat: {name} is invalid: {error['msg']}", flush=True)  # noqa: T201
+        raise SystemExit(2) from None

@@ -1,0 +1,1 @@
+"""Embedders and answerers: Gemini (real SDK) and offline (local) backends behind one interface."""

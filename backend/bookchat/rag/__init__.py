@@ -1,0 +1,1 @@
+"""Retrieval, prompts and answers: no FastAPI imports, testable on their own."""

@@ -1,0 +1,1 @@
+"""Persistence: conversations (SQLAlchemy async) and passages (Qdrant)."""
