@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -178,6 +179,6 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         for error in exc.errors():
             name = str(error["loc"][0]) if error["loc"] else "configuration"
-            log.error("configuration: %s is invalid: %s", name, error["msg"])
-            print(f"bookchat: {name} is invalid: {error['msg']}", flush=True)  # noqa: T201
+            # One line per bad variable, naming it and what to do; never the value itself.
+            sys.stderr.write(f"bookchat: configuration: {name} is invalid: {error['msg']}\n")
         raise SystemExit(2) from None
