@@ -1,0 +1,1 @@
+"""bookchat tests."""
