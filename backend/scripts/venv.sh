@@ -1,0 +1,19 @@
+# Sourced by run.sh and test.sh: create .venv and install the dependencies pinned by poetry.lock
+# (exported, with hashes, to backend/requirements/$1.txt), then bookchat itself without deps.
+# Poetry's own installer is not used: it needs PyPI's JSON API, which some mirrors lack.
+set -eu
+kind="$1"
+python="${PYTHON:-python3}"
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "bookchat needs Python 3.11 or newer (found $("$python" --version 2>&1)); set PYTHON=python3.11" >&2
+    exit 1
+fi
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+stamp=".venv/.bookchat-$kind.sha256"
+want="$(cat "backend/requirements/$kind.txt" pyproject.toml | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check \
+        --require-hashes -r "backend/requirements/$kind.txt"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+    echo "$want" > "$stamp"
+fi
