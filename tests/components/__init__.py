@@ -1,0 +1,1 @@
+"""Tests of the chat service building blocks: prompt, answerers, conversation store."""
