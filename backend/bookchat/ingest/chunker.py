@@ -1,0 +1,133 @@
+"""Cut pages into chunks: one per heading section, long sections split under a token budget.
+
+Long sections split at paragraph boundaries first (a fenced code block counts as one
+paragraph), then at sentence boundaries, then between words; nothing is ever dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from pathlib import Path
+
+from bookchat.ingest.docusaurus import Page, read_docs
+from bookchat.ingest.markdown import is_code, paragraphs
+from bookchat.ingest.model import Chunk, ChunkedBook
+from bookchat.ingest.siteconfig import SiteConfig
+
+_TOKEN_PIECES = re.compile(r"\w+|[^\w\s]")
+# A sentence ends at . ! or ? (with any closing quotes/brackets) followed by whitespace.
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+")
+
+
+def estimate_tokens(text: str) -> int:
+    """Cheap, deterministic token count: each punctuation mark is one, a word one per 6 chars.
+
+    Subword tokenizers (Gemini's, BPE) give about 1.3 tokens per English word; counting a
+    word as one token per started six characters lands close to that, erring high.
+    """
+    return sum(math.ceil(len(piece) / 6) for piece in _TOKEN_PIECES.findall(text))
+
+
+def chunk_page(page: Page, *, max_tokens: int = 300) -> list[Chunk]:
+    """The page's chunks in reading order; the title is not part of `heading` (it has its own)."""
+    if max_tokens < 1:
+        raise ValueError("max_tokens must be at least 1")
+    chunks: list[Chunk] = []
+    for section in page.sections:
+        heading = " > ".join(section.headings)
+        url = f"{page.url}#{section.anchor}" if section.anchor else page.url
+        for text in split_text(section.text, max_tokens=max_tokens):
+            chunks.append(
+                Chunk(
+                    file=page.file,
+                    title=page.title,
+                    heading=heading,
+                    url=url,
+                    text=text,
+                    content_hash=content_hash(page.file, heading, url, text),
+                    position=len(chunks),
+                )
+            )
+    return chunks
+
+
+def chunk_book(docs_dir: Path, site: SiteConfig, *, max_tokens: int = 300) -> ChunkedBook:
+    """Read and chunk a whole docs tree; unreadable files are listed in `problems`."""
+    pages, problems = read_docs(docs_dir, site)
+    book = ChunkedBook(pages=len(pages), problems=problems)
+    for page in pages:
+        book.chunks.extend(chunk_page(page, max_tokens=max_tokens))
+    return book
+
+
+def content_hash(file: str, heading: str, url: str, text: str) -> str:
+    """sha256 hex over what a point stands for; unit separators keep the fields apart."""
+    return hashlib.sha256("\x1f".join((file, heading, url, text)).encode("utf-8")).hexdigest()
+
+
+def split_text(text: str, *, max_tokens: int) -> list[str]:
+    """Pieces of `text`, each within `max_tokens` unless a single word is longer."""
+    text = text.strip()
+    if not text:
+        return []
+    if estimate_tokens(text) <= max_tokens:
+        return [text]
+    # (piece, separator that joins it to the piece before) so merging restores the layout.
+    pieces: list[tuple[str, str]] = []
+    for paragraph in paragraphs(text):
+        if estimate_tokens(paragraph) <= max_tokens:
+            pieces.append((paragraph, "\n\n"))
+        elif is_code(paragraph):
+            parts = _pack(paragraph.split("\n"), "\n", max_tokens)
+            pieces.extend((part, "\n" if i else "\n\n") for i, part in enumerate(parts))
+        else:
+            first = True
+            for sentence in _sentences(paragraph):
+                parts = (
+                    [sentence]
+                    if estimate_tokens(sentence) <= max_tokens
+                    else _pack(sentence.split(), " ", max_tokens)
+                )
+                for part in parts:
+                    pieces.append((part, "\n\n" if first else " "))
+                    first = False
+    return _merge(pieces, max_tokens)
+
+
+def _sentences(paragraph: str) -> list[str]:
+    out: list[str] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(paragraph):
+        out.append(paragraph[start : match.end()].strip())
+        start = match.end()
+    out.append(paragraph[start:].strip())
+    return [s for s in out if s]
+
+
+def _pack(parts: list[str], joiner: str, max_tokens: int) -> list[str]:
+    """Greedily join consecutive parts while the result stays within budget."""
+    out: list[str] = []
+    current: list[str] = []
+    for part in parts:
+        if current and estimate_tokens(joiner.join([*current, part])) > max_tokens:
+            out.append(joiner.join(current))
+            current = []
+        current.append(part)
+    if current:
+        out.append(joiner.join(current))
+    return out
+
+
+def _merge(pieces: list[tuple[str, str]], max_tokens: int) -> list[str]:
+    """Rejoin neighbouring pieces (paragraphs or sentences) that fit together."""
+    out: list[str] = []
+    for piece, separator in pieces:
+        if out:
+            candidate = f"{out[-1]}{separator}{piece}"
+            if estimate_tokens(candidate) <= max_tokens:
+                out[-1] = candidate
+                continue
+        out.append(piece)
+    return out

@@ -1,0 +1,183 @@
+"""Read a Docusaurus docs tree into pages of sections, each with its public URL and anchor."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from bookchat.ingest.markdown import (
+    Block,
+    FrontMatterError,
+    Heading,
+    inline_text,
+    scan,
+    split_front_matter,
+)
+from bookchat.ingest.routes import (
+    HeadingSlugger,
+    doc_slug,
+    page_url,
+    split_custom_id,
+    strip_number_prefix,
+)
+from bookchat.ingest.siteconfig import SiteConfig
+
+DOC_EXTENSIONS = (".md", ".mdx")
+
+
+@dataclass(slots=True)
+class Section:
+    """The text under one heading; `headings` is the path of headings below the page title."""
+
+    headings: tuple[str, ...]
+    anchor: str | None
+    text: str
+
+
+@dataclass(slots=True)
+class Page:
+    """One routed doc: where it lives, what it is called, where it is served, what it says."""
+
+    file: str  # path relative to the docs root, POSIX separators
+    title: str
+    url: str
+    sections: list[Section]
+    categories: tuple[str, ...] = field(default=())  # sidebar labels of the enclosing folders
+
+
+def read_docs(docs_dir: Path, site: SiteConfig) -> tuple[list[Page], list[tuple[str, str]]]:
+    """Every routed page under `docs_dir`, plus (file, reason) for each file that was skipped."""
+    if not docs_dir.is_dir():
+        raise NotADirectoryError(f"docs folder not found: {docs_dir}")
+    pages: list[Page] = []
+    problems: list[tuple[str, str]] = []
+    labels: dict[str, str] = {}
+    for source, path in _doc_files(docs_dir, labels, problems):
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            problems.append((source, f"cannot read file: {exc.strerror or exc}"))
+            continue
+        page_or_reason = parse_page(source, raw, site)
+        if isinstance(page_or_reason, str):
+            problems.append((source, page_or_reason))
+        elif page_or_reason is not None:
+            page_or_reason.categories = _categories(source, labels)
+            pages.append(page_or_reason)
+    return pages, problems
+
+
+def _doc_files(docs_dir: Path, labels: dict[str, str], problems: list[tuple[str, str]]):
+    """Yield (relative POSIX path, path) of routed docs, skipping partials and hidden files."""
+    for root, dirs, files in os.walk(docs_dir):
+        # Docusaurus excludes `_`-prefixed partials and folders; globby skips dotfiles.
+        dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")))
+        rel_root = Path(root).relative_to(docs_dir).as_posix()
+        rel_root = "" if rel_root == "." else rel_root
+        for name in sorted(files):
+            if name in ("_category_.json", "_category_.yml", "_category_.yaml"):
+                _read_category(Path(root) / name, rel_root, labels, problems)
+                continue
+            if name.startswith(("_", ".")) or not name.endswith(DOC_EXTENSIONS):
+                continue
+            yield (f"{rel_root}/{name}" if rel_root else name), Path(root) / name
+
+
+def _read_category(path: Path, folder: str, labels: dict[str, str], problems) -> None:
+    source = f"{folder}/{path.name}" if folder else path.name
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        problems.append((source, f"invalid category file: {exc}"))
+        return
+    if isinstance(data, dict) and isinstance(data.get("label"), str):
+        labels[folder] = data["label"]
+
+
+def _categories(source: str, labels: dict[str, str]) -> tuple[str, ...]:
+    parts = source.split("/")[:-1]
+    folders = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    return tuple(labels.get(f, strip_number_prefix(f.rsplit("/", 1)[-1])) for f in folders)
+
+
+def parse_page(source: str, raw: bytes, site: SiteConfig) -> Page | str | None:
+    """A page, or the reason the file is unusable (str), or None for a draft."""
+    if b"\x00" in raw:
+        return "binary file, not Markdown"
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8 text (byte {exc.start})"
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    try:
+        front, body = split_front_matter(text)
+        meta = _validate(front)
+    except FrontMatterError as exc:
+        return str(exc)
+    if meta["draft"]:
+        return None
+    slug = doc_slug(
+        source,
+        frontmatter_id=meta["id"],
+        frontmatter_slug=meta["slug"],
+        parse_number_prefixes=meta["parse_number_prefixes"],
+    )
+    title, sections = _sections(scan(body))
+    stem = source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    base_id = meta["id"] or (strip_number_prefix(stem) if meta["parse_number_prefixes"] else stem)
+    return Page(
+        file=source,
+        title=meta["title"] or title or base_id,
+        url=page_url(site, slug),
+        sections=sections,
+    )
+
+
+def _validate(front: dict[str, object]) -> dict:
+    """Check the front matter keys that decide routing, as Docusaurus's validation would."""
+    meta: dict[str, object] = {}
+    for key in ("id", "slug", "title", "sidebar_label"):
+        value = front.get(key)
+        if isinstance(value, bool) or (value is not None and not isinstance(value, str | int)):
+            raise FrontMatterError(f"front matter `{key}` must be a string")
+        meta[key] = str(value) if value is not None else None
+    if meta["id"] and "/" in meta["id"]:
+        raise FrontMatterError(f'front matter id "{meta["id"]}" cannot include a slash')
+    for key, default in (("draft", False), ("unlisted", False), ("parse_number_prefixes", True)):
+        value = front.get(key, default)
+        if not isinstance(value, bool):
+            raise FrontMatterError(f"front matter `{key}` must be true or false")
+        meta[key] = value
+    return meta
+
+
+def _sections(events: list[Heading | Block]) -> tuple[str | None, list[Section]]:
+    """Group blocks under headings; the first `#` heading is the page title, not a section."""
+    slugger = HeadingSlugger()
+    title: str | None = None
+    seen_heading = False
+    stack: list[tuple[int, str]] = []
+    sections: list[Section] = [Section((), None, "")]
+    for event in events:
+        if isinstance(event, Heading):
+            text, custom_id = split_custom_id(inline_text(event.raw))
+            text = text.strip()
+            anchor = custom_id if custom_id is not None else slugger.slug(text)
+            if event.level == 1 and not seen_heading:
+                title = text
+                seen_heading = True
+                continue
+            seen_heading = True
+            while stack and stack[-1][0] >= event.level:
+                stack.pop()
+            stack.append((event.level, text))
+            sections.append(Section(tuple(t for _, t in stack), anchor, ""))
+            continue
+        current = sections[-1]
+        current.text = f"{current.text}\n\n{event.text}" if current.text else event.text
+    return title, [s for s in sections if s.text.strip()]

@@ -1,0 +1,224 @@
+"""Docusaurus Markdown/MDX to prose: front matter, fenced code, headings, MDX syntax removed.
+
+A line scanner, not a full CommonMark parser: it handles what decides where text belongs
+(fences, ATX headings, MDX ESM, JSX tags, admonitions) and leaves inline Markdown as written.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+
+import yaml
+
+
+class FrontMatterError(ValueError):
+    """The front matter block is not valid YAML mapping."""
+
+
+def split_front_matter(text: str) -> tuple[dict[str, object], str]:
+    """Return (front matter, body); a file without a leading `---` block has none."""
+    lines = text.split("\n")
+    if not lines or lines[0].rstrip() != "---":
+        return {}, text
+    for end in range(1, len(lines)):
+        if lines[end].rstrip() == "---":
+            break
+    else:
+        raise FrontMatterError("front matter opened with --- is never closed")
+    raw = "\n".join(lines[1:end])
+    try:
+        data = yaml.safe_load(raw) if raw.strip() else {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 2})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise FrontMatterError(f"invalid YAML front matter{where}: {problem}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise FrontMatterError("front matter is not a YAML mapping of keys to values")
+    # Keep the body's line numbering meaningful: blank lines where the front matter was.
+    return data, "\n" * end + "\n".join(lines[end + 1 :])
+
+
+@dataclass(frozen=True, slots=True)
+class Heading:
+    """An ATX heading as written (inline Markdown kept) and its level 1..6."""
+
+    level: int
+    raw: str
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A stretch of prose or a fenced code block between headings."""
+
+    text: str
+    code: bool
+
+
+_FENCE_OPEN = re.compile(r"^[ \t]*(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
+_HEADING = re.compile(r"^ {0,3}(?P<marks>#{1,6})(?:[ \t]+(?P<text>.*?))?[ \t]*$")
+_CLOSING_HASHES = re.compile(r"(?:^|[ \t]+)#+$")
+_ESM = re.compile(r"^(?:import|export)(?=[\s{*])")
+_ADMONITION = re.compile(
+    r"^[ \t]*:{3,}(?:(?P<kind>[A-Za-z][\w-]*)(?:\[(?P<bracket>[^\]]*)\]|[ \t]+(?P<title>.*))?)?"
+    r"[ \t]*(?:\{[^}]*\})?[ \t]*$"
+)
+_COMMENTS = re.compile(r"\{/\*.*?\*/\}|<!--.*?-->", re.DOTALL)
+_NOT_BLANK_LINE = r"(?:(?!\n[ \t]*\n)[^`])"
+_JSX_ATTRS = r"""(?:[^<>{}"'`]|"[^"]*"|'[^']*'|\{(?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*\})*"""
+_INLINE = re.compile(
+    rf"(?P<code>(?<!`)(?P<ticks>`+)(?!`){_NOT_BLANK_LINE}+?(?<!`)(?P=ticks)(?!`))"
+    rf"|(?P<tag></?[A-Za-z][\w.:-]*(?:\s{_JSX_ATTRS})?/?>|</?>)",
+    re.DOTALL,
+)
+
+
+def _strip_tags(prose: str) -> str:
+    """Drop JSX/HTML tags (keeping the text between them) but never inside inline code."""
+    return _INLINE.sub(lambda m: m.group("code") or "", prose)
+
+
+def scan(body: str) -> list[Heading | Block]:
+    """Split a Markdown/MDX body into headings and blocks of cleaned prose or code."""
+    lines = body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    events: list[Heading | Block] = []
+    prose: list[str] = []
+
+    def flush_prose() -> None:
+        if prose:
+            events.extend(_prose_events("\n".join(prose)))
+            prose.clear()
+
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        fence = _FENCE_OPEN.match(line)
+        if fence and not (fence.group("fence")[0] == "`" and "`" in fence.group("info")):
+            marker = fence.group("fence")
+            close = re.compile(rf"^[ \t]*{re.escape(marker[0])}{{{len(marker)},}}[ \t]*$")
+            end = i + 1
+            while end < len(lines) and not close.match(lines[end]):
+                end += 1
+            flush_prose()
+            # An unclosed fence runs to the end of the file, as in CommonMark.
+            events.append(Block("\n".join(lines[i : end + 1]), code=True))
+            i = end + 1
+            continue
+        if _ESM.match(line):
+            # MDX ESM (import/export) runs until a blank line; it is code, not prose.
+            while i < len(lines) and lines[i].strip():
+                i += 1
+            continue
+        prose.append(line)
+        i += 1
+    flush_prose()
+    return events
+
+
+def _prose_events(prose: str) -> list[Heading | Block]:
+    cleaned = _strip_tags(_COMMENTS.sub("", prose))
+    events: list[Heading | Block] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        text = _tidy("\n".join(current))
+        if text:
+            events.append(Block(text, code=False))
+        current.clear()
+
+    for line in cleaned.split("\n"):
+        heading = _HEADING.match(line)
+        if heading:
+            flush()
+            text = _CLOSING_HASHES.sub("", heading.group("text") or "").strip()
+            events.append(Heading(len(heading.group("marks")), text))
+            continue
+        admonition = _ADMONITION.match(line)
+        if admonition:
+            # The fence lines go; an admonition's title is prose and stays.
+            title = admonition.group("bracket") or admonition.group("title")
+            current.extend(["", title.strip(), ""] if title and title.strip() else [""])
+            continue
+        current.append(line)
+    flush()
+    return events
+
+
+def _tidy(text: str) -> str:
+    lines = [line.rstrip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
+
+
+_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
+_LINK = re.compile(r"\[([^\]]*)\](?:\([^)]*\)|\[[^\]]*\])")
+_CODE = re.compile(r"(`+)(.+?)\1")
+_EMPHASIS = (
+    re.compile(r"\*\*(.+?)\*\*"),
+    re.compile(r"(?<!\w)__(.+?)__(?!\w)"),
+    re.compile(r"\*(.+?)\*"),
+    re.compile(r"(?<!\w)_(.+?)_(?!\w)"),
+    re.compile(r"~~(.+?)~~"),
+)
+_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def inline_text(markdown: str) -> str:
+    """The text a reader sees for inline Markdown (mdast `toString`): no markup, no tags."""
+    codes: list[str] = []
+
+    def keep_code(match: re.Match[str]) -> str:
+        codes.append(match.group(2).strip() if match.group(2).strip() else match.group(2))
+        return f"\x00{len(codes) - 1}\x00"
+
+    text = _CODE.sub(keep_code, markdown)
+    text = _strip_tags(text)
+    text = _IMAGE.sub(r"\1", text)
+    text = _LINK.sub(r"\1", text)
+    for pattern in _EMPHASIS:
+        text = pattern.sub(r"\1", text)
+    text = html.unescape(_ESCAPE.sub(r"\1", text))
+    text = re.sub(r"\x00(\d+)\x00", lambda m: codes[int(m.group(1))], text)
+    return text.strip()
+
+
+def paragraphs(text: str) -> list[str]:
+    """Split text at blank lines, keeping each fenced code block whole."""
+    out: list[str] = []
+    current: list[str] = []
+    lines = text.split("\n")
+    i = 0
+
+    def flush() -> None:
+        if current:
+            out.append("\n".join(current))
+            current.clear()
+
+    while i < len(lines):
+        line = lines[i]
+        fence = _FENCE_OPEN.match(line)
+        if fence and not (fence.group("fence")[0] == "`" and "`" in fence.group("info")):
+            marker = fence.group("fence")
+            close = re.compile(rf"^[ \t]*{re.escape(marker[0])}{{{len(marker)},}}[ \t]*$")
+            end = i + 1
+            while end < len(lines) and not close.match(lines[end]):
+                end += 1
+            flush()
+            out.append("\n".join(lines[i : end + 1]))
+            i = end + 1
+            continue
+        if line.strip():
+            current.append(line)
+        else:
+            flush()
+        i += 1
+    flush()
+    return out
+
+
+def is_code(paragraph: str) -> bool:
+    """True for a fenced code block as returned by `paragraphs`."""
+    return bool(_FENCE_OPEN.match(paragraph.split("\n", 1)[0]))
