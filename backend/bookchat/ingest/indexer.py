@@ -1,0 +1,167 @@
+"""Idempotent ingestion: embed and write only new chunks, remove the ones that went away."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from bookchat.stores.vectors import IndexIdentity, NewPoint, point_id
+
+if TYPE_CHECKING:
+    from bookchat.ingest.model import Chunk, ChunkedBook
+    from bookchat.providers.embedding import DenseEmbedder
+    from bookchat.providers.local_sparse import Bm25Encoder
+    from bookchat.stores.vectors import VectorStore
+
+# Chunks embedded and written per round trip: Gemini's batch limit, and small enough for the
+# progress bar to move.
+BATCH = 100
+
+Progress = Callable[[int, int], None]  # (chunks done, chunks to do)
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """What one ingestion did (or, for a dry run, would do)."""
+
+    files: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    seconds: float = 0.0
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    dry_run: bool = False
+
+    def summary(self) -> str:
+        """One line for a terminal or a log."""
+        verb = "would embed" if self.dry_run else "embedded"
+        gone = "would delete" if self.dry_run else "deleted"
+        skipped = f", {len(self.problems)} skipped" if self.problems else ""
+        return (
+            f"{self.files} files, {self.chunks} chunks: {verb} {self.embedded}, "
+            f"{self.unchanged} unchanged, {gone} {self.deleted}{skipped} "
+            f"in {self.seconds:.1f} s"
+        )
+
+
+@dataclass(slots=True)
+class _Plan:
+    new: list[tuple[str, Chunk]]
+    stale: list[str]
+    moved: dict[str, int]
+    unchanged: int
+
+
+def identity_of(dense: DenseEmbedder | None, sparse: Bm25Encoder) -> IndexIdentity:
+    """The identity a collection built by these embedders records."""
+    return IndexIdentity(
+        dense=dense.name if dense else None,
+        dense_dims=dense.dimensions if dense else None,
+        sparse=sparse.name,
+    )
+
+
+def embedding_text(chunk: Chunk) -> str:
+    """What gets embedded: the title and heading path help retrieval; the reader sees text."""
+    return f"{chunk.title}\n{chunk.heading}\n{chunk.text}"
+
+
+def _plan(book: ChunkedBook, stored: dict[str, object]) -> _Plan:
+    wanted: dict[str, Chunk] = {}
+    for chunk in book.chunks:
+        # Two identical chunks on one page are one point; the first position wins.
+        wanted.setdefault(point_id(chunk.file, chunk.content_hash), chunk)
+    # A page that failed to parse this time keeps its old chunks rather than vanishing.
+    failed = {file for file, _ in book.problems}
+    new = [(pid, c) for pid, c in wanted.items() if pid not in stored]
+    stale = [
+        pid
+        for pid, s in stored.items()
+        if pid not in wanted and getattr(s, "file", None) not in failed
+    ]
+    moved = {
+        pid: c.position
+        for pid, c in wanted.items()
+        if pid in stored and getattr(stored[pid], "position", c.position) != c.position
+    }
+    return _Plan(new=new, stale=stale, moved=moved, unchanged=len(wanted) - len(new))
+
+
+async def ingest(
+    *,
+    chunked_book: ChunkedBook,
+    store: VectorStore,
+    dense: DenseEmbedder | None,
+    sparse: Bm25Encoder,
+    progress: Progress | None = None,
+    dry_run: bool = False,
+) -> IngestReport:
+    """Bring the collection in line with the book; unchanged chunks cost nothing."""
+    started = time.perf_counter()
+    using = identity_of(dense, sparse)
+    if dry_run:
+        exists = await store.check_identity(using)
+        stored = await store.stored_chunks() if exists else {}
+    else:
+        await store.ensure_collection(using)
+        stored = await store.stored_chunks()
+    plan = _plan(chunked_book, stored)
+    report = IngestReport(
+        files=chunked_book.pages,
+        chunks=len(chunked_book.chunks),
+        embedded=len(plan.new),
+        unchanged=plan.unchanged,
+        deleted=len(plan.stale),
+        problems=list(chunked_book.problems),
+        dry_run=dry_run,
+    )
+    if not dry_run:
+        await _write(plan, store=store, dense=dense, sparse=sparse, progress=progress)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+async def _write(
+    plan: _Plan,
+    *,
+    store: VectorStore,
+    dense: DenseEmbedder | None,
+    sparse: Bm25Encoder,
+    progress: Progress | None,
+) -> None:
+    total = len(plan.new)
+    if progress:
+        progress(0, total)
+    for start in range(0, total, BATCH):
+        batch = plan.new[start : start + BATCH]
+        texts = [embedding_text(c) for _, c in batch]
+        dense_vectors = await dense.embed_documents(texts) if dense else [None] * len(batch)
+        sparse_vectors = sparse.encode_documents(texts)
+        await store.upsert(
+            [
+                NewPoint(
+                    id=pid,
+                    payload={
+                        "file": c.file,
+                        "title": c.title,
+                        "heading": c.heading,
+                        "url": c.url,
+                        "text": c.text,
+                        "content_hash": c.content_hash,
+                        "position": c.position,
+                    },
+                    sparse=sv,
+                    dense=dv,
+                )
+                for (pid, c), sv, dv in zip(batch, sparse_vectors, dense_vectors, strict=True)
+            ]
+        )
+        if progress:
+            progress(start + len(batch), total)
+    # Old chunks go only after their replacements are in, so a reader never finds a hole.
+    await store.delete(plan.stale)
+    if plan.moved:
+        await store.set_position(plan.moved)

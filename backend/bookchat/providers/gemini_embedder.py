@@ -1,0 +1,150 @@
+"""Gemini embeddings through google-genai: batched, task-typed, truncated and re-normalised."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from google import genai
+
+    from bookchat.config import Settings
+
+log = logging.getLogger(__name__)
+
+# batchEmbedContents takes at most 100 requests per call.
+MAX_BATCH = 100
+# gemini-embedding-001 returns unit vectors only at its full size; truncations must be
+# normalised again (Google's embeddings guide, "Controlling embedding size").
+FULL_DIMENSIONS = 3072
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class EmbeddingError(Exception):
+    """The embedding service failed for good; the message names the cause, never the key."""
+
+
+def _normalise(vector: list[float]) -> list[float]:
+    norm = math.sqrt(sum(v * v for v in vector))
+    return [v / norm for v in vector] if norm > 0 else vector
+
+
+class GeminiEmbedder:
+    """DenseEmbedder backed by the Gemini API (RETRIEVAL_DOCUMENT vs RETRIEVAL_QUERY)."""
+
+    def __init__(
+        self,
+        *,
+        client: genai.Client,
+        model: str = "gemini-embedding-001",
+        dimensions: int = 768,
+        batch_size: int = MAX_BATCH,
+        attempts: int = 5,
+        initial_delay: float = 1.0,
+        max_delay: float = 30.0,
+    ) -> None:
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise ValueError(f"batch_size must be between 1 and {MAX_BATCH}")
+        self._client = client
+        self._model = model
+        self._dimensions = dimensions
+        self._batch_size = batch_size
+        self._attempts = max(1, attempts)
+        self._initial_delay = initial_delay
+        self._max_delay = max_delay
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GeminiEmbedder:
+        """The embedder the settings ask for (GEMINI_API_KEY must be set)."""
+        from bookchat.providers.gemini_client import make_genai_client
+
+        return cls(
+            client=make_genai_client(settings),
+            model=settings.gemini_embedding_model,
+            dimensions=settings.embedding_dimensions,
+        )
+
+    @property
+    def name(self) -> str:
+        return f"gemini:{self._model}"
+
+    @property
+    def dimensions(self) -> int:
+        return self._dimensions
+
+    async def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed passages for storage, at most 100 per request."""
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), self._batch_size):
+            batch = texts[start : start + self._batch_size]
+            vectors.extend(await self._embed(batch, "RETRIEVAL_DOCUMENT"))
+        return vectors
+
+    async def embed_query(self, text: str) -> list[float]:
+        """Embed a reader's question."""
+        return (await self._embed([text], "RETRIEVAL_QUERY"))[0]
+
+    async def _embed(self, texts: list[str], task_type: str) -> list[list[float]]:
+        from google.genai import types
+
+        config = types.EmbedContentConfig(
+            task_type=task_type, output_dimensionality=self._dimensions
+        )
+        response = await self._with_retries(
+            lambda: self._client.aio.models.embed_content(
+                model=self._model, contents=texts, config=config
+            )
+        )
+        embeddings = response.embeddings or []
+        if len(embeddings) != len(texts):
+            raise EmbeddingError(
+                f"Gemini returned {len(embeddings)} embeddings for {len(texts)} texts"
+            )
+        vectors = []
+        for embedding in embeddings:
+            values = list(embedding.values or [])
+            if len(values) != self._dimensions:
+                raise EmbeddingError(
+                    f"Gemini returned {len(values)} dimensions, expected {self._dimensions} "
+                    f"(BOOKCHAT_EMBEDDING_DIMENSIONS): does {self._model} support that size?"
+                )
+            vectors.append(_normalise(values) if self._dimensions < FULL_DIMENSIONS else values)
+        return vectors
+
+    async def _with_retries(self, call):  # type: ignore[no-untyped-def]
+        from google.genai import errors
+
+        import httpx
+
+        delay = self._initial_delay
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return await call()
+            except errors.APIError as exc:
+                if exc.code not in RETRYABLE_STATUS or attempt == self._attempts:
+                    raise EmbeddingError(
+                        f"Gemini embeddings failed: HTTP {exc.code} {exc.status or ''} "
+                        f"{(exc.message or '')[:200]}".strip()
+                    ) from exc
+                reason = f"HTTP {exc.code}"
+            except httpx.TransportError as exc:
+                if attempt == self._attempts:
+                    raise EmbeddingError(
+                        f"Gemini embeddings could not be reached: {type(exc).__name__}"
+                    ) from exc
+                reason = type(exc).__name__
+            # Full jitter keeps parallel ingesters from retrying in lockstep.
+            sleep = min(self._max_delay, delay) * (0.5 + random.random() / 2)
+            log.info(
+                "Gemini embeddings: %s, retry %d/%d in %.1fs",
+                reason,
+                attempt,
+                self._attempts - 1,
+                sleep,
+            )
+            await asyncio.sleep(sleep)
+            delay *= 2
+        raise AssertionError("unreachable")

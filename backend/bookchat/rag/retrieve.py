@@ -1,0 +1,250 @@
+"""Hybrid retrieval over the book's collection: what the chat service asks for passages.
+
+Legs by configuration:
+- always a lexical leg (BM25 weights, IDF from Qdrant);
+- a dense leg with Gemini embeddings when they are configured (GEMINI_API_KEY, or
+  BOOKCHAT_EMBEDDER=gemini), else with the offline static embedder when
+  `bookchat.providers.static_embedder` is importable;
+- with two legs, Qdrant fuses them by reciprocal rank (query_points, prefetch, RRF).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bookchat.rag.types import Passage, RetrievalUnavailable
+
+if TYPE_CHECKING:
+    from bookchat.config import Settings
+    from bookchat.ingest.indexer import IngestReport
+    from bookchat.providers.embedding import DenseEmbedder
+    from bookchat.providers.local_sparse import Bm25Encoder
+    from bookchat.stores.vectors import Hit, IndexIdentity, VectorStore
+
+log = logging.getLogger(__name__)
+
+# Candidates each leg hands to the fusion: enough for RRF to agree on a top 5, few enough that
+# local mode stays fast at ten thousand chunks.
+CANDIDATES = 30
+
+
+class ConfigurationError(Exception):
+    """The settings ask for something that cannot work; the message says what to change."""
+
+
+def make_dense_embedder(settings: Settings) -> DenseEmbedder | None:
+    """Gemini when configured, else the offline static model when installed, else None."""
+    if settings.use_gemini_embeddings:
+        if settings.gemini_api_key is None:
+            raise ConfigurationError("BOOKCHAT_EMBEDDER=gemini needs GEMINI_API_KEY")
+        from bookchat.providers.gemini_embedder import GeminiEmbedder
+
+        return GeminiEmbedder.from_settings(settings)
+    try:
+        from bookchat.providers.static_embedder import StaticEmbedder
+    except ModuleNotFoundError as exc:
+        if exc.name != "bookchat.providers.static_embedder":
+            raise
+        return None
+    return StaticEmbedder.load()
+
+
+def make_sparse_encoder() -> Bm25Encoder:
+    """The lexical encoder (always present)."""
+    from bookchat.providers.local_sparse import Bm25Encoder
+
+    return Bm25Encoder()
+
+
+def _cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=False))
+    na = math.sqrt(sum(x * x for x in a))
+    nb = math.sqrt(sum(y * y for y in b))
+    return dot / (na * nb) if na and nb else 0.0
+
+
+def _lexical_similarity(query: list[int], doc: tuple[list[int], list[float]], top: float) -> float:
+    """Share of the question's terms found in the passage, each weighted by its BM25
+    saturation (its weight over the largest a weight can be), in 0..1."""
+    if not query:
+        return 0.0
+    weights = dict(zip(doc[0], doc[1], strict=False))
+    return sum(min(1.0, weights.get(i, 0.0) / top) for i in query) / len(query)
+
+
+class BookRetriever:
+    """Retrieval for the chat service; also reports health and ingests the sample book."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: VectorStore,
+        dense: DenseEmbedder | None,
+        sparse: Bm25Encoder,
+    ) -> None:
+        from bookchat.ingest.indexer import identity_of
+
+        self._settings = settings
+        self._store = store
+        self._dense = dense
+        self._sparse = sparse
+        self._identity: IndexIdentity = identity_of(dense, sparse)
+        self._checked = False  # the collection's identity matched ours
+
+    @property
+    def store(self) -> VectorStore:
+        return self._store
+
+    def describe(self) -> dict[str, Any]:
+        """Which embedders and legs run, for logs and /api/health."""
+        return {
+            "dense": self._dense.name if self._dense else None,
+            "dense_dimensions": self._dense.dimensions if self._dense else None,
+            "sparse": self._sparse.name,
+            "legs": ["bm25", "dense"] if self._dense else ["bm25"],
+            "fusion": "rrf" if self._dense else None,
+        }
+
+    async def _ensure_identity(self) -> bool:
+        """True when the collection exists and was built by our embedders."""
+        if self._checked:
+            return True
+        self._checked = await self._store.check_identity(self._identity)
+        return self._checked
+
+    async def retrieve(self, question: str, k: int = 5) -> list[Passage]:
+        """Ranked passages for a question.
+
+        Order comes from the fusion of the legs. `score` is what a reader can read as
+        similarity in 0..1: the cosine between question and passage when a dense leg runs,
+        otherwise the share of the question's terms the passage contains (BM25-saturated).
+        """
+        from bookchat.stores.vectors import EmbedderMismatch, VectorStoreError
+
+        try:
+            if not await self._ensure_identity():
+                return []
+            query_sparse = self._sparse.encode_query(question)
+            query_dense = await self._embed_query(question)
+            hits = await self._store.search(
+                sparse=query_sparse,
+                dense=query_dense,
+                limit=k,
+                candidates=max(CANDIDATES, k * 3),
+            )
+        except EmbedderMismatch as exc:
+            log.error("%s", exc)
+            raise RetrievalUnavailable(
+                f"The book's search index does not match this server's embedder: {exc}"
+            ) from exc
+        except VectorStoreError as exc:
+            raise RetrievalUnavailable(f"The book's search index is unavailable: {exc}") from exc
+        top = self._sparse.saturation_max()
+        return [self._passage(hit, query_dense, query_sparse.indices, top) for hit in hits]
+
+    async def _embed_query(self, question: str) -> list[float] | None:
+        if self._dense is None:
+            return None
+        try:
+            return await self._dense.embed_query(question)
+        except Exception as exc:
+            # Whatever the backend raised (HTTP error, time-out), the reader gets one sentence.
+            log.warning("query embedding failed: %s", exc)
+            raise RetrievalUnavailable(
+                f"The question could not be embedded ({self._dense.name}): {exc}"
+            ) from exc
+
+    @staticmethod
+    def _passage(
+        hit: Hit, dense: list[float] | None, query_terms: list[int], top: float
+    ) -> Passage:
+        p = hit.payload
+        if dense is not None and hit.dense is not None:
+            score = max(0.0, min(1.0, _cosine(dense, hit.dense)))
+        elif hit.sparse is not None:
+            score = _lexical_similarity(query_terms, hit.sparse, top)
+        else:
+            score = 0.0
+        return Passage(
+            file=str(p.get("file", "")),
+            title=str(p.get("title", "")),
+            heading=str(p.get("heading", "")),
+            url=str(p.get("url", "")),
+            text=str(p.get("text", "")),
+            score=round(score, 4),
+        )
+
+    async def ensure_sample_book(self) -> IngestReport | None:
+        """Ingest the bundled sample book into an empty embedded collection; else do nothing.
+
+        Never writes into a configured Qdrant server (QDRANT_URL set).
+        """
+        if not self._store.embedded or not self._settings.sample_book:
+            return None
+        if await self._store.count(exact=True) > 0:
+            return None
+        from bookchat.sample_book import sample_book_path
+
+        report = await self.ingest_path(sample_book_path())
+        log.info("sample book ingested: %s", report.summary())
+        return report
+
+    async def ingest_path(
+        self, docs_dir: Path, *, dry_run: bool = False, **site: str | None
+    ) -> IngestReport:
+        """Chunk a docs folder and ingest it with this retriever's embedders."""
+        from bookchat.ingest.chunker import chunk_book
+        from bookchat.ingest.indexer import ingest
+        from bookchat.ingest.siteconfig import read_site_config
+
+        book = chunk_book(docs_dir, read_site_config(docs_dir, **site))
+        report = await ingest(
+            chunked_book=book,
+            store=self._store,
+            dense=self._dense,
+            sparse=self._sparse,
+            dry_run=dry_run,
+        )
+        self._checked = False
+        return report
+
+    async def check(self, timeout: float = 2.0) -> dict[str, Any]:
+        """Health for /api/health: cheap, bounded, reader-facing detail when down."""
+        from bookchat.stores.vectors import VectorStoreError
+
+        loc = self._store.location
+        result: dict[str, Any] = {
+            "backend": loc.backend,
+            "url": loc.url,
+            "collection": self._store.collection,
+            "embedder": {"dense": self._identity.dense, "sparse": self._identity.sparse},
+        }
+        try:
+            await self._ensure_identity()
+            points = await self._store.count(exact=False, timeout=timeout)
+        except VectorStoreError as exc:
+            result.update(status="down", points=None, detail=str(exc))
+            return result
+        result.update(status="ok" if points else "empty", points=points)
+        return result
+
+    async def aclose(self) -> None:
+        """Close the Qdrant client (releases the embedded folder's lock)."""
+        await self._store.close()
+
+
+async def open_retriever(settings: Settings, *, timeout: float = 3.0) -> BookRetriever:
+    """Open the collection and the embedders; never ingests and never waits on the network.
+
+    Raises StoreUnavailable when the embedded folder is locked by another process, and
+    ConfigurationError when the settings ask for an embedder that cannot work.
+    """
+    from bookchat.stores.vectors import VectorStore
+
+    dense = make_dense_embedder(settings)
+    store = VectorStore.open(settings, timeout=timeout)
+    return BookRetriever(settings=settings, store=store, dense=dense, sparse=make_sparse_encoder())
