@@ -115,9 +115,8 @@ class GeminiEmbedder:
         return vectors
 
     async def _with_retries(self, call):  # type: ignore[no-untyped-def]
-        from google.genai import errors
-
         import httpx
+        from google.genai import errors
 
         delay = self._initial_delay
         for attempt in range(1, self._attempts + 1):

@@ -31,7 +31,7 @@ STOPWORDS = frozenset(
     ourselves out over own same she should so some such than that the their theirs them
     themselves then there these they this those through to too under until up very was we were
     what when where which while who whom why will with would you your yours yourself yourselves
-    s t d ll m re ve y""".split()
+    s t d ll m re ve y""".split()  # noqa: SIM905 - a word list reads better as prose
 )
 
 

@@ -205,9 +205,8 @@ class VectorStore:
 
     async def _call(self, make: Callable[[], Awaitable[T]], *, timeout: float | None = None) -> T:
         """Run one client call with a bounded time and errors that name host and cause."""
-        from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
-
         import httpx
+        from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
         limit = timeout if timeout is not None else self._timeout
         where = f"Qdrant at {self.location.host_port}"
