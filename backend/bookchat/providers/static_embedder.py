@@ -1,0 +1,105 @@
+"""Offline dense embedder: a static token table distilled from all-MiniLM-L6-v2, shipped in the package.
+
+A text's vector is the L2-normalised mean of its tokens' rows, so embedding needs only numpy
+and tokenizers: no network, no model download, no torch. How the table was made:
+static_model/README.md and backend/tools/distill_static_model.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+MODEL_DIR = Path(__file__).with_name("static_model")
+# Longer inputs are cut: a mean over 512 word pieces is already stable, and the cut bounds the
+# cost of a pathological chunk. Characters are cut first so the tokenizer never sees megabytes.
+MAX_TOKENS = 512
+MAX_CHARS = MAX_TOKENS * 12
+# Batches up to this size are embedded inline (well under a millisecond); larger ones in a thread
+# so a big ingest batch does not stall the event loop.
+INLINE_BATCH = 8
+
+
+class StaticEmbedder:
+    """DenseEmbedder over a static token-embedding table; documents and queries embed alike."""
+
+    def __init__(self, *, tokenizer: Tokenizer, table: np.ndarray, fingerprint: str) -> None:
+        self._tokenizer = tokenizer
+        self._table = table
+        self._name = f"local:minilm-static-{table.shape[1]}-{fingerprint[:12]}"
+
+    @classmethod
+    def load(cls) -> StaticEmbedder:
+        """The embedder over the model files shipped in the package, loaded once per process."""
+        return _load_shipped()
+
+    @classmethod
+    def from_directory(cls, directory: Path) -> StaticEmbedder:
+        """Load tokenizer.json and embeddings.npz from `directory` (used by load and the tools)."""
+        tokenizer_bytes = (directory / "tokenizer.json").read_bytes()
+        table_bytes = (directory / "embeddings.npz").read_bytes()
+        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+        # The name must change whenever the files do, so a collection built with other vectors
+        # is recognised as stale rather than silently queried with incompatible ones.
+        fingerprint = hashlib.sha256(tokenizer_bytes + table_bytes).hexdigest()
+        tokenizer = Tokenizer.from_str(tokenizer_bytes.decode("utf-8"))
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(MAX_TOKENS)
+        with np.load(directory / "embeddings.npz", allow_pickle=False) as arrays:
+            table = arrays["values"].astype(np.float32) * arrays["scales"][:, None]
+        if table.shape != (tokenizer.get_vocab_size(), config["dimensions"]):
+            raise ValueError(f"{directory}: table shape {table.shape} does not match its config")
+        return cls(tokenizer=tokenizer, table=table, fingerprint=fingerprint)
+
+    @property
+    def name(self) -> str:
+        """Identity including a fingerprint of the model files, e.g. local:minilm-static-256-…."""
+        return self._name
+
+    @property
+    def dimensions(self) -> int:
+        """Length of every vector."""
+        return int(self._table.shape[1])
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Embed texts synchronously: one unit-length float32 row each (zeros for no known token)."""
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        if not texts:
+            return out
+        # Special tokens are not added, and their rows (like [UNK]'s) are zero, so they add nothing.
+        encodings = self._tokenizer.encode_batch(
+            [text[:MAX_CHARS] for text in texts], add_special_tokens=False
+        )
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
+        nonempty = np.flatnonzero(lengths)
+        if nonempty.size == 0:
+            return out
+        ids = np.concatenate([encodings[i].ids for i in nonempty]).astype(np.int64)
+        starts = np.concatenate(([0], np.cumsum(lengths[nonempty])[:-1]))
+        sums = np.add.reduceat(self._table[ids], starts, axis=0)
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        # Normalising the sum equals normalising the mean; an all-unknown text stays a zero vector,
+        # which matches nothing rather than producing NaN.
+        out[nonempty] = np.divide(sums, norms, out=np.zeros_like(sums), where=norms > 0)
+        return out
+
+    async def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed passages; big batches run in a worker thread."""
+        if len(texts) <= INLINE_BATCH:
+            return self.encode(texts).tolist()
+        return (await asyncio.to_thread(self.encode, texts)).tolist()
+
+    async def embed_query(self, text: str) -> list[float]:
+        """Embed one question."""
+        return self.encode([text])[0].tolist()
+
+
+@functools.cache
+def _load_shipped() -> StaticEmbedder:
+    return StaticEmbedder.from_directory(MODEL_DIR)
