@@ -1,6 +1,8 @@
-"""`python -m bookchat` is the same as the `bookchat` command."""
+"""`python -m bookchat` starts the server (like `bookchat serve`); with arguments it is the CLI."""
+
+import sys
 
 from bookchat.cli import main
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:] or ["serve"])

@@ -1,0 +1,108 @@
+"""POST /api/chat: a question in, the cited answer out as Server-Sent Events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import aclosing
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends
+from fastapi.sse import EventSourceResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bookchat.api.deps import AnswererDep, RetrieverDep, SessionmakerDep
+from bookchat.api.errors import ApiError
+from bookchat.rag.chat import (
+    ChatTurn,
+    ConversationNotFound,
+    StoreUnavailable,
+    begin_turn,
+    stream_turn,
+)
+
+router = APIRouter(tags=["chat"])
+
+MAX_MESSAGE_CHARS = 2000
+# A highlighted passage can be long, but the whole body is capped at 64 KiB anyway.
+MAX_CONTEXT_CHARS = 20_000
+
+
+class ChatRequest(BaseModel):
+    """What the widget sends: a message, the mode, the highlighted text, the conversation."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    mode: Literal["general", "selection"] = "general"
+    context: str | None = Field(default=None, max_length=MAX_CONTEXT_CHARS)
+    conversation_id: uuid.UUID | None = None
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must contain some text, not only spaces")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _selection_needs_context(self) -> ChatRequest:
+        if self.mode == "selection" and not (self.context and self.context.strip()):
+            raise ValueError(
+                'context is required when mode is "selection": send the highlighted text'
+            )
+        return self
+
+
+async def open_turn(body: ChatRequest, sessionmaker: SessionmakerDep) -> AsyncIterator[ChatTurn]:
+    """Store the question before the stream starts, so store errors are plain HTTP errors."""
+    try:
+        turn = await begin_turn(
+            sessionmaker=sessionmaker,
+            conversation_id=body.conversation_id,
+            message=body.message,
+            mode=body.mode,
+            context=body.context,
+        )
+    except ConversationNotFound:
+        raise ApiError(
+            404,
+            "conversation_not_found",
+            f"no conversation has id {body.conversation_id}; "
+            "omit conversation_id to start a new conversation",
+        ) from None
+    except StoreUnavailable:
+        raise ApiError(
+            503,
+            "database_unavailable",
+            "the conversation store cannot be reached; nothing was stored, please retry",
+            headers={"Retry-After": "5"},
+        ) from None
+    try:
+        yield turn
+    finally:
+        # Runs after the response has ended, whatever ended it: a safety net for an answer
+        # cut short before the stream could store it itself.
+        await turn.close()
+
+
+TurnDep = Annotated[ChatTurn, Depends(open_turn)]
+
+
+@router.post(
+    "/api/chat",
+    response_class=EventSourceResponse,
+    responses={
+        200: {"description": "metadata, token…, then done (with sources) or error events"},
+        404: {"description": "conversation_id names no conversation"},
+        422: {"description": "the body is out of range; `detail` says which field and why"},
+        503: {"description": "starting, or the conversation store is unreachable"},
+    },
+)
+async def chat(
+    turn: TurnDep, retriever: RetrieverDep, answerer: AnswererDep
+) -> AsyncIterable[dict[str, Any]]:
+    """Answer a question about the book as a stream of JSON events, one per `data:` line."""
+    async with aclosing(stream_turn(turn, retriever=retriever, answerer=answerer)) as events:
+        async for event in events:
+            yield event

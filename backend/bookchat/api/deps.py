@@ -1,0 +1,95 @@
+"""Typed dependencies: the lifespan's clients, handed to routes through request.state."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, Request
+
+from bookchat.api.errors import ApiError
+from bookchat.config import Settings
+from bookchat.runtime import Runtime
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+# Seconds a client is told to wait while start-up work (tables, sample book) is running.
+RETRY_AFTER_STARTING = "2"
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The app's Runtime, placed in request.state by the lifespan."""
+    return request.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_settings(runtime: RuntimeDep) -> Settings:
+    """The app's settings."""
+    return runtime.settings
+
+
+def get_ready_runtime(runtime: RuntimeDep) -> Runtime:
+    """The Runtime once start-up work is done; a 503 the client can retry until then."""
+    if runtime.phase == "starting":
+        raise ApiError(
+            503,
+            "starting",
+            f"bookchat is starting ({runtime.step}); retry in a moment",
+            headers={"Retry-After": RETRY_AFTER_STARTING},
+        )
+    if runtime.phase == "failed":
+        raise ApiError(
+            503,
+            "unavailable",
+            f"bookchat is not ready: {runtime.error}; it keeps retrying",
+            headers={"Retry-After": "10"},
+        )
+    return runtime
+
+
+ReadyRuntimeDep = Annotated[Runtime, Depends(get_ready_runtime)]
+
+
+def get_sessionmaker(runtime: ReadyRuntimeDep) -> async_sessionmaker[AsyncSession]:
+    """The conversation store's session factory (for short sessions around a stream)."""
+    assert runtime.sessionmaker is not None
+    return runtime.sessionmaker
+
+
+async def get_session(runtime: ReadyRuntimeDep) -> AsyncIterator[AsyncSession]:
+    """A session for one request that does not stream."""
+    assert runtime.sessionmaker is not None
+    async with runtime.sessionmaker() as session:
+        yield session
+
+
+def get_retriever(runtime: ReadyRuntimeDep) -> Any:
+    """The book retriever."""
+    return runtime.retriever
+
+
+def get_answerer(runtime: ReadyRuntimeDep) -> Any:
+    """The answerer (Gemini or offline)."""
+    return runtime.answerer
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+if TYPE_CHECKING:
+    from bookchat.providers.answerer import Answerer
+    from bookchat.rag.retrieve import BookRetriever
+
+    SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
+    SessionDep = Annotated[AsyncSession, Depends(get_session)]
+    RetrieverDep = Annotated[BookRetriever, Depends(get_retriever)]
+    AnswererDep = Annotated[Answerer, Depends(get_answerer)]
+else:
+    # At run time FastAPI evaluates these annotations; Any keeps SQLAlchemy and the SDKs out
+    # of the import path of /api/health (a quarter of a second each at start-up).
+    SessionmakerDep = Annotated[Any, Depends(get_sessionmaker)]
+    SessionDep = Annotated[Any, Depends(get_session)]
+    RetrieverDep = Annotated[Any, Depends(get_retriever)]
+    AnswererDep = Annotated[Any, Depends(get_answerer)]

@@ -1,0 +1,141 @@
+"""Every error as JSON a reader can act on: `{"detail": str, "code": str}`; never a trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+
+_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    503: "unavailable",
+}
+
+
+class ApiError(StarletteHTTPException):
+    """An HTTP error with a machine-readable code next to the reader's message."""
+
+    def __init__(
+        self, status_code: int, code: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(status_code=status_code, detail=detail, headers=headers)
+        self.code = code
+
+
+def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
+    """The JSON shape of every error response."""
+    return {"detail": detail, "code": code, **extra}
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    # ("body", "message") -> "message"; ("path", "conversation_id") -> "conversation_id"
+    parts = [str(p) for p in loc if p not in {"body", "path", "query", "header"}]
+    return ".".join(parts)
+
+
+def _explain(error: dict[str, Any]) -> str:
+    kind = error.get("type", "")
+    field = _field(error.get("loc", ()))
+    if kind == "json_invalid":
+        position = error.get("loc", ("body", "?"))[-1]
+        reason = (error.get("ctx") or {}).get("error", "invalid JSON")
+        return f"the request body is not valid JSON ({reason} at character {position})"
+    if kind == "missing" and not field:
+        return 'the request body is empty: send a JSON object such as {"message": "…"}'
+    if kind in {"model_attributes_type", "dict_type"} and not field:
+        return (
+            "the request body must be a JSON object with Content-Type: application/json, "
+            'such as {"message": "…"}'
+        )
+    if kind == "uuid_parsing" or kind == "uuid_type":
+        return f"{field} must be a UUID such as 123e4567-e89b-12d3-a456-426614174000"
+    message = str(error.get("msg", "is invalid"))
+    # Pydantic prefixes custom validator messages with "Value error, ".
+    message = message.removeprefix("Value error, ")
+    if kind == "missing":
+        message = "is required"
+    elif kind == "literal_error":
+        message = f"must be one of {(error.get('ctx') or {}).get('expected', '')}".rstrip()
+    else:
+        message = message[:1].lower() + message[1:]
+    return f"{field}: {message}" if field else message
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    explained = [_explain(e) for e in errors]
+    invalid_json = any(e.get("type") == "json_invalid" for e in errors)
+    status, code = (400, "invalid_json") if invalid_json else (422, "invalid_request")
+    fields = [
+        {"field": _field(e.get("loc", ())), "message": m}
+        for e, m in zip(errors, explained, strict=True)
+    ]
+    detail = "; ".join(dict.fromkeys(explained))
+    return JSONResponse(error_body(code, detail, errors=fields), status_code=status)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = getattr(exc, "code", None) or _CODES.get(exc.status_code, "error")
+    detail = exc.detail
+    if exc.status_code == 413:
+        detail = f"the request body is larger than the {MAX_BODY_BYTES // 1024} KiB limit"
+    elif exc.status_code == 404 and detail == "Not Found":
+        detail = f"there is nothing at {request.url.path}"
+    elif exc.status_code == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}"
+    return JSONResponse(
+        error_body(code, str(detail)), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the JSON handlers for validation and HTTP errors."""
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+
+
+class UnhandledErrorMiddleware:
+    """Turn an exception escaping a route into a generic JSON 500; the trace goes to the log."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        response_started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracked)
+        except Exception:
+            log.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            if response_started:
+                # Too late for a status code; ending the response is all that is left.
+                return
+            response = JSONResponse(
+                error_body("internal_error", "something went wrong on our side; please retry"),
+                status_code=500,
+            )
+            await response(scope, receive, send)

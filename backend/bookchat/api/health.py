@@ -1,0 +1,150 @@
+"""GET /api/health: cheap, bounded, concurrent checks of every dependency; never a secret."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from bookchat.api.deps import RuntimeDep
+from bookchat.runtime import Runtime, explain, scrub
+
+router = APIRouter(tags=["health"])
+
+CHECK_TIMEOUT_SECONDS = 2.0
+# A dependency the chat cannot work without makes the service unhealthy; the others degrade it.
+REQUIRED = ("database", "vector_store", "embedder")
+_UP = {"up", "ok", "healthy", "ready"}
+
+
+def _database_target(runtime: Runtime) -> dict[str, Any]:
+    url = runtime.settings.sqlalchemy_url
+    if url.startswith("sqlite"):
+        return {"backend": "sqlite"}
+    parts = urlsplit(url)
+    # Host, port and database name only: never the user, password or query string.
+    return {
+        "backend": "postgresql",
+        "host": parts.hostname,
+        "port": parts.port or 5432,
+        "database": parts.path.lstrip("/"),
+    }
+
+
+async def _bounded(
+    runtime: Runtime, check: Callable[[], Awaitable[dict[str, Any]]] | None, base: dict[str, Any]
+) -> dict[str, Any]:
+    if check is None:
+        return {**base, "status": "starting"}
+    try:
+        # The check's own timeout is the contract; this one is the guarantee.
+        result = dict(await asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS + 1.0))
+    except TimeoutError:
+        result = {"status": "down", "error": f"no answer within {CHECK_TIMEOUT_SECONDS:.0f} s"}
+    except Exception as exc:
+        result = {"status": "down", "error": explain(exc, runtime.settings)}
+    status = str(result.pop("status", "down")).lower()
+    result = {**base, **result, "status": "up" if status in _UP else "down"}
+    return result
+
+
+async def _services(runtime: Runtime) -> dict[str, dict[str, Any]]:
+    from_describe: dict[str, Any] = {}
+    if runtime.retriever is not None:
+        from_describe = dict(runtime.retriever.describe())
+
+    async def database() -> dict[str, Any]:
+        from bookchat.stores.conversations import ping
+
+        assert runtime.engine is not None
+        return await ping(runtime.engine, timeout=CHECK_TIMEOUT_SECONDS)
+
+    async def vector_store() -> dict[str, Any]:
+        assert runtime.retriever is not None
+        return await runtime.retriever.check(timeout=CHECK_TIMEOUT_SECONDS)
+
+    async def llm() -> dict[str, Any]:
+        assert runtime.answerer is not None
+        return await runtime.answerer.check(timeout=CHECK_TIMEOUT_SECONDS)
+
+    checks = {
+        "database": _bounded(
+            runtime, database if runtime.engine is not None else None, _database_target(runtime)
+        ),
+        "vector_store": _bounded(
+            runtime,
+            vector_store if runtime.retriever is not None else None,
+            dict(from_describe.get("vector_store") or {}),
+        ),
+        "llm": _bounded(
+            runtime, llm if runtime.answerer is not None else None, runtime.describe_llm()
+        ),
+    }
+    results = dict(zip(checks, await asyncio.gather(*checks.values()), strict=True))
+    results["embedder"] = _embedder(runtime, from_describe, results["vector_store"])
+    return results
+
+
+def _embedder(
+    runtime: Runtime, described: dict[str, Any], vector_store: dict[str, Any]
+) -> dict[str, Any]:
+    info = dict(described.get("embedder") or {})
+    if runtime.retriever is None:
+        return {**info, "status": "starting"}
+    # The retriever's check covers its query embedder; report that part separately.
+    embedder_check = vector_store.pop("embedder", None)
+    if isinstance(embedder_check, dict):
+        info.update(embedder_check)
+    status = str(info.pop("status", "up")).lower()
+    return {**info, "status": "up" if status in _UP else "down"}
+
+
+def _overall(runtime: Runtime, services: dict[str, dict[str, Any]]) -> str:
+    if runtime.phase == "starting":
+        return "starting"
+    if runtime.phase == "failed":
+        return "unhealthy"
+    if any(services[name]["status"] != "up" for name in REQUIRED):
+        return "unhealthy"
+    if any(service["status"] != "up" for service in services.values()):
+        return "degraded"
+    return "healthy"
+
+
+@router.get(
+    "/api/health",
+    responses={503: {"description": "starting, degraded or unhealthy; `services` says why"}},
+)
+async def health(runtime: RuntimeDep) -> JSONResponse:
+    """Whether bookchat can answer now, and the state of each dependency."""
+    services = await _services(runtime)
+    status = _overall(runtime, services)
+    body: dict[str, Any] = {
+        "status": status,
+        "services": services,
+        "timestamp": datetime.now(UTC).isoformat(),
+        "startup": {
+            "phase": runtime.phase,
+            "step": runtime.step,
+            "attempts": runtime.attempts,
+            "error": runtime.error,
+        },
+    }
+    # Belt and braces: whatever a check reported, no configured secret leaves the process.
+    body = _scrubbed(body, runtime)
+    return JSONResponse(body, status_code=200 if status == "healthy" else 503)
+
+
+def _scrubbed(value: Any, runtime: Runtime) -> Any:
+    if isinstance(value, str):
+        return scrub(value, runtime.settings)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, runtime) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v, runtime) for v in value]
+    return value

@@ -1,0 +1,75 @@
+"""create_app(settings): the one way to build the bookchat HTTP service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from bookchat import __version__
+from bookchat.api import chat, conversations, health
+from bookchat.api.errors import MAX_BODY_BYTES, UnhandledErrorMiddleware, install_error_handlers
+from bookchat.config import Settings
+from bookchat.logs import AccessLogMiddleware
+from bookchat.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def _lifespan(settings: Settings):
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Runtime]]:
+        runtime = Runtime(settings=settings)
+        app.state.runtime = runtime  # for tests and tools that hold the app, not a request
+        # Start-up work runs in the background so /api/health answers "starting" at once.
+        startup = asyncio.create_task(runtime.start(), name="bookchat-startup")
+        try:
+            yield {"runtime": runtime}
+        finally:
+            startup.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await startup
+            await runtime.aclose()
+
+    return lifespan
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """A configured bookchat app; its lifespan opens the clients and readies the data."""
+    app = FastAPI(
+        title="bookchat",
+        version=__version__,
+        summary="Cited answers about a Docusaurus book, streamed over Server-Sent Events.",
+        lifespan=_lifespan(settings),
+        max_body_size=MAX_BODY_BYTES,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(chat.router)
+    app.include_router(conversations.router)
+    try:
+        page = importlib.import_module("bookchat.api.page")
+    except ModuleNotFoundError as exc:  # the page ships separately; the API works without it
+        if exc.name != "bookchat.api.page":
+            raise
+    else:
+        app.include_router(page.router)
+
+    # Innermost first: errors become JSON inside CORS, so a browser can read a 500 too.
+    app.add_middleware(UnhandledErrorMiddleware)
+    if settings.allowed_origins:
+        # Exactly the configured origins; with none configured no CORS header is ever sent.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type"],
+            max_age=600,
+        )
+    app.add_middleware(AccessLogMiddleware)
+    return app

@@ -1,0 +1,64 @@
+"""Logging setup and the one-line-per-request access log."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+access_log = logging.getLogger("bookchat.access")
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str) -> None:
+    """Send bookchat's logs to stderr at LOG_LEVEL; quiet the chatty libraries."""
+    root = logging.getLogger()
+    # Idempotent: tests and `serve` may both call this; one handler, never two.
+    for handler in list(root.handlers):
+        if getattr(handler, "_bookchat", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(_FORMAT))
+    handler._bookchat = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    # Their INFO lines repeat request URLs (with keys in query strings for some SDKs) or
+    # duplicate our access log; WARNING and above still come through.
+    for name in ("httpx", "httpcore", "google_genai", "uvicorn.access", "urllib3"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+
+
+class AccessLogMiddleware:
+    """Log method, path, status and latency once per request, when the response has ended."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+        first_byte: float | None = None
+
+        async def send_logged(message: Message) -> None:
+            nonlocal status, first_byte
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                first_byte = time.perf_counter()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_logged)
+        finally:
+            total_ms = (time.perf_counter() - started) * 1000
+            # The path only, never the query string: that is where callers put secrets.
+            line = f"{scope['method']} {scope['path']} {status or '-'} {total_ms:.1f}ms"
+            if first_byte is not None and scope["path"] == "/api/chat":
+                # For a stream the total is the whole answer; the time to headers matters too.
+                line += f" (headers after {(first_byte - started) * 1000:.1f}ms)"
+            access_log.info(line)

@@ -1,0 +1,247 @@
+"""One chat turn: store the question, retrieve, stream the answer, store the answer.
+
+No database session is held while tokens stream: the question is stored in a short session
+before the stream starts and the answer in another one after it ends (or is cut short).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+
+from bookchat.rag.types import Passage, RetrievalUnavailable
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from bookchat.providers.answerer import Answerer
+    from bookchat.rag.retrieve import BookRetriever
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["general", "selection"]
+Status = Literal["complete", "partial", "failed"]
+
+HISTORY_MESSAGES = 6  # the last three exchanges give the model (and the query) their context
+PASSAGES_PER_ANSWER = 5
+SAVE_TIMEOUT_SECONDS = 10.0  # a save after a disconnect may not hold shutdown for longer
+SELECTION_IN_QUERY_CHARS = 500  # the start of the highlighted text sharpens retrieval
+
+
+class ConversationNotFound(Exception):
+    """The conversation_id names no stored conversation."""
+
+
+class StoreUnavailable(Exception):
+    """The conversation store could not be reached; nothing was stored."""
+
+
+def source_of(passage: Passage) -> dict[str, Any]:
+    """A passage as the widget's source entry (the n-th entry is citation [n])."""
+    return {
+        "file": passage.file,
+        "heading": passage.heading,
+        "similarity": round(float(passage.score), 4),
+        "url": passage.url,
+        "title": passage.title,
+    }
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (SQLAlchemyError, OSError, TimeoutError)
+
+
+@dataclass
+class ChatTurn:
+    """A question stored and waiting for its answer; finish() stores the answer exactly once."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    conversation_id: uuid.UUID
+    message: str
+    mode: Mode
+    context: str | None
+    history: list[Any]
+    user_message_id: Any = None
+    streamed: list[str] = field(default_factory=list)
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    status: Status | None = None  # set once the answer is stored (or its save was attempted)
+
+    @property
+    def answer(self) -> str:
+        return "".join(self.streamed)
+
+    async def finish(self, status: Status) -> bool:
+        """Store the assistant message once, shielded from cancellation; False if it failed."""
+        if self.status is not None:
+            return True
+        self.status = status  # claimed before any await, so a concurrent close() does nothing
+        from bookchat.stores.conversations import add_message
+
+        # A reader who closed the tab cancels this task; the save must still happen.
+        with anyio.move_on_after(SAVE_TIMEOUT_SECONDS, shield=True) as scope:
+            try:
+                async with self.sessionmaker() as session:
+                    await add_message(
+                        session=session,
+                        conversation_id=self.conversation_id,
+                        role="assistant",
+                        content=self.answer,
+                        sources=self.sources,
+                        status=status,
+                    )
+                    await session.commit()
+            except Exception as exc:
+                log.warning(
+                    "could not store the %s answer of conversation %s: %s",
+                    status,
+                    self.conversation_id,
+                    type(exc).__name__,
+                )
+                return False
+        if scope.cancelled_caught:
+            log.warning("storing the answer of conversation %s timed out", self.conversation_id)
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Store what was streamed as partial if the stream ended without storing anything."""
+        if self.status is None:
+            await self.finish("partial")
+
+
+async def begin_turn(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    conversation_id: uuid.UUID | None,
+    message: str,
+    mode: Mode,
+    context: str | None,
+) -> ChatTurn:
+    """Load recent history and store the question in one short session; nothing streams yet."""
+    from bookchat.stores import conversations as store
+
+    try:
+        async with sessionmaker() as session:
+            history: list[Any] = []
+            if conversation_id is not None:
+                if not await store.conversation_exists(
+                    session=session, conversation_id=conversation_id
+                ):
+                    raise ConversationNotFound(str(conversation_id))
+                history = list(
+                    await store.recent_turns(
+                        session=session, conversation_id=conversation_id, limit=HISTORY_MESSAGES
+                    )
+                )
+            started = await store.start_turn(
+                session=session, conversation_id=conversation_id, user_text=message
+            )
+            await session.commit()
+    except ConversationNotFound:
+        raise
+    except _store_errors() as exc:
+        raise StoreUnavailable(type(exc).__name__) from exc
+    conversation, user_message_id = _unpack_started(started)
+    return ChatTurn(
+        sessionmaker=sessionmaker,
+        conversation_id=conversation,
+        message=message,
+        mode=mode,
+        context=context,
+        history=history,
+        user_message_id=user_message_id,
+    )
+
+
+def _unpack_started(started: Any) -> tuple[uuid.UUID, Any]:
+    # start_turn returns the stored user message (with its conversation_id) or the id pair.
+    if isinstance(started, tuple):
+        return started[0], started[1]
+    return started.conversation_id, getattr(started, "id", None)
+
+
+def retrieval_query(turn: ChatTurn) -> str:
+    """The question as a standalone search query, with the start of any highlighted text."""
+    from bookchat.rag.prompt import standalone_query
+
+    query = standalone_query(turn.message, turn.history)
+    if turn.mode == "selection" and turn.context:
+        query = f"{query}\n{turn.context[:SELECTION_IN_QUERY_CHARS]}"
+    return query
+
+
+async def stream_turn(
+    turn: ChatTurn, *, retriever: BookRetriever, answerer: Answerer
+) -> AsyncIterator[dict[str, Any]]:
+    """The turn's events: metadata, tokens, then done or error (stored before the last event)."""
+    from bookchat.providers.answerer import AnswerError, AnswerRequest
+
+    metadata: dict[str, Any] = {
+        "type": "metadata",
+        "conversation_id": str(turn.conversation_id),
+        "mode": turn.mode,
+        "answerer": dict(answerer.describe()),
+    }
+    if turn.user_message_id is not None:
+        metadata["user_message_id"] = str(turn.user_message_id)
+    try:
+        yield metadata
+        try:
+            passages = await retriever.retrieve(retrieval_query(turn), k=PASSAGES_PER_ANSWER)
+        except RetrievalUnavailable as exc:
+            await turn.finish("failed")
+            yield _error("retrieval_unavailable", str(exc) or "the book's index is unavailable")
+            return
+        except Exception:
+            log.exception("retrieval failed in conversation %s", turn.conversation_id)
+            await turn.finish("failed")
+            yield _error("retrieval_failed", "searching the book failed; please retry")
+            return
+        turn.sources = [source_of(p) for p in passages]
+        request = AnswerRequest(
+            question=turn.message,
+            mode=turn.mode,
+            selection=turn.context,
+            passages=passages,
+            history=turn.history,
+        )
+        try:
+            async with contextlib.aclosing(answerer.stream(request)) as deltas:
+                async for delta in deltas:
+                    if delta:
+                        turn.streamed.append(delta)
+                        yield {"type": "token", "content": delta}
+        except AnswerError as exc:
+            await turn.finish("partial" if turn.streamed else "failed")
+            yield _error(exc.code, exc.message)
+            return
+        except Exception:
+            log.exception("the answerer failed in conversation %s", turn.conversation_id)
+            await turn.finish("partial" if turn.streamed else "failed")
+            yield _error("answer_failed", "the answer could not be completed; please retry")
+            return
+        saved = await turn.finish("complete")
+        done: dict[str, Any] = {"type": "done", "sources": turn.sources}
+        if not saved:
+            done["saved"] = False
+        yield done
+    except (asyncio.CancelledError, GeneratorExit):
+        # The reader went away mid-answer: keep what they were shown.
+        await turn.close()
+        raise
+    finally:
+        if turn.status is None:
+            await turn.close()
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message}

@@ -1,0 +1,163 @@
+"""The long-lived clients of one app, and the start-up work that readies them in the background."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+from bookchat.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+    from bookchat.providers.answerer import Answerer
+    from bookchat.rag.retrieve import BookRetriever
+
+log = logging.getLogger(__name__)
+
+Phase = Literal["starting", "ready", "failed"]
+# Retry failed start-up work after 1, 2, 4 … seconds, at most this long apart.
+MAX_BACKOFF_SECONDS = 60.0
+
+_CREDENTIALS_IN_URL = re.compile(r"(://[^/\s:@]+):[^@\s/]+@")
+_KEY_IN_QUERY = re.compile(r"((?:key|api_key|password|token)=)[^&\s]+", re.IGNORECASE)
+
+
+def scrub(text: str, settings: Settings) -> str:
+    """The text with every configured secret and URL password replaced by ***."""
+    secrets = [settings.gemini_api_key, settings.qdrant_api_key]
+    values = [s.get_secret_value() for s in secrets if s is not None]
+    if settings.database_url:
+        password = urlsplit(settings.database_url).password
+        if password:
+            values.append(password)
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) >= 3:
+            text = text.replace(value, "***")
+    text = _CREDENTIALS_IN_URL.sub(r"\1:***@", text)
+    return _KEY_IN_QUERY.sub(r"\1***", text)
+
+
+def explain(exc: BaseException, settings: Settings) -> str:
+    """One line for a reader of /api/health or the log: the error's first line, secrets removed."""
+    first = (str(exc).strip().splitlines() or [""])[0].strip()
+    message = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return scrub(message, settings)[:300]
+
+
+def make_answerer(settings: Settings) -> Answerer:
+    """Gemini when GEMINI_API_KEY is set, the offline answerer otherwise."""
+    if settings.gemini_api_key is not None:
+        from bookchat.providers.gemini_client import make_genai_client
+        from bookchat.providers.gemini_llm import GeminiAnswerer
+
+        return GeminiAnswerer(
+            make_genai_client(settings),
+            model=settings.gemini_model,
+            timeout=settings.gemini_timeout,
+        )
+    from bookchat.providers.offline_answerer import OfflineAnswerer
+
+    return OfflineAnswerer()
+
+
+def _preload(settings: Settings) -> None:
+    # Importing the SDKs costs about a second; done in a thread so the event loop keeps
+    # answering /api/health meanwhile.
+    import importlib
+
+    modules = ["bookchat.stores.conversations", "bookchat.rag.retrieve"]
+    if settings.gemini_api_key is not None:
+        modules += ["google.genai", "bookchat.providers.gemini_llm"]
+    else:
+        modules.append("bookchat.providers.offline_answerer")
+    for name in modules:
+        importlib.import_module(name)
+
+
+@dataclass
+class Runtime:
+    """Everything a request needs, opened once per app by the lifespan."""
+
+    settings: Settings
+    engine: AsyncEngine | None = None
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None
+    retriever: BookRetriever | None = None
+    answerer: Answerer | None = None
+    phase: Phase = "starting"
+    step: str = "loading libraries"
+    error: str | None = None
+    attempts: int = 0
+    _tables_ready: bool = field(default=False, repr=False)
+
+    @property
+    def ready(self) -> bool:
+        return self.phase == "ready"
+
+    async def start(self) -> None:
+        """Do the start-up work, retrying with backoff until it succeeds or the app stops."""
+        delay = 1.0
+        while True:
+            self.attempts += 1
+            try:
+                await self._start_once()
+            except Exception as exc:
+                self.phase = "failed"
+                self.error = f"{self.step} failed: {explain(exc, self.settings)}"
+                log.warning("start-up: %s (retrying in %.0f s)", self.error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+                continue
+            self.phase, self.error, self.step = "ready", None, "done"
+            log.info("start-up complete after %d attempt(s)", self.attempts)
+            return
+
+    async def _start_once(self) -> None:
+        from bookchat.rag.retrieve import open_retriever
+        from bookchat.stores import conversations
+
+        self.step = "loading libraries"
+        await asyncio.to_thread(_preload, self.settings)
+        if self.engine is None:
+            self.step = "opening the database"
+            self.engine = conversations.create_engine(self.settings)
+            self.sessionmaker = conversations.make_sessionmaker(self.engine)
+        if self.answerer is None:
+            self.step = "opening the answerer"
+            self.answerer = make_answerer(self.settings)
+        if self.retriever is None:
+            self.step = "opening the vector store"
+            self.retriever = await open_retriever(self.settings)
+        if not self._tables_ready:
+            self.step = "creating the conversation tables"
+            await conversations.create_tables(self.engine)
+            self._tables_ready = True
+        if self.settings.sample_book:
+            self.step = "indexing the sample book"
+            await self.retriever.ensure_sample_book()
+
+    def describe_llm(self) -> dict[str, Any]:
+        """Which answerer is in use, without opening anything."""
+        if self.answerer is not None:
+            return dict(self.answerer.describe())
+        if self.settings.gemini_api_key is not None:
+            return {"backend": "gemini", "model": self.settings.gemini_model}
+        return {"backend": "offline"}
+
+    async def aclose(self) -> None:
+        """Close every client that was opened; each close is independent of the others."""
+        for name, close in (
+            ("answerer", self.answerer and self.answerer.aclose),
+            ("retriever", self.retriever and self.retriever.aclose),
+            ("engine", self.engine and self.engine.dispose),
+        ):
+            if close is None:
+                continue
+            try:
+                await close()
+            except Exception as exc:
+                log.warning("closing the %s: %s", name, explain(exc, self.settings))
