@@ -73,7 +73,7 @@ def _plan(book: ChunkedBook, stored: dict[str, object]) -> _Plan:
     wanted: dict[str, Chunk] = {}
     for chunk in book.chunks:
         # Two identical chunks on one page are one point; the first position wins.
-        wanted.setdefault(point_id(chunk.file, chunk.content_hash), chunk)
+        wanted.setdefault(point_id(chunk.file, chunk.content_hash, chunk.title), chunk)
     # A page that failed to parse this time keeps its old chunks rather than vanishing.
     failed = {file for file, _ in book.problems}
     new = [(pid, c) for pid, c in wanted.items() if pid not in stored]

@@ -42,9 +42,12 @@ class EmbedderMismatch(VectorStoreError):
     """The collection was built by other embedders than the ones configured."""
 
 
-def point_id(file: str, content_hash: str) -> str:
-    """Deterministic id: the same chunk of the same page is always the same point."""
-    return str(uuid.uuid5(POINT_NAMESPACE, f"{file}\n{content_hash}"))
+def point_id(file: str, content_hash: str, title: str = "") -> str:
+    """Deterministic id: the same chunk of the same page is always the same point.
+
+    The title is part of it because it is part of what gets embedded.
+    """
+    return str(uuid.uuid5(POINT_NAMESPACE, f"{file}\n{title}\n{content_hash}"))
 
 
 @dataclass(frozen=True, slots=True)

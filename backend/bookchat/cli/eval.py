@@ -1,0 +1,84 @@
+"""`bookchat eval QUESTIONS.tsv`: recall@k and MRR of retrieval on a question set."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bookchat.cli.ingest import CommandError, resolve_docs_dir
+
+if TYPE_CHECKING:
+    from bookchat.config import Settings
+    from bookchat.rag.eval import EvalResult
+
+
+def register(subparsers: Any) -> None:
+    """Add the `eval` subcommand."""
+    parser = subparsers.add_parser(
+        "eval",
+        help="measure retrieval (recall@k, MRR) on a question set",
+        description="Each row of QUESTIONS.tsv (header: question<TAB>file) is a question and "
+        "the docs-relative file of the page that answers it.",
+    )
+    parser.add_argument("questions", type=Path, help="TSV file: question<TAB>file")
+    parser.add_argument("-k", type=int, default=5, help="passages retrieved per question")
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        help="ingest this docs folder first (default: the configured collection as it is, "
+        "with the sample book when embedded and empty)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler: print one line per missed question, then recall@k and MRR."""
+    from bookchat.config import load_settings
+
+    settings = load_settings()
+    if args.k < 1:
+        sys.stderr.write("bookchat eval: -k must be at least 1\n")
+        return 2
+    try:
+        result, legs = asyncio.run(_eval(args, settings))
+    except CommandError as exc:
+        sys.stderr.write(f"bookchat eval: {exc}\n")
+        return exc.code
+    for question in result.misses:
+        print(f"miss: {question.text}  (expected {question.file} in the top {result.k})")
+    print(f"{result.summary()}  legs: {legs}")
+    return 0
+
+
+async def _eval(args: argparse.Namespace, settings: Settings) -> tuple[EvalResult, str]:
+    from bookchat.ingest.siteconfig import SiteConfigError
+    from bookchat.rag.eval import QuestionsError, evaluate, read_questions
+    from bookchat.rag.retrieve import ConfigurationError, open_retriever
+    from bookchat.rag.types import RetrievalUnavailable
+    from bookchat.stores.vectors import VectorStoreError
+
+    try:
+        questions = read_questions(args.questions)
+    except QuestionsError as exc:
+        raise CommandError(str(exc), code=2) from None
+    docs = resolve_docs_dir(args.docs) if args.docs else None
+    try:
+        retriever = await open_retriever(settings)
+    except (VectorStoreError, ConfigurationError) as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        if docs is not None:
+            report = await retriever.ingest_path(docs)
+        else:
+            report = await retriever.ensure_sample_book()
+        if report is not None:
+            sys.stderr.write(f"bookchat eval: ingested: {report.summary()}\n")
+        result = await evaluate(retriever=retriever, questions=questions, k=args.k)
+    except (VectorStoreError, RetrievalUnavailable, SiteConfigError) as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        await retriever.aclose()
+    return result, "+".join(retriever.describe()["legs"])

@@ -1,0 +1,155 @@
+"""`bookchat ingest PATH`: parse, chunk, embed and index a Docusaurus docs folder."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bookchat.config import Settings
+    from bookchat.ingest.indexer import IngestReport
+
+
+class CommandError(Exception):
+    """Ends the command with one line on stderr and a non-zero exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def register(subparsers: Any) -> None:
+    """Add the `ingest` subcommand."""
+    parser = subparsers.add_parser(
+        "ingest",
+        help="index a Docusaurus docs folder into Qdrant",
+        description="Parse, chunk, embed and index a Docusaurus book. Unchanged chunks are "
+        "skipped; chunks of changed or deleted pages are replaced or removed.",
+    )
+    parser.add_argument("path", type=Path, help="the docs folder (or the site folder with docs/)")
+    parser.add_argument("--site-url", help="the site's public URL (default: docusaurus.config)")
+    parser.add_argument("--base-url", help="the site's baseUrl (default: docusaurus.config, /)")
+    parser.add_argument(
+        "--route-base-path", help="the docs routeBasePath (default: docusaurus.config, docs)"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="parse and chunk, report what would change"
+    )
+    parser.set_defaults(handler=run)
+
+
+def resolve_docs_dir(path: Path) -> Path:
+    """The docs folder itself, or the `docs/` of a site folder that has one."""
+    if not path.exists():
+        raise CommandError(f"{path} does not exist", code=2)
+    if not path.is_dir():
+        raise CommandError(f"{path} is not a folder: give the docs folder of the book", code=2)
+    if (path / "docs").is_dir() and any(path.glob("docusaurus.config.*")):
+        return path / "docs"
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler: exit 0 when the book is indexed (bad files are reported and skipped)."""
+    from bookchat.config import load_settings
+
+    settings = load_settings()
+    try:
+        report = asyncio.run(_ingest(args, settings))
+    except CommandError as exc:
+        sys.stderr.write(f"bookchat ingest: {exc}\n")
+        return exc.code
+    except KeyboardInterrupt:
+        sys.stderr.write("bookchat ingest: interrupted; run it again to finish\n")
+        return 130
+    for file, reason in report.problems:
+        sys.stderr.write(f"bookchat ingest: skipped {file}: {reason}\n")
+    print(report.summary())
+    return 0
+
+
+async def _ingest(args: argparse.Namespace, settings: Settings) -> IngestReport:
+    from bookchat.ingest.chunker import chunk_book
+    from bookchat.ingest.indexer import IngestReport, ingest
+    from bookchat.ingest.siteconfig import SiteConfigError, read_site_config
+    from bookchat.providers.gemini_embedder import EmbeddingError
+    from bookchat.rag.retrieve import ConfigurationError, make_dense_embedder, make_sparse_encoder
+    from bookchat.stores.vectors import VectorStore, VectorStoreError, point_id
+
+    docs_dir = resolve_docs_dir(args.path)
+    try:
+        site = read_site_config(
+            docs_dir,
+            site_url=args.site_url,
+            base_url=args.base_url,
+            route_base_path=args.route_base_path,
+        )
+    except SiteConfigError as exc:
+        raise CommandError(f"{exc} (or pass --site-url, --base-url, --route-base-path)") from None
+    book = chunk_book(docs_dir, site)
+    if not book.chunks and book.pages == 0 and not book.problems:
+        raise CommandError(f"{docs_dir} holds no Markdown pages (.md or .mdx)", code=2)
+    try:
+        dense = make_dense_embedder(settings)
+    except ConfigurationError as exc:
+        raise CommandError(str(exc), code=2) from None
+    sparse = make_sparse_encoder()
+
+    if args.dry_run and settings.embedded_qdrant and not settings.qdrant_path.exists():
+        # Nothing stored yet, and opening embedded Qdrant would create its folder.
+        unique = {point_id(c.file, c.content_hash, c.title) for c in book.chunks}
+        return IngestReport(
+            files=book.pages,
+            chunks=len(book.chunks),
+            embedded=len(unique),
+            problems=list(book.problems),
+            dry_run=True,
+        )
+
+    try:
+        store = VectorStore.open(settings)
+    except VectorStoreError as exc:
+        raise CommandError(str(exc)) from None
+    bar = _progress_bar()
+    try:
+        return await ingest(
+            chunked_book=book,
+            store=store,
+            dense=dense,
+            sparse=sparse,
+            progress=bar.update if bar else None,
+            dry_run=args.dry_run,
+        )
+    except (VectorStoreError, EmbeddingError) as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        if bar:
+            bar.close()
+        await store.close()
+
+
+class _Bar:
+    """tqdm on a terminal only: a log file gets the summary line, not carriage returns."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def update(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self._bar is None:
+            if total == 0:
+                return
+            self._bar = tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr)
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _progress_bar() -> _Bar | None:
+    return _Bar() if sys.stderr.isatty() else None
