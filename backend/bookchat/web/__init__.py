@@ -1,0 +1,1 @@
+"""The chat page: HTML, script and stylesheet, served by bookchat.api.page."""
