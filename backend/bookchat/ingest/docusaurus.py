@@ -27,6 +27,7 @@ from bookchat.ingest.routes import (
 from bookchat.ingest.siteconfig import SiteConfig
 
 DOC_EXTENSIONS = (".md", ".mdx")
+CATEGORY_FILES = ("_category_.json", "_category_.yml", "_category_.yaml")
 
 
 @dataclass(slots=True)
@@ -79,9 +80,9 @@ def _doc_files(docs_dir: Path, labels: dict[str, str], problems: list[tuple[str,
         rel_root = Path(root).relative_to(docs_dir).as_posix()
         rel_root = "" if rel_root == "." else rel_root
         for name in sorted(files):
-            if name in ("_category_.json", "_category_.yml", "_category_.yaml"):
+            if name in CATEGORY_FILES:
                 _read_category(Path(root) / name, rel_root, labels, problems)
-                continue
+        for name in sorted(files):
             if name.startswith(("_", ".")) or not name.endswith(DOC_EXTENSIONS):
                 continue
             yield (f"{rel_root}/{name}" if rel_root else name), Path(root) / name

@@ -77,6 +77,23 @@ _INLINE = re.compile(
 )
 
 
+def fence_end(lines: list[str], start: int) -> int | None:
+    """If lines[start] opens a ``` or ~~~ fence, the index of its closing line, else None.
+
+    Fences may be indented (inside list items); an unclosed fence runs to the end of the
+    file, as in CommonMark.
+    """
+    fence = _FENCE_OPEN.match(lines[start])
+    if not fence or (fence.group("fence")[0] == "`" and "`" in fence.group("info")):
+        return None
+    marker = fence.group("fence")
+    close = re.compile(rf"^[ \t]*{re.escape(marker[0])}{{{len(marker)},}}[ \t]*$")
+    end = start + 1
+    while end < len(lines) and not close.match(lines[end]):
+        end += 1
+    return min(end, len(lines) - 1)
+
+
 def _strip_tags(prose: str) -> str:
     """Drop JSX/HTML tags (keeping the text between them) but never inside inline code."""
     return _INLINE.sub(lambda m: m.group("code") or "", prose)
@@ -96,15 +113,9 @@ def scan(body: str) -> list[Heading | Block]:
     i = 0
     while i < len(lines):
         line = lines[i]
-        fence = _FENCE_OPEN.match(line)
-        if fence and not (fence.group("fence")[0] == "`" and "`" in fence.group("info")):
-            marker = fence.group("fence")
-            close = re.compile(rf"^[ \t]*{re.escape(marker[0])}{{{len(marker)},}}[ \t]*$")
-            end = i + 1
-            while end < len(lines) and not close.match(lines[end]):
-                end += 1
+        end = fence_end(lines, i)
+        if end is not None:
             flush_prose()
-            # An unclosed fence runs to the end of the file, as in CommonMark.
             events.append(Block("\n".join(lines[i : end + 1]), code=True))
             i = end + 1
             continue
@@ -199,13 +210,8 @@ def paragraphs(text: str) -> list[str]:
 
     while i < len(lines):
         line = lines[i]
-        fence = _FENCE_OPEN.match(line)
-        if fence and not (fence.group("fence")[0] == "`" and "`" in fence.group("info")):
-            marker = fence.group("fence")
-            close = re.compile(rf"^[ \t]*{re.escape(marker[0])}{{{len(marker)},}}[ \t]*$")
-            end = i + 1
-            while end < len(lines) and not close.match(lines[end]):
-                end += 1
+        end = fence_end(lines, i)
+        if end is not None:
             flush()
             out.append("\n".join(lines[i : end + 1]))
             i = end + 1
