@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -42,21 +42,23 @@ _REVALIDATE = "no-cache"
 class _File:
     body: bytes
     media_type: str
-    etag: str
+
+    @cached_property
+    def version(self) -> str:
+        return hashlib.sha256(self.body).hexdigest()[:16]
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.version}"'
 
 
 def _read(name: str) -> bytes:
     return resources.files("bookchat.web").joinpath(name).read_bytes()
 
 
-def _etag(body: bytes) -> str:
-    return f'"{hashlib.sha256(body).hexdigest()[:16]}"'
-
-
 @cache
 def _asset(name: str) -> _File:
-    body = _read(name)
-    return _File(body=body, media_type=ASSET_TYPES[name], etag=_etag(body))
+    return _File(body=_read(name), media_type=ASSET_TYPES[name])
 
 
 @cache
@@ -64,9 +66,8 @@ def _page() -> _File:
     # Stamp each asset URL with its hash so browsers never mix an old script with a new page.
     html = _read("index.html").decode("utf-8")
     for name in ASSET_TYPES:
-        html = html.replace(f"/static/{name}", f"/static/{name}?v={_asset(name).etag.strip(chr(34))}")
-    body = html.encode("utf-8")
-    return _File(body=body, media_type="text/html; charset=utf-8", etag=_etag(body))
+        html = html.replace(f"/static/{name}", f"/static/{name}?v={_asset(name).version}")
+    return _File(body=html.encode("utf-8"), media_type="text/html; charset=utf-8")
 
 
 def _respond(request: Request, file: _File, cache_control: str) -> Response:
@@ -86,7 +87,7 @@ async def chat_page(request: Request) -> Response:
 async def static_asset(name: str, request: Request) -> Response:
     """One of the page's scripts or its stylesheet; anything else is a 404."""
     if name not in ASSET_TYPES:
-        raise HTTPException(status_code=404, detail=f"No page asset named {name!r}.")
+        raise HTTPException(status_code=404, detail="No such file on the chat page.")
     file = _asset(name)
-    fresh = request.query_params.get("v") == file.etag.strip('"')
+    fresh = request.query_params.get("v") == file.version
     return _respond(request, file, _IMMUTABLE if fresh else _REVALIDATE)
