@@ -1,0 +1,292 @@
+"""Gemini answers through google-genai's async streaming, with retries before the first token.
+
+Retries: 429 and 502/503/504 responses and connection failures are retried with exponential
+backoff and jitter, but only until the first token arrives and only within the time-out; the
+SDK's own retries are switched off per request so attempts do not multiply. After the first
+token nothing is retried (the reader has seen part of the answer): a failure is an AnswerError
+with started=True. Exception text never reaches the reader; `AnswerError.message` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from bookchat.providers.answerer import AnswerError, AnswerRequest
+from bookchat.rag.prompt import build_prompt
+
+if TYPE_CHECKING:
+    from google import genai
+    from google.genai import types
+
+log = logging.getLogger(__name__)
+
+RETRIED_STATUSES = frozenset({429, 502, 503, 504})
+BLOCKED_FINISH_REASONS = frozenset(
+    {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "LANGUAGE"}
+)
+RECENT_FAILURE_SECONDS = 300.0  # /api/health reports "degraded" this long after a failed answer
+
+MESSAGES = {
+    "llm_rate_limited": "The language model is receiving too many requests; please try again "
+    "in a minute.",
+    "llm_unavailable": "The language model is unavailable right now; please try again shortly.",
+    "llm_timeout": "The language model took too long to answer; please try again.",
+    "llm_stream_interrupted": "The answer was interrupted; please ask again.",
+    "llm_blocked": "The language model declined to answer this question.",
+    "llm_empty": "The language model returned an empty answer; please rephrase the question.",
+    "llm_rejected": "The language model could not process this question.",
+    "llm_misconfigured": "The language model is not configured correctly (key or model name); "
+    "the site's operator has to fix it.",
+}
+_RETRY_DELAY = re.compile(r"^(\d+(?:\.\d+)?)s$")
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    # google-genai 3.x talks through httpx2 (or httpx when given a client); both are covered.
+    errors: list[type[BaseException]] = [OSError]
+    for name in ("httpx2", "httpx"):
+        try:
+            module = __import__(name)
+        except ImportError:
+            continue
+        errors.append(module.TransportError)
+    return tuple(errors)
+
+
+class GeminiAnswerer:
+    """Answers with a Gemini model, streaming; see the module docstring for failure handling."""
+
+    def __init__(
+        self,
+        client: genai.Client,
+        *,
+        model: str,
+        timeout: float,
+        max_attempts: int = 3,
+        initial_backoff: float = 0.5,
+        max_backoff: float = 4.0,
+        max_duration: float | None = None,
+        temperature: float = 0.2,
+        max_output_tokens: int = 2048,
+        owns_client: bool = True,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._client = client
+        self.model = model
+        # The budget for the first token (all attempts and waits) and for each later gap.
+        self.timeout = timeout
+        # The whole answer's limit: a model that trickles forever still ends.
+        self.max_duration = max_duration if max_duration is not None else max(120.0, 4 * timeout)
+        self.max_attempts = max(1, max_attempts)
+        self.initial_backoff = initial_backoff
+        self.max_backoff = max_backoff
+        self.temperature = temperature
+        self.max_output_tokens = max_output_tokens
+        self._owns_client = owns_client
+        self._sleep = sleep
+        self._transport_errors = _transport_errors()
+        self._last_outcome: tuple[float, str | None] | None = None  # (monotonic time, error code)
+
+    def describe(self) -> dict[str, str]:
+        """Backend and model, for metadata and /api/health."""
+        return {"backend": "gemini", "model": self.model}
+
+    async def check(self, timeout: float) -> dict[str, Any]:
+        """Configured, plus the outcome of the latest answer; the API is not called per probe."""
+        entry: dict[str, Any] = {"status": "ok", **self.describe(), "detail": "configured"}
+        if self._last_outcome is not None:
+            at, code = self._last_outcome
+            ago = time.monotonic() - at
+            entry["last_answer"] = {"ok": code is None, "seconds_ago": round(ago, 1)}
+            if code is not None:
+                entry["last_answer"]["code"] = code
+                if ago < RECENT_FAILURE_SECONDS:
+                    entry["status"] = "degraded"
+                    entry["detail"] = f"the latest answer failed: {code}"
+        return entry
+
+    async def aclose(self) -> None:
+        """Close the SDK's HTTP clients when this answerer owns them."""
+        if self._owns_client:
+            await self._client.aio.aclose()
+            self._client.close()
+
+    async def stream(self, request: AnswerRequest) -> AsyncIterator[str]:
+        """The answer's text as Gemini streams it."""
+        try:
+            async with contextlib.aclosing(self._stream(request)) as texts:
+                async for text in texts:
+                    yield text
+        except AnswerError as exc:
+            self._last_outcome = (time.monotonic(), exc.code)
+            raise
+        self._last_outcome = (time.monotonic(), None)
+
+    async def _stream(self, request: AnswerRequest) -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        started_at = loop.time()
+        chunks, first = await self._first_text(request, deadline=started_at + self.timeout)
+        end = started_at + self.max_duration
+        try:
+            yield first
+            while True:
+                idle = min(self.timeout, end - loop.time())
+                try:
+                    async with asyncio.timeout(max(idle, 0.0)):
+                        chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise _error("llm_timeout", started=True) from None
+                except Exception as exc:
+                    log.warning("gemini stream interrupted: %s", _describe(exc))
+                    raise _error("llm_stream_interrupted", started=True) from None
+                text = _text_of(chunk)
+                if text:
+                    yield text
+                if _finish_reason(chunk) in BLOCKED_FINISH_REASONS:
+                    raise _error("llm_blocked", started=True)
+        finally:
+            await _close(chunks)
+
+    async def _first_text(
+        self, request: AnswerRequest, *, deadline: float
+    ) -> tuple[AsyncIterator[Any], str]:
+        """Open the stream and read up to its first text, retrying what is worth retrying."""
+        from google.genai import errors
+
+        prompt = build_prompt(request)
+        config = self._config(prompt.system_instruction)
+        loop = asyncio.get_running_loop()
+        for attempt in range(1, self.max_attempts + 1):
+            chunks: AsyncIterator[Any] | None = None
+            try:
+                async with asyncio.timeout_at(deadline):
+                    chunks = await self._client.aio.models.generate_content_stream(
+                        model=self.model, contents=prompt.contents, config=config
+                    )
+                    async for chunk in chunks:
+                        text = _text_of(chunk)
+                        if text:
+                            return chunks, text
+                        if _finish_reason(chunk) in BLOCKED_FINISH_REASONS or _block_reason(chunk):
+                            raise _error("llm_blocked")
+                raise _error("llm_empty")
+            except AnswerError:
+                await _close(chunks)
+                raise
+            except TimeoutError:
+                await _close(chunks)
+                raise _error("llm_timeout") from None
+            except errors.APIError as exc:
+                await _close(chunks)
+                code = _code_for_status(exc.code)
+                retry = exc.code in RETRIED_STATUSES
+                hint = _retry_delay(exc)
+                log.warning("gemini attempt %d failed: HTTP %s %s", attempt, exc.code, exc.status)
+            except self._transport_errors as exc:
+                await _close(chunks)
+                code, retry, hint = "llm_unavailable", True, None
+                log.warning("gemini attempt %d failed: %s", attempt, _describe(exc))
+            except Exception as exc:
+                await _close(chunks)
+                log.warning("gemini request failed: %s", _describe(exc))
+                raise _error("llm_unavailable") from None
+            if not retry or attempt == self.max_attempts:
+                raise _error(code)
+            wait = self._backoff(attempt, hint)
+            if loop.time() + wait >= deadline:
+                # Waiting would use up the time-out: better to say so now.
+                raise _error(code)
+            await self._sleep(wait)
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    def _backoff(self, attempt: int, hint: float | None) -> float:
+        base = min(self.max_backoff, self.initial_backoff * 2 ** (attempt - 1))
+        # Equal jitter: at least half the base, so clients that failed together spread out.
+        wait = base / 2 + random.uniform(0, base / 2)
+        return max(wait, hint) if hint is not None else wait
+
+    def _config(self, system_instruction: str) -> types.GenerateContentConfig:
+        from google.genai import types
+
+        thinking = None
+        if self.model.startswith("gemini-2.5-flash"):
+            # Thinking delays the first token by seconds; grounded answers do not need it.
+            thinking = types.ThinkingConfig(thinking_budget=0)
+        return types.GenerateContentConfig(
+            system_instruction=system_instruction,
+            temperature=self.temperature,
+            max_output_tokens=self.max_output_tokens,
+            thinking_config=thinking,
+            # One HTTP attempt per call: this class owns retries (before the first token only).
+            http_options=types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1)),
+        )
+
+
+def _error(code: str, *, started: bool = False) -> AnswerError:
+    return AnswerError(code, MESSAGES[code], started=started)
+
+
+def _code_for_status(status: int | None) -> str:
+    if status == 429:
+        return "llm_rate_limited"
+    if status in (401, 403, 404):
+        return "llm_misconfigured"
+    if status == 400:
+        return "llm_rejected"
+    return "llm_unavailable"
+
+
+def _retry_delay(exc: Any) -> float | None:
+    """The server's RetryInfo delay ("31s"), when a 429 carries one."""
+    details = getattr(exc, "details", None)
+    error = details.get("error", details) if isinstance(details, dict) else None
+    for item in (error or {}).get("details", []) if isinstance(error, dict) else []:
+        if isinstance(item, dict) and str(item.get("@type", "")).endswith("RetryInfo"):
+            match = _RETRY_DELAY.match(str(item.get("retryDelay", "")))
+            if match:
+                return float(match.group(1))
+    return None
+
+
+def _text_of(chunk: Any) -> str:
+    # Not chunk.text: it warns on non-text parts, and thought parts must not reach a reader.
+    candidates = getattr(chunk, "candidates", None) or []
+    content = getattr(candidates[0], "content", None) if candidates else None
+    parts = getattr(content, "parts", None) or []
+    return "".join(p.text for p in parts if getattr(p, "text", None) and not p.thought)
+
+
+def _finish_reason(chunk: Any) -> str | None:
+    candidates = getattr(chunk, "candidates", None) or []
+    reason = getattr(candidates[0], "finish_reason", None) if candidates else None
+    return getattr(reason, "value", reason)
+
+
+def _block_reason(chunk: Any) -> str | None:
+    feedback = getattr(chunk, "prompt_feedback", None)
+    reason = getattr(feedback, "block_reason", None) if feedback else None
+    return getattr(reason, "value", reason)
+
+
+def _describe(exc: BaseException) -> str:
+    # For the log only: the type and status, never a URL with a key or the prompt.
+    code = getattr(exc, "code", None)
+    return f"{type(exc).__name__}" + (f" {code}" if code else "")
+
+
+async def _close(chunks: AsyncIterator[Any] | None) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception as exc:  # the stream is being abandoned anyway
+            log.debug("closing the gemini stream failed: %s", _describe(exc))

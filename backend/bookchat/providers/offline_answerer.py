@@ -1,0 +1,235 @@
+"""The offline answerer: an extractive answer built from the retrieved passages, with citations.
+
+It needs no network and no model: it scores each sentence of the passages by the question's
+terms (weighted by how rare they are among those sentences), keeps the best few, and cites
+each with the number of its passage, so `[n]` matches the order of the reply's sources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bookchat.providers.answerer import AnswerRequest
+from bookchat.rag.prompt import NO_ANSWER, standalone_query
+from bookchat.rag.types import Passage
+
+MAX_SENTENCES = 4
+MAX_PER_PASSAGE = 2
+MAX_ANSWER_CHARS = 900
+MAX_SENTENCE_CHARS = 400
+SELECTION_QUOTE_CHARS = 320
+# A sentence must carry this share of the question's term weight (its page title and heading
+# count for half) to be used; below it the book is taken not to cover the question.
+MIN_COVERAGE = 0.34
+
+# Words that carry no topic; a plain string keeps the list readable.
+_STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing done down during each either
+    else ever every few for from further get gets got had has have having he her here hers him
+    his how i if in into is it its itself just let lets me might more most much must my no nor
+    not now of off on once only or other our ours out over own please same shall she should so
+    some such tell than that the their theirs them then there these they this those through to
+    too under until up upon us very via want was we were what when where which while who whom
+    whose why will with within without would yes yet you your yours explain describe show give
+    mean means meaning use using used work works make makes kind way ways thing things example
+    book chapter page section""".split()  # noqa: SIM905
+)
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+#-]*")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“(\[]?[A-Z0-9`])")
+_MARKDOWN_LEAD = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|>\s*|\d+[.)]\s+)+")
+_TOKEN = re.compile(r"\S+\s*")
+
+
+def stem(word: str) -> str:
+    """A light English stem, so "sensors"/"sensor" and "launching"/"launch" match."""
+    word = word.lower()
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 5 and word.endswith("ing"):
+        return word[:-3]
+    if len(word) > 4 and word.endswith("ed"):
+        return word[:-2]
+    if len(word) > 4 and word.endswith(("sses", "xes", "ches", "shes")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def terms(text: str) -> dict[str, str]:
+    """The content terms of a text: stem -> the first word seen for it."""
+    found: dict[str, str] = {}
+    for word in _WORD.findall(text):
+        lowered = word.lower()
+        if lowered in _STOPWORDS or len(lowered) < 2:
+            continue
+        found.setdefault(stem(lowered), word)
+    return found
+
+
+def sentences(text: str) -> list[str]:
+    """Prose sentences of a passage, without code blocks or markdown list and heading marks."""
+    result: list[str] = []
+    in_code = False
+    for line in text.splitlines():
+        if line.strip().startswith(("```", "~~~")):
+            in_code = not in_code
+            continue
+        if in_code or not line.strip() or line.strip().startswith("|"):
+            continue
+        line = _MARKDOWN_LEAD.sub("", line).strip()
+        for sentence in _SENTENCE_END.split(line):
+            sentence = sentence.strip()
+            if len(_WORD.findall(sentence)) >= 3:
+                result.append(sentence)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    passage: int  # 1-based: the citation number
+    position: int
+    text: str
+    score: float
+    coverage: float
+
+
+class OfflineAnswerer:
+    """Composes an extractive, cited answer from the retrieved passages; no network, no model."""
+
+    def describe(self) -> dict[str, str]:
+        """This answerer's identity for metadata and /api/health."""
+        return {"backend": "offline", "model": "extractive"}
+
+    async def check(self, timeout: float) -> dict[str, Any]:
+        """Always available: it runs in-process."""
+        return {"status": "ok", **self.describe()}
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+    async def stream(self, request: AnswerRequest) -> AsyncIterator[str]:
+        """The composed answer, word by word."""
+        for piece in _TOKEN.findall(compose_answer(request)):
+            yield piece
+            # Lets the event loop send each piece; not a delay.
+            await asyncio.sleep(0)
+
+
+def compose_answer(request: AnswerRequest) -> str:
+    """The whole extractive answer for a request."""
+    question = standalone_query(request.question, request.history)
+    question_terms = terms(question)
+    selection = (request.selection or "").strip() if request.mode == "selection" else ""
+    parts: list[str] = []
+    if selection:
+        parts.append(_selection_quote(selection, question_terms))
+        if not question_terms:
+            # "Explain this": what the selection is about is what to look up.
+            question_terms = terms(selection)
+    chosen = _best_sentences(request.passages, question_terms)
+    if chosen:
+        parts.append(_cited(chosen))
+    elif not selection:
+        parts.append(_not_covered(question_terms))
+    return " ".join(parts)
+
+
+def _selection_quote(selection: str, question_terms: dict[str, str]) -> str:
+    options = sentences(selection) or [" ".join(selection.split())]
+    wanted = set(question_terms)
+    if wanted:
+        ranked = sorted(
+            range(len(options)), key=lambda i: (-len(wanted & set(terms(options[i]))), i)
+        )
+        picked = sorted(ranked[:2])
+    else:
+        picked = [0, 1][: len(options)]
+    quote = " ".join(options[i] for i in picked)
+    if len(quote) > SELECTION_QUOTE_CHARS:
+        quote = quote[:SELECTION_QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
+    return f"The selected text says: “{quote}”"
+
+
+def _best_sentences(
+    passages: Sequence[Passage], question_terms: dict[str, str]
+) -> list[_Candidate]:
+    if not question_terms:
+        return []
+    split = [sentences(p.text) for p in passages]
+    all_sentences = [set(terms(s)) for group in split for s in group]
+    total = len(all_sentences)
+
+    def weight(term: str) -> float:
+        frequency = sum(1 for s in all_sentences if term in s)
+        return 1.0 + math.log((total + 1) / (frequency + 1))
+
+    weights = {t: weight(t) for t in question_terms}
+    full = sum(weights.values())
+    candidates: list[_Candidate] = []
+    for number, (passage, group) in enumerate(zip(passages, split, strict=True), start=1):
+        context = set(terms(f"{passage.title} {passage.heading}"))
+        for position, sentence in enumerate(group):
+            own = set(terms(sentence)) & weights.keys()
+            if not own:
+                continue
+            nearby = (context & weights.keys()) - own
+            matched = sum(weights[t] for t in own) + 0.5 * sum(weights[t] for t in nearby)
+            coverage = matched / full
+            if coverage < MIN_COVERAGE:
+                continue
+            # Earlier passages ranked higher in retrieval; a small nudge breaks ties toward them.
+            score = matched - 0.01 * number - 0.001 * position
+            candidates.append(_Candidate(number, position, sentence, score, coverage))
+
+    chosen: list[_Candidate] = []
+    per_passage: dict[int, int] = {}
+    length = 0
+    for candidate in sorted(candidates, key=lambda c: -c.score):
+        if len(chosen) == MAX_SENTENCES:
+            break
+        if per_passage.get(candidate.passage, 0) == MAX_PER_PASSAGE:
+            continue
+        size = min(len(candidate.text), MAX_SENTENCE_CHARS)
+        if chosen and length + size > MAX_ANSWER_CHARS:
+            continue
+        chosen.append(candidate)
+        per_passage[candidate.passage] = per_passage.get(candidate.passage, 0) + 1
+        length += size
+    # In the book's order: by passage, then by place in the passage.
+    return sorted(chosen, key=lambda c: (c.passage, c.position))
+
+
+def _cited(chosen: list[_Candidate]) -> str:
+    pieces: list[str] = []
+    for index, candidate in enumerate(chosen):
+        text = candidate.text
+        if len(text) > MAX_SENTENCE_CHARS:
+            text = text[:MAX_SENTENCE_CHARS].rsplit(" ", 1)[0] + " …"
+        last_of_group = index == len(chosen) - 1 or chosen[index + 1].passage != candidate.passage
+        if last_of_group:
+            text = _with_citation(text, candidate.passage)
+        pieces.append(text)
+    return " ".join(pieces)
+
+
+def _with_citation(sentence: str, number: int) -> str:
+    # "… is middleware [1]." reads better than "… is middleware. [1]"
+    if sentence[-1] in ".!?":
+        return f"{sentence[:-1]} [{number}]{sentence[-1]}"
+    return f"{sentence} [{number}]."
+
+
+def _not_covered(question_terms: dict[str, str]) -> str:
+    words = list(question_terms.values())[:4]
+    if not words:
+        return NO_ANSWER
+    quoted = [f"“{w}”" for w in words]
+    listing = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+    return f"{NO_ANSWER} The passages found do not address {listing}."

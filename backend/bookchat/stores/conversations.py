@@ -1,0 +1,285 @@
+"""Conversations and their messages, in PostgreSQL or SQLite through SQLAlchemy's async API.
+
+Each write function commits before it returns, so the reader's question is durable before the
+answer starts streaming and callers can keep their sessions short.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, NamedTuple
+
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text, Uuid, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from bookchat.stores.database import create_engine, make_sessionmaker, ping
+
+__all__ = [
+    "ConversationView",
+    "Message",
+    "Turn",
+    "TurnStarted",
+    "add_message",
+    "conversation_exists",
+    "create_engine",
+    "create_tables",
+    "get_conversation",
+    "make_sessionmaker",
+    "ping",
+    "recent_turns",
+    "start_turn",
+]
+
+Role = Literal["user", "assistant"]
+Status = Literal["complete", "partial", "failed"]
+ROLES = ("user", "assistant")
+STATUSES = ("complete", "partial", "failed")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """The conversation store's tables."""
+
+
+class ConversationRow(Base):
+    __tablename__ = "conversations"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class MessageRow(Base):
+    __tablename__ = "messages"
+    # AUTOINCREMENT so SQLite never reuses a sequence number.
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - SQLAlchemy's declarative form
+
+    # The order of messages: a monotonic sequence, since two can share a timestamp.
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=uuid.uuid4)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    sources: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="complete")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class Turn(NamedTuple):
+    """One earlier message as the prompt and the query rewrite use it: (role, text)."""
+
+    role: str
+    content: str
+
+
+class TurnStarted(NamedTuple):
+    """What start_turn stored: the conversation, the user message's id, and the earlier turns."""
+
+    conversation_id: uuid.UUID
+    user_message_id: uuid.UUID
+    history: list[Turn]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A stored message, as GET /api/conversation/{id} shows it."""
+
+    id: uuid.UUID
+    role: str
+    content: str
+    sources: list[dict[str, Any]]
+    status: str
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "id": str(self.id),
+            "role": self.role,
+            "content": self.content,
+            "sources": self.sources,
+            "status": self.status,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationView:
+    """A conversation with its messages, oldest first."""
+
+    conversation_id: uuid.UUID
+    created_at: datetime
+    messages: list[Message]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: {"conversation_id", "messages": [...]}."""
+        return {
+            "conversation_id": str(self.conversation_id),
+            "messages": [m.to_dict() for m in self.messages],
+        }
+
+
+async def create_tables(engine: AsyncEngine) -> None:
+    """Create the tables that do not exist yet (idempotent)."""
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
+
+
+async def conversation_exists(*, session: AsyncSession, conversation_id: uuid.UUID) -> bool:
+    """Whether a conversation with this id is stored."""
+    found = await session.scalar(
+        select(ConversationRow.id).where(ConversationRow.id == conversation_id)
+    )
+    return found is not None
+
+
+async def start_turn(
+    *,
+    session: AsyncSession,
+    conversation_id: uuid.UUID | None,
+    user_text: str,
+    history_limit: int = 6,
+) -> TurnStarted:
+    """Store the reader's message (creating the conversation if needed) and commit.
+
+    A None id starts a new conversation; an id not stored yet is created with that id (the
+    caller decides beforehand, with conversation_exists, whether that should be a 404). The
+    returned history is the turns before this message, at most history_limit, oldest first.
+    """
+    if conversation_id is None:
+        conversation_id = uuid.uuid4()
+        history: list[Turn] = []
+    else:
+        history = await recent_turns(
+            session=session, conversation_id=conversation_id, limit=history_limit
+        )
+    await _ensure_conversation(session, conversation_id)
+    message = await _insert_message(
+        session, conversation_id, role="user", content=user_text, sources=None, status="complete"
+    )
+    await session.commit()
+    return TurnStarted(conversation_id, message.id, history)
+
+
+async def add_message(
+    *,
+    session: AsyncSession,
+    conversation_id: uuid.UUID,
+    role: Role,
+    content: str,
+    sources: Sequence[Mapping[str, Any]] | None = None,
+    status: Status = "complete",
+) -> Message:
+    """Store one message (an answer with its sources, possibly partial or failed) and commit."""
+    await _ensure_conversation(session, conversation_id)
+    message = await _insert_message(
+        session, conversation_id, role=role, content=content, sources=sources, status=status
+    )
+    await session.commit()
+    return message
+
+
+async def get_conversation(
+    *, session: AsyncSession, conversation_id: uuid.UUID
+) -> ConversationView | None:
+    """The conversation with all its messages, oldest first; None if it is not stored."""
+    conversation = await session.get(ConversationRow, conversation_id)
+    if conversation is None:
+        return None
+    rows = await session.scalars(
+        select(MessageRow)
+        .where(MessageRow.conversation_id == conversation_id)
+        .order_by(MessageRow.seq)
+    )
+    return ConversationView(
+        conversation_id=conversation.id,
+        created_at=_utc(conversation.created_at),
+        messages=[_message(row) for row in rows],
+    )
+
+
+async def recent_turns(
+    *, session: AsyncSession, conversation_id: uuid.UUID, limit: int
+) -> list[Turn]:
+    """The last `limit` messages with text, oldest first, for the prompt and query rewrite."""
+    if limit <= 0:
+        return []
+    rows = await session.execute(
+        select(MessageRow.role, MessageRow.content)
+        .where(MessageRow.conversation_id == conversation_id, MessageRow.content != "")
+        .order_by(MessageRow.seq.desc())
+        .limit(limit)
+    )
+    return [Turn(role, content) for role, content in reversed(rows.all())]
+
+
+async def _ensure_conversation(session: AsyncSession, conversation_id: uuid.UUID) -> None:
+    now = _now()
+    values = {"id": conversation_id, "created_at": now, "updated_at": now}
+    dialect = session.bind.dialect.name if session.bind is not None else ""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        raise RuntimeError(f"unsupported database {dialect!r}")
+    # Two first messages racing for one new id must both land in the same conversation.
+    statement = insert(ConversationRow).values(**values)
+    statement = statement.on_conflict_do_update(
+        index_elements=[ConversationRow.id], set_={"updated_at": now}
+    )
+    await session.execute(statement)
+
+
+async def _insert_message(
+    session: AsyncSession,
+    conversation_id: uuid.UUID,
+    *,
+    role: str,
+    content: str,
+    sources: Sequence[Mapping[str, Any]] | None,
+    status: str,
+) -> Message:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
+    row = MessageRow(
+        id=uuid.uuid4(),
+        conversation_id=conversation_id,
+        role=role,
+        content=content,
+        sources=[dict(source) for source in sources or []],
+        status=status,
+        created_at=_now(),
+    )
+    session.add(row)
+    await session.flush()
+    return _message(row)
+
+
+def _message(row: MessageRow) -> Message:
+    return Message(
+        id=row.id,
+        role=row.role,
+        content=row.content,
+        sources=list(row.sources or []),
+        status=row.status,
+        created_at=_utc(row.created_at),
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every stored time is UTC.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
