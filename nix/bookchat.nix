@@ -1,0 +1,129 @@
+# The application, built by poetry2nix from pyproject.toml + poetry.lock, and the two small
+# launchers everything else runs (`bookchat`, and `bookchat-serve` for `nix run`).
+{
+  pkgs,
+  poetry2nix,
+  src,
+}:
+let
+  inherit (pkgs) lib;
+  p2n = poetry2nix.lib.mkPoetry2Nix { inherit pkgs; };
+  # pyproject.nix as vendored in the pinned poetry2nix: the lock filter must use the same tag
+  # parser and CPU table that poetry2nix's wheel selection uses.
+  pyproject-nix = import "${poetry2nix}/vendor/pyproject.nix" { inherit lib; };
+
+  # The interpreter the team develops and tests on (the venv is 3.11); pyproject allows 3.11-3.13.
+  python = pkgs.python311;
+
+  common = {
+    projectDir = src;
+    inherit python;
+    # Wheels, not sdists: every locked runtime and dev package has a manylinux wheel for
+    # x86_64 and aarch64 (nix/wheelcheck.nix lists them), so nothing needs a Rust or C build,
+    # and poetry2nix's per-version source overrides (cargo hashes for cryptography, ruff, ...)
+    # stop mattering for packages released after poetry2nix stopped being maintained.
+    preferWheels = true;
+    poetrylock = import ./poetry-lock.nix {
+      inherit lib pyproject-nix;
+      lockFile = src + "/poetry.lock";
+    };
+    overrides = p2n.overrides.withDefaults (
+      _final: prev: {
+        # playwright's wheel bundles a node binary linked against libstdc++; autoPatchelf must
+        # find it. Dev group only (browser tests), never in the image.
+        playwright = prev.playwright.overridePythonAttrs (old: {
+          buildInputs = (old.buildInputs or [ ]) ++ [ pkgs.stdenv.cc.cc.lib ];
+        });
+      }
+    );
+  };
+
+  app = p2n.mkPoetryApplication (
+    common
+    // {
+      # Only what the wheel is built from, so editing tests, workflows or hf/ (the release
+      # commit rewrites hf/Dockerfile) does not change the application's store path or the image.
+      src = lib.fileset.toSource {
+        root = src;
+        fileset = lib.fileset.unions [
+          (src + "/pyproject.toml")
+          (src + "/README.md")
+          (src + "/backend/bookchat")
+        ];
+      };
+      # pytest runs as its own check (checks.pytest) against the installed package.
+      doCheck = false;
+      # Fails the build, not the first request, when a runtime import is missing.
+      pythonImportsCheck = [
+        "bookchat.cli"
+        "bookchat.app"
+      ];
+    }
+  );
+
+  # poetry2nix's interpreter: pkgs.python311 with the locked packages as its package set.
+  py = app.passthru.python;
+
+  # Site-packages of every runtime dependency, merged, without the interpreter wrappers that
+  # python.withPackages adds (those are shell scripts and would pull bash into the image).
+  # It is built from the app's own dependency list so the image's dependency layer holds exactly
+  # the store paths the app references.
+  runtimeModules = builtins.filter (p: p != py) (
+    py.pkgs.requiredPythonModules app.propagatedBuildInputs
+  );
+  sitePackages = pkgs.buildEnv {
+    name = "bookchat-site-packages";
+    paths = runtimeModules;
+    pathsToLink = [ "/${py.sitePackages}" ];
+  };
+
+  # A Python script the kernel starts from its shebang: no shell, no wrapper. It puts the app
+  # and its dependencies on sys.path the way nixpkgs' own script wrappers do (site.addsitedir,
+  # which also runs their .pth files), then enters the CLI.
+  launcher =
+    name: prefix:
+    pkgs.writeTextFile {
+      inherit name;
+      destination = "/bin/${name}";
+      executable = true;
+      text = ''
+        #!${py.interpreter}
+        import site
+        import sys
+
+        site.addsitedir("${app}/${py.sitePackages}")
+        site.addsitedir("${sitePackages}/${py.sitePackages}")
+        from bookchat.cli import main
+
+        main([${lib.concatMapStrings (a: ''"${a}", '') prefix}*sys.argv[1:]])
+      '';
+    };
+
+  bookchat = pkgs.symlinkJoin {
+    name = "bookchat-${app.version}";
+    paths = [
+      (launcher "bookchat" [ ])
+      # `nix run` starts the server on the embedded defaults (SQLite, embedded Qdrant,
+      # offline embedder and answerer under ./.bookchat): nothing to configure first.
+      (launcher "bookchat-serve" [ "serve" ])
+    ];
+    passthru = {
+      inherit app sitePackages py;
+    };
+    meta = {
+      description = "Retrieval-augmented chat backend for a Docusaurus book";
+      mainProgram = "bookchat-serve";
+      platforms = lib.platforms.linux;
+    };
+  };
+in
+{
+  inherit
+    p2n
+    common
+    app
+    py
+    bookchat
+    sitePackages
+    ;
+}
