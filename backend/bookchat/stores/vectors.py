@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from bookchat.config import Settings
     from bookchat.providers.local_sparse import SparseVec
+    from bookchat.stores.memory_index import DenseIndex, LexicalIndex
 
 T = TypeVar("T")
 
@@ -156,6 +157,9 @@ class VectorStore:
         self.collection = collection
         self.location = location
         self._timeout = timeout
+        # Embedded only: search in-memory copies of the vectors (stores/memory_index.py).
+        self.memory_index = True
+        self._memory: tuple[LexicalIndex, DenseIndex | None] | None = None
 
     @classmethod
     def open(cls, settings: Settings, *, timeout: float = 3.0) -> VectorStore:
@@ -334,6 +338,7 @@ class VectorStore:
             if p.dense is not None:
                 vector[DENSE] = p.dense
             structs.append(models.PointStruct(id=p.id, vector=vector, payload=p.payload))
+        self._memory = None
         await self._call(
             lambda: self._client.upsert(self.collection, points=structs, wait=True),
             timeout=max(self._timeout, 30.0),
@@ -345,6 +350,7 @@ class VectorStore:
 
         if not ids:
             return
+        self._memory = None
         await self._call(
             lambda: self._client.delete(
                 self.collection, points_selector=models.PointIdsList(points=list(ids)), wait=True
@@ -384,7 +390,44 @@ class VectorStore:
         limit: int,
         candidates: int,
     ) -> list[Hit]:
-        """Hybrid search: BM25 and dense legs fused by Qdrant's RRF, or the one leg there is."""
+        """Hybrid search: BM25 and dense legs fused by reciprocal rank, or the one leg there is.
+
+        Against a server, Qdrant's query API runs both legs and the fusion (prefetch + RRF).
+        Embedded, the lexical leg comes from an in-memory index (see stores/lexical.py) and
+        the fusion from qdrant-client's own RRF function, with the same results.
+        """
+        if not sparse.indices and dense is None:
+            return []
+        # The vectors come back so the reader-facing score can be a similarity, not a rank.
+        with_vectors = [DENSE] if dense is not None else [SPARSE]
+        if self.embedded and self.memory_index:
+            points = await self._search_embedded(sparse, dense, limit, candidates, with_vectors)
+        else:
+            points = await self._search_query_api(sparse, dense, limit, candidates, with_vectors)
+        hits = []
+        for point in points:
+            vectors = point.vector if isinstance(point.vector, dict) else {}
+            dense_vec = vectors.get(DENSE)
+            sparse_vec = vectors.get(SPARSE)
+            hits.append(
+                Hit(
+                    payload=point.payload or {},
+                    dense=list(dense_vec) if dense_vec is not None else None,  # type: ignore[arg-type]
+                    sparse=(list(sparse_vec.indices), list(sparse_vec.values))
+                    if sparse_vec is not None and hasattr(sparse_vec, "indices")
+                    else None,
+                )
+            )
+        return hits
+
+    async def _search_query_api(
+        self,
+        sparse: SparseVec,
+        dense: list[float] | None,
+        limit: int,
+        candidates: int,
+        with_vectors: list[str],
+    ) -> list[Any]:
         from qdrant_client import models
 
         legs: list[models.Prefetch] = []
@@ -398,10 +441,6 @@ class VectorStore:
             )
         if dense is not None:
             legs.append(models.Prefetch(query=dense, using=DENSE, limit=candidates))
-        if not legs:
-            return []
-        # The vectors come back so the reader-facing score can be a similarity, not a rank.
-        with_vectors = [DENSE] if dense is not None else [SPARSE]
         if len(legs) == 1:
             leg = legs[0]
             call = lambda: self._client.query_points(  # noqa: E731
@@ -421,22 +460,79 @@ class VectorStore:
                 with_payload=True,
                 with_vectors=with_vectors,
             )
-        response = await self._call(call)
-        hits = []
-        for point in response.points:
-            vectors = point.vector if isinstance(point.vector, dict) else {}
-            dense_vec = vectors.get(DENSE)
-            sparse_vec = vectors.get(SPARSE)
-            hits.append(
-                Hit(
-                    payload=point.payload or {},
-                    dense=list(dense_vec) if dense_vec is not None else None,  # type: ignore[arg-type]
-                    sparse=(list(sparse_vec.indices), list(sparse_vec.values))
-                    if sparse_vec is not None and hasattr(sparse_vec, "indices")
-                    else None,
-                )
+        return (await self._call(call)).points
+
+    async def _search_embedded(
+        self,
+        sparse: SparseVec,
+        dense: list[float] | None,
+        limit: int,
+        candidates: int,
+        with_vectors: list[str],
+    ) -> list[Any]:
+        from qdrant_client import models
+        from qdrant_client.hybrid.fusion import reciprocal_rank_fusion
+
+        lexical, dense_index = await self._memory_index()
+        found: list[list[tuple[str, float]]] = []
+        if sparse.indices:
+            found.append(lexical.search(sparse.indices, sparse.values, candidates))
+        if dense is not None and dense_index is not None:
+            found.append(dense_index.search(dense, candidates))
+        legs = [[models.ScoredPoint(id=i, version=0, score=s) for i, s in leg] for leg in found]
+        if not legs:
+            return []
+        ranked = legs[0][:limit] if len(legs) == 1 else reciprocal_rank_fusion(legs, limit=limit)
+        if not ranked:
+            return []
+        fetched = await self._client.retrieve(
+            self.collection,
+            ids=[p.id for p in ranked],
+            with_payload=True,
+            with_vectors=with_vectors,
+        )
+        by_id = {str(p.id): p for p in fetched}
+        return [by_id[str(p.id)] for p in ranked if str(p.id) in by_id]
+
+    async def _memory_index(self) -> tuple[LexicalIndex, DenseIndex | None]:
+        """The embedded collection's vectors in memory, loaded on first use after each write."""
+        from bookchat.stores.memory_index import DenseIndex, LexicalIndex
+
+        if self._memory is None:
+            info = await self._client.get_collection(self.collection)
+            vectors_config = info.config.params.vectors
+            dims = (
+                vectors_config[DENSE].size
+                if isinstance(vectors_config, dict) and DENSE in vectors_config
+                else None
             )
-        return hits
+            ids: list[str] = []
+            sparse: list[tuple[list[int], list[float]]] = []
+            dense: list[list[float] | None] = []
+            offset = None
+            while True:
+                points, offset = await self._client.scroll(
+                    self.collection,
+                    limit=2000,
+                    offset=offset,
+                    with_payload=False,
+                    with_vectors=[SPARSE, DENSE] if dims else [SPARSE],
+                )
+                for p in points:
+                    vectors = p.vector if isinstance(p.vector, dict) else {}
+                    sv = vectors.get(SPARSE)
+                    ids.append(str(p.id))
+                    sparse.append(
+                        (list(sv.indices), list(sv.values)) if sv is not None else ([], [])
+                    )  # type: ignore[union-attr]
+                    dense.append(vectors.get(DENSE))  # type: ignore[arg-type]
+                if offset is None:
+                    break
+            self._memory = (
+                LexicalIndex(ids, sparse),
+                DenseIndex(ids, dense, dims) if dims else None,
+            )
+        return self._memory
 
     async def close(self) -> None:
         """Release the client (and the embedded folder's lock)."""
