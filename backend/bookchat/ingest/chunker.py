@@ -7,7 +7,6 @@ paragraph), then at sentence boundaries, then between words; nothing is ever dro
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from pathlib import Path
 
@@ -17,6 +16,8 @@ from bookchat.ingest.model import Chunk, ChunkedBook
 from bookchat.ingest.siteconfig import SiteConfig
 
 _TOKEN_PIECES = re.compile(r"\w+|[^\w\s]")
+# Every further started six characters of a word: a word of length n matches (n - 1) // 6 times.
+_LONG_WORD_EXTRA = re.compile(r"\w{6}(?=\w)")
 # A sentence ends at . ! or ? (with any closing quotes/brackets) followed by whitespace.
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+")
 
@@ -25,9 +26,10 @@ def estimate_tokens(text: str) -> int:
     """Cheap, deterministic token count: each punctuation mark is one, a word one per 6 chars.
 
     Subword tokenizers (Gemini's, BPE) give about 1.3 tokens per English word; counting a
-    word as one token per started six characters lands close to that, erring high.
+    word as one token per started six characters lands close to that, erring high. The count
+    is additive over whitespace-separated parts, which the splitter relies on.
     """
-    return sum(math.ceil(len(piece) / 6) for piece in _TOKEN_PIECES.findall(text))
+    return len(_TOKEN_PIECES.findall(text)) + len(_LONG_WORD_EXTRA.findall(text))
 
 
 def chunk_page(page: Page, *, max_tokens: int = 300) -> list[Chunk]:
@@ -110,11 +112,14 @@ def _pack(parts: list[str], joiner: str, max_tokens: int) -> list[str]:
     """Greedily join consecutive parts while the result stays within budget."""
     out: list[str] = []
     current: list[str] = []
+    used = 0
     for part in parts:
-        if current and estimate_tokens(joiner.join([*current, part])) > max_tokens:
+        tokens = estimate_tokens(part)
+        if current and used + tokens > max_tokens:
             out.append(joiner.join(current))
-            current = []
+            current, used = [], 0
         current.append(part)
+        used += tokens
     if current:
         out.append(joiner.join(current))
     return out
@@ -123,11 +128,13 @@ def _pack(parts: list[str], joiner: str, max_tokens: int) -> list[str]:
 def _merge(pieces: list[tuple[str, str]], max_tokens: int) -> list[str]:
     """Rejoin neighbouring pieces (paragraphs or sentences) that fit together."""
     out: list[str] = []
+    used = 0
     for piece, separator in pieces:
-        if out:
-            candidate = f"{out[-1]}{separator}{piece}"
-            if estimate_tokens(candidate) <= max_tokens:
-                out[-1] = candidate
-                continue
+        tokens = estimate_tokens(piece)
+        if out and used + tokens <= max_tokens:
+            out[-1] = f"{out[-1]}{separator}{piece}"
+            used += tokens
+            continue
         out.append(piece)
+        used = tokens
     return out
