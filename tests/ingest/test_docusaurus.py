@@ -115,7 +115,7 @@ def test_heading_path_levels_and_lead_section(tmp_path: Path) -> None:
         title: Front Title
         ---
 
-        Lead before anything.
+        import X from './x';
 
         # Big Title
 
@@ -151,7 +151,17 @@ def test_heading_path_levels_and_lead_section(tmp_path: Path) -> None:
         (("B",), "b"),
         (("B", "B1"), "b1"),
     ]
-    assert page.sections[0].text == "Lead before anything.\n\nAfter the h1."
+    assert page.sections[0].text == "After the h1."
+
+
+def test_an_h1_after_content_is_a_section_not_the_title(tmp_path: Path) -> None:
+    page = one_page(tmp_path, "Lead text.\n\n# Later H1\n\nBody.\n\n## Sub\n\nMore.\n")
+    assert page.title == "page"
+    assert [(s.headings, s.anchor) for s in page.sections] == [
+        ((), None),
+        (("Later H1",), "later-h1"),
+        (("Later H1", "Sub"), "sub"),
+    ]
 
 
 def test_heading_needs_a_space_and_at_most_three_spaces_indent(tmp_path: Path) -> None:

@@ -158,22 +158,20 @@ def _validate(front: dict[str, object]) -> dict:
 
 
 def _sections(events: list[Heading | Block]) -> tuple[str | None, list[Section]]:
-    """Group blocks under headings; the first `#` heading is the page title, not a section."""
+    """Group blocks under headings; a `#` heading at the very top is the page title."""
     slugger = HeadingSlugger()
     title: str | None = None
-    seen_heading = False
     stack: list[tuple[int, str]] = []
     sections: list[Section] = [Section((), None, "")]
-    for event in events:
+    for position, event in enumerate(events):
         if isinstance(event, Heading):
             text, custom_id = split_custom_id(inline_text(event.raw))
             text = text.strip()
             anchor = custom_id if custom_id is not None else slugger.slug(text)
-            if event.level == 1 and not seen_heading:
+            # Docusaurus's content title: an h1 before any other content (imports aside).
+            if event.level == 1 and position == 0:
                 title = text
-                seen_heading = True
                 continue
-            seen_heading = True
             while stack and stack[-1][0] >= event.level:
                 stack.pop()
             stack.append((event.level, text))
