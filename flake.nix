@@ -71,7 +71,6 @@
             packages = [
               devEnv
               toolPkgs.poetry
-              pkgs.actionlint
               pkgs.nixfmt-rfc-style
             ];
             shellHook = ''

