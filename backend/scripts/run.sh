@@ -4,5 +4,6 @@
 # Extra arguments go to `bookchat serve` (for example --port 8080).
 set -eu
 cd "$(dirname "$0")/../.."
-. backend/scripts/venv.sh runtime
+deps=runtime
+. backend/scripts/venv.sh
 exec .venv/bin/bookchat serve "$@"

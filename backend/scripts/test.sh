@@ -3,7 +3,8 @@
 # Works on a fresh Debian with Python 3.11 and no Nix. Extra arguments go to pytest.
 set -eu
 cd "$(dirname "$0")/../.."
-. backend/scripts/venv.sh dev
+deps=dev
+. backend/scripts/venv.sh
 .venv/bin/ruff check backend tests
 .venv/bin/ruff format --check backend tests
 exec .venv/bin/python -m pytest "$@"

@@ -1,8 +1,8 @@
-# Sourced by run.sh and test.sh: create .venv and install the dependencies pinned by poetry.lock
-# (exported, with hashes, to backend/requirements/$1.txt), then bookchat itself without deps.
+# Sourced by run.sh and test.sh (with deps=runtime or deps=dev set): create .venv and install the dependencies pinned by poetry.lock
+# (exported, with hashes, to backend/requirements/$deps.txt), then bookchat itself without deps.
 # Poetry's own installer is not used: it needs PyPI's JSON API, which some mirrors lack.
 set -eu
-kind="$1"
+kind="${deps:?set deps=runtime or deps=dev before sourcing venv.sh}"
 python="${PYTHON:-python3}"
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
     echo "bookchat needs Python 3.11 or newer (found $("$python" --version 2>&1)); set PYTHON=python3.11" >&2
