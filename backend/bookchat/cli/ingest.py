@@ -88,7 +88,7 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> IngestReport:
             route_base_path=args.route_base_path,
         )
     except SiteConfigError as exc:
-        raise CommandError(f"{exc} (or pass --site-url, --base-url, --route-base-path)") from None
+        raise CommandError(str(exc)) from None
     book = chunk_book(docs_dir, site)
     if not book.chunks and book.pages == 0 and not book.problems:
         raise CommandError(f"{docs_dir} holds no Markdown pages (.md or .mdx)", code=2)

@@ -43,6 +43,7 @@ class GeminiEmbedder:
         dimensions: int = 768,
         batch_size: int = MAX_BATCH,
         attempts: int = 5,
+        query_attempts: int = 2,
         initial_delay: float = 1.0,
         max_delay: float = 30.0,
     ) -> None:
@@ -53,6 +54,8 @@ class GeminiEmbedder:
         self._dimensions = dimensions
         self._batch_size = batch_size
         self._attempts = max(1, attempts)
+        # A reader is waiting on a query: one quick retry, then say the service is unavailable.
+        self._query_attempts = max(1, query_attempts)
         self._initial_delay = initial_delay
         self._max_delay = max_delay
 
@@ -80,14 +83,19 @@ class GeminiEmbedder:
         vectors: list[list[float]] = []
         for start in range(0, len(texts), self._batch_size):
             batch = texts[start : start + self._batch_size]
-            vectors.extend(await self._embed(batch, "RETRIEVAL_DOCUMENT"))
+            vectors.extend(await self._embed(batch, "RETRIEVAL_DOCUMENT", self._attempts))
         return vectors
 
     async def embed_query(self, text: str) -> list[float]:
         """Embed a reader's question."""
-        return (await self._embed([text], "RETRIEVAL_QUERY"))[0]
+        return (await self._embed([text], "RETRIEVAL_QUERY", self._query_attempts))[0]
 
-    async def _embed(self, texts: list[str], task_type: str) -> list[list[float]]:
+    async def aclose(self) -> None:
+        """Close the SDK's HTTP clients."""
+        await self._client.aio.aclose()
+        self._client.close()
+
+    async def _embed(self, texts: list[str], task_type: str, attempts: int) -> list[list[float]]:
         from google.genai import types
 
         config = types.EmbedContentConfig(
@@ -96,7 +104,8 @@ class GeminiEmbedder:
         response = await self._with_retries(
             lambda: self._client.aio.models.embed_content(
                 model=self._model, contents=texts, config=config
-            )
+            ),
+            attempts,
         )
         embeddings = response.embeddings or []
         if len(embeddings) != len(texts):
@@ -114,23 +123,23 @@ class GeminiEmbedder:
             vectors.append(_normalise(values) if self._dimensions < FULL_DIMENSIONS else values)
         return vectors
 
-    async def _with_retries(self, call):  # type: ignore[no-untyped-def]
+    async def _with_retries(self, call, attempts: int):  # type: ignore[no-untyped-def]
         import httpx
         from google.genai import errors
 
         delay = self._initial_delay
-        for attempt in range(1, self._attempts + 1):
+        for attempt in range(1, attempts + 1):
             try:
                 return await call()
             except errors.APIError as exc:
-                if exc.code not in RETRYABLE_STATUS or attempt == self._attempts:
+                if exc.code not in RETRYABLE_STATUS or attempt == attempts:
                     raise EmbeddingError(
                         f"Gemini embeddings failed: HTTP {exc.code} {exc.status or ''} "
                         f"{(exc.message or '')[:200]}".strip()
                     ) from exc
                 reason = f"HTTP {exc.code}"
             except httpx.TransportError as exc:
-                if attempt == self._attempts:
+                if attempt == attempts:
                     raise EmbeddingError(
                         f"Gemini embeddings could not be reached: {type(exc).__name__}"
                     ) from exc
@@ -141,7 +150,7 @@ class GeminiEmbedder:
                 "Gemini embeddings: %s, retry %d/%d in %.1fs",
                 reason,
                 attempt,
-                self._attempts - 1,
+                attempts - 1,
                 sleep,
             )
             await asyncio.sleep(sleep)

@@ -138,16 +138,21 @@ class GeminiAnswerer:
             yield first
             while True:
                 idle = min(self.timeout, end - loop.time())
+                failure = None
                 try:
                     async with asyncio.timeout(max(idle, 0.0)):
                         chunk = await anext(chunks)
                 except StopAsyncIteration:
                     return
                 except TimeoutError:
-                    raise _error("llm_timeout", started=True) from None
+                    failure = "llm_timeout"
                 except Exception as exc:
                     log.warning("gemini stream interrupted: %s", _describe(exc))
-                    raise _error("llm_stream_interrupted", started=True) from None
+                    failure = "llm_stream_interrupted"
+                if failure is not None:
+                    # Raised outside the except block so the SDK's traceback (and the HTTP
+                    # generators its frames hold) is not kept alive as __context__.
+                    raise _error(failure, started=True)
                 text = _text_of(chunk)
                 if text:
                     yield text
@@ -184,7 +189,7 @@ class GeminiAnswerer:
                 raise
             except TimeoutError:
                 await _close(chunks)
-                raise _error("llm_timeout") from None
+                code, retry, hint = "llm_timeout", False, None
             except errors.APIError as exc:
                 await _close(chunks)
                 code = _code_for_status(exc.code)
@@ -197,8 +202,10 @@ class GeminiAnswerer:
                 log.warning("gemini attempt %d failed: %s", attempt, _describe(exc))
             except Exception as exc:
                 await _close(chunks)
+                code, retry, hint = "llm_unavailable", False, None
                 log.warning("gemini request failed: %s", _describe(exc))
-                raise _error("llm_unavailable") from None
+            # Errors are raised here, outside the except blocks, so the SDK's traceback (and
+            # the HTTP generators its frames hold) does not live on as __context__.
             if not retry or attempt == self.max_attempts:
                 raise _error(code)
             wait = self._backoff(attempt, hint)

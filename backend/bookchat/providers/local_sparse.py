@@ -53,6 +53,8 @@ def stem(word: str) -> str:
     elif w.endswith("s") and not w.endswith(("ss", "us", "is")):
         w = w[:-1]
     for suffix in ("ingly", "edly", "ing", "ed"):
+        if suffix == "ed" and w.endswith("eed"):  # speed, need, agreed: not a past tense
+            break
         if w.endswith(suffix) and _has_vowel(w[: -len(suffix)]) and len(w) - len(suffix) >= 3:
             w = w[: -len(suffix)]
             # "configur" and "configured" must meet "configure" halfway: drop a doubled
@@ -94,7 +96,8 @@ def _parts(word: str) -> list[str]:
     pieces = [p for p in word.split("_") if p]
     out: list[str] = []
     for piece in pieces:
-        found = _CAMEL.findall(piece)
+        # Case-splitting is for code identifiers, which are ASCII; "Größe" stays whole.
+        found = _CAMEL.findall(piece) if piece.isascii() else []
         out.extend(found if found else [piece])
     return out
 

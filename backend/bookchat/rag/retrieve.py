@@ -233,8 +233,13 @@ class BookRetriever:
         return result
 
     async def aclose(self) -> None:
-        """Close the Qdrant client (releases the embedded folder's lock)."""
-        await self._store.close()
+        """Close the Qdrant client (releases the embedded folder's lock) and the embedder."""
+        try:
+            await self._store.close()
+        finally:
+            close = getattr(self._dense, "aclose", None)
+            if close is not None:
+                await close()
 
 
 async def open_retriever(settings: Settings, *, timeout: float = 3.0) -> BookRetriever:
