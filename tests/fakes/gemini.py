@@ -78,6 +78,7 @@ class HttpError:
 
     status: int = 429
     message: str | None = None
+    retry_delay: float | None = None  # adds a google.rpc.RetryInfo detail, as quota errors do
     on: tuple[str, ...] | str | None = GENERATE_ACTIONS
 
 
@@ -211,16 +212,17 @@ def embed_text(text: str, dimensions: int) -> list[float]:
     return [v / norm for v in vector]
 
 
-def _error_body(status: int, message: str | None) -> bytes:
-    return json.dumps(
-        {
-            "error": {
-                "code": status,
-                "message": message or _DEFAULT_MESSAGES.get(status, "fake error"),
-                "status": _STATUS_NAMES.get(status, "UNKNOWN"),
-            }
-        }
-    ).encode()
+def _error_body(status: int, message: str | None, retry_delay: float | None = None) -> bytes:
+    error: dict[str, Any] = {
+        "code": status,
+        "message": message or _DEFAULT_MESSAGES.get(status, "fake error"),
+        "status": _STATUS_NAMES.get(status, "UNKNOWN"),
+    }
+    if retry_delay is not None:
+        error["details"] = [
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_delay:g}s"}
+        ]
+    return json.dumps({"error": error}).encode()
 
 
 # The server -----------------------------------------------------------------------------------
@@ -469,7 +471,9 @@ class FakeGemini:
         behaviour = self._next_behaviour(recorded.action)
         if isinstance(behaviour, HttpError):
             await self._send(
-                writer, behaviour.status, _error_body(behaviour.status, behaviour.message)
+                writer,
+                behaviour.status,
+                _error_body(behaviour.status, behaviour.message, behaviour.retry_delay),
             )
             return keep_alive
         if isinstance(behaviour, DropConnection) and behaviour.after_chunks == 0:
@@ -481,7 +485,9 @@ class FakeGemini:
             await self._send(writer, 200, json.dumps(self._embed(recorded)).encode())
             return keep_alive
 
-        text = getattr(behaviour, "text", None) or self._default_text(recorded.body)
+        text = getattr(behaviour, "text", None)
+        if text is None:
+            text = self._default_text(recorded.body)
         rate = behaviour.tokens_per_second if isinstance(behaviour, Reply) else None
         rate = rate or self.tokens_per_second
         finish = behaviour.finish_reason if isinstance(behaviour, Reply) else "STOP"

@@ -1,0 +1,156 @@
+"""The offline extractive answerer."""
+
+from __future__ import annotations
+
+import re
+
+from bookchat.providers.answerer import AnswerRequest
+from bookchat.providers.offline_answerer import OfflineAnswerer, compose_answer, sentences, stem
+from bookchat.rag.prompt import NO_ANSWER
+from bookchat.rag.types import Passage
+
+
+def _passage(title: str, heading: str, text: str) -> Passage:
+    slug = title.lower().replace(" ", "-")
+    return Passage(
+        file=f"{slug}.md", title=title, heading=heading, url=f"https://b/{slug}", text=text, score=1
+    )
+
+
+PASSAGES = [
+    _passage(
+        "Topics",
+        "Publishing",
+        "Topics are named buses over which nodes exchange messages. A publisher sends messages "
+        "on a topic and every subscriber of that topic receives them. Topics are one-to-many.",
+    ),
+    _passage(
+        "Services",
+        "Calls",
+        "A service is a request and response pair. Services suit quick remote procedure calls, "
+        "while topics suit continuous data streams such as sensor readings.",
+    ),
+    _passage(
+        "Launch files",
+        "Starting many nodes",
+        "## Launch files\n\nA launch file starts several nodes at once.\n\n```python\n"
+        "LaunchDescription([Node(package='demo')])\n```\n- Launch files can set parameters "
+        "for every node they start.",
+    ),
+]
+
+
+async def _answer(request: AnswerRequest) -> tuple[list[str], str]:
+    pieces = [piece async for piece in OfflineAnswerer().stream(request)]
+    return pieces, "".join(pieces)
+
+
+def _citations(text: str) -> list[int]:
+    return [int(n) for n in re.findall(r"\[(\d+)\]", text)]
+
+
+async def test_answer_uses_relevant_sentences_and_cites_them_in_range() -> None:
+    pieces, text = await _answer(
+        AnswerRequest(question="How do subscribers receive messages on a topic?", passages=PASSAGES)
+    )
+    assert len(pieces) > 5
+    assert "every subscriber of that topic receives them" in text
+    cited = _citations(text)
+    assert cited
+    assert all(1 <= n <= len(PASSAGES) for n in cited)
+    assert 1 in cited
+    assert "[3]" not in text  # launch files say nothing about subscribers
+
+
+async def test_citation_numbers_follow_the_passage_order() -> None:
+    request = AnswerRequest(question="When should I use a service?", passages=PASSAGES)
+    assert _citations(compose_answer(request)) == [2]
+    swapped = AnswerRequest(question=request.question, passages=[PASSAGES[1], PASSAGES[0]])
+    assert _citations(compose_answer(swapped)) == [1]
+
+
+async def test_unrelated_question_says_the_book_does_not_cover_it() -> None:
+    _, text = await _answer(
+        AnswerRequest(question="How do I bake sourdough bread?", passages=PASSAGES)
+    )
+    assert text.startswith(NO_ANSWER)
+    assert "“sourdough”" in text
+    assert _citations(text) == []
+
+
+async def test_no_passages_at_all() -> None:
+    _, text = await _answer(AnswerRequest(question="What is a topic?", passages=[]))
+    assert text.startswith(NO_ANSWER)
+
+
+async def test_a_weak_single_word_match_is_not_an_answer() -> None:
+    # "messages" appears in the book, but nothing about encrypting them or certificates.
+    text = compose_answer(
+        AnswerRequest(
+            question="How are messages encrypted with TLS certificates and keys?",
+            passages=PASSAGES,
+        )
+    )
+    assert text.startswith(NO_ANSWER)
+
+
+async def test_code_blocks_and_markdown_marks_are_not_quoted() -> None:
+    text = compose_answer(
+        AnswerRequest(question="What does a launch file start?", passages=PASSAGES)
+    )
+    assert "A launch file starts several nodes at once." in text
+    assert _citations(text) == [3]
+    assert "LaunchDescription" not in text
+    assert "##" not in text
+
+
+async def test_selection_mode_quotes_the_selection_first() -> None:
+    selection = "Quality of Service profiles decide how reliably a topic delivers messages."
+    request = AnswerRequest(
+        question="What does this mean for subscribers?",
+        mode="selection",
+        selection=selection,
+        passages=PASSAGES,
+    )
+    _, text = await _answer(request)
+    assert text.startswith(f"The selected text says: “{selection}”")
+    assert all(1 <= n <= len(PASSAGES) for n in _citations(text))
+
+
+async def test_selection_mode_without_a_question_explains_the_selection() -> None:
+    request = AnswerRequest(
+        question="",
+        mode="selection",
+        selection="A service is a request and response pair.",
+        passages=PASSAGES,
+    )
+    text = compose_answer(request)
+    assert text.startswith("The selected text says: “A service is a request and response pair.”")
+    assert "[2]" in text
+    assert NO_ANSWER not in text
+
+
+async def test_follow_up_uses_the_previous_question() -> None:
+    history = [("user", "What are launch files?"), ("assistant", "They start nodes [1].")]
+    text = compose_answer(
+        AnswerRequest(question="Can they set parameters?", passages=PASSAGES, history=history)
+    )
+    assert "Launch files can set parameters for every node they start [3]." in text
+
+
+async def test_describe_and_check_say_offline() -> None:
+    answerer = OfflineAnswerer()
+    assert answerer.describe() == {"backend": "offline", "model": "extractive"}
+    assert (await answerer.check(timeout=1))["backend"] == "offline"
+    await answerer.aclose()
+
+
+def test_sentences_and_stems() -> None:
+    assert sentences("First one here. Second one here!\n- third item in a list") == [
+        "First one here.",
+        "Second one here!",
+        "third item in a list",
+    ]
+    assert stem("sensors") == stem("sensor")
+    assert stem("launching") == stem("launch")
+    assert stem("queries") == "query"
