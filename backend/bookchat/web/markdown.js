@@ -1,6 +1,6 @@
 // A small Markdown renderer that cannot produce markup from its input.
 //
-// Text only ever reaches the page through text nodes (never innerHTML), so any HTML in a model
+// Text only ever reaches the page through text nodes (no HTML parsing anywhere), so any HTML in a model
 // answer or a book passage shows as the characters it is made of. On top of that a whitelisted
 // subset becomes elements: paragraphs, headings, bold, italic, inline and fenced code, lists,
 // block quotes, http(s) links, and [n] citations linked to the n-th source.
@@ -13,11 +13,12 @@
   const RULE = /^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$/;
   const ITEM = /^( *)([-*+]|\d{1,9}[.)])[ \t]+(.*)$/;
   const BLANK = /^\s*$/;
+  const ABSOLUTE_HTTP = /^https?:\/\//i;
   // One alternative per inline construct; the earliest match wins, left to right.
   const INLINE = new RegExp(
     [
       /(`+)([^`]|[^`][\s\S]*?[^`])\1(?!`)/.source, // 1,2: code span
-      /\[([^\[\]\n]+)\]\((https?:\/\/[^\s()<>]+)\)/.source, // 3,4: link
+      /\[([^\[\]\n]+)\]\(([^\s()<>]+)\)/.source, // 3,4: link
       /\[(\d{1,3}(?:[ \t]*,[ \t]*\d{1,3})*)\](?!\()/.source, // 5: citation(s)
       /\*\*(?=\S)([\s\S]*?\S)\*\*/.source, // 6: bold
       /__(?=\S)([\s\S]*?\S)__(?!\w)/.source, // 7: bold
@@ -50,9 +51,9 @@
     return a;
   }
 
-  /** True for http(s) URLs and same-site paths, the only URLs a source may link to. */
+  /** True for absolute http(s) URLs, the only URLs a source may link to. */
   function isSourceUrl(href) {
-    return typeof href === "string" && (/^https?:\/\//i.test(href) || /^\/(?!\/)/.test(href));
+    return typeof href === "string" && ABSOLUTE_HTTP.test(href);
   }
 
   function citation(numbers, sources) {
@@ -85,8 +86,11 @@
       if (m[1] !== undefined) {
         nodes = [el("code", [m[2]])];
       } else if (m[3] !== undefined) {
-        const link = inLink ? null : safeLink(m[4], inline(m[3], sources, true));
-        nodes = link ? [link] : null;
+        // Only absolute http(s) targets become links; a book-relative or javascript: target
+        // leaves just the link text, since there is no page here for it to point at.
+        const text = inline(m[3], sources, true);
+        const link = inLink || !ABSOLUTE_HTTP.test(m[4]) ? null : safeLink(m[4], text);
+        nodes = link ? [link] : text;
       } else if (m[5] !== undefined) {
         nodes = inLink ? null : citation(m[5].split(",").map((s) => Number(s.trim())), sources);
       } else if (m[6] !== undefined || m[7] !== undefined) {
