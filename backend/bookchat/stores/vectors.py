@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -124,6 +125,23 @@ def _host_port(url: str) -> str:
     return f"{parts.hostname}:{parts.port or DEFAULT_PORT}"
 
 
+def _locked(lock_file: Path) -> bool:
+    """Whether another process holds the embedded folder's lock (qdrant-client's portalocker)."""
+    import portalocker
+
+    if not lock_file.exists():
+        return False
+    with lock_file.open("r+") as handle:
+        try:
+            portalocker.lock(
+                handle, portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING
+            )
+        except portalocker.exceptions.LockException:
+            return True
+        portalocker.unlock(handle)
+    return False
+
+
 def mismatch_message(built: IndexIdentity, using: IndexIdentity, collection: str) -> str:
     """The one clear sentence for a collection built by other embedders."""
     if built.dense is None:
@@ -170,17 +188,21 @@ class VectorStore:
 
         if settings.qdrant_url is None:
             path = settings.qdrant_path
+            in_use = StoreUnavailable(
+                f"The embedded Qdrant in {path} is in use by another bookchat process "
+                "(for example `bookchat serve`). Stop that process first, or run a Qdrant "
+                "server and set QDRANT_URL so that several processes can share it."
+            )
             try:
                 path.mkdir(parents=True, exist_ok=True)
+                # Probe the lock first: when qdrant-client finds it taken, it leaks the file.
+                if _locked(path / ".lock"):
+                    raise in_use
                 client = AsyncQdrantClient(path=str(path))
             except RuntimeError as exc:
                 if "already accessed" not in str(exc):
                     raise
-                raise StoreUnavailable(
-                    f"The embedded Qdrant in {path} is in use by another bookchat process "
-                    "(for example `bookchat serve`). Stop that process first, or run a Qdrant "
-                    "server and set QDRANT_URL so that several processes can share it."
-                ) from None
+                raise in_use from None
             except OSError as exc:
                 raise StoreUnavailable(
                     f"The embedded Qdrant in {path} cannot be opened: {exc.strerror or exc}"

@@ -1,0 +1,268 @@
+"""Hybrid retrieval over a small hand-made book, health checks and failures people will hit."""
+
+from __future__ import annotations
+
+import math
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bookchat.config import Settings
+from bookchat.ingest.indexer import embedding_text
+from bookchat.providers.gemini_client import make_genai_client
+from bookchat.providers.gemini_embedder import GeminiEmbedder
+from bookchat.rag.retrieve import (
+    BookRetriever,
+    make_dense_embedder,
+    make_sparse_encoder,
+    open_retriever,
+)
+from bookchat.rag.types import RetrievalUnavailable
+from bookchat.stores.vectors import StoreUnavailable, VectorStore
+from tests.fakes.gemini import FakeGemini, HttpError
+from tests.ingest.conftest import CountingEmbedder, make_settings
+
+QUESTIONS = [
+    ("Which motor holds its position without feedback?", "hardware/motors.md"),
+    ("How do I find the shortest path on the occupancy grid?", "software/navigation.md"),
+    ("Which environment variable names the serial port?", "software/config.md"),
+    ("Why does my pose estimate drift?", "software/navigation.md"),
+    ("Where should I start reading this handbook?", "intro.md"),
+    ("what does maxSpeed do", "software/config.md"),
+]
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(params=["bm25", "hybrid"])
+async def retriever(
+    request: pytest.FixtureRequest, settings: Settings, small_book: Path
+) -> AsyncIterator[BookRetriever]:
+    """The small book ingested offline, lexical only or with the static dense embedder."""
+    dense = make_dense_embedder(settings) if request.param == "hybrid" else None
+    if request.param == "hybrid" and dense is None:
+        pytest.fail("the offline static embedder should be installed")
+    book = BookRetriever(
+        settings=settings,
+        store=VectorStore.open(settings),
+        dense=dense,
+        sparse=make_sparse_encoder(),
+    )
+    report = await book.ingest_path(small_book)
+    assert report.embedded == report.chunks > 0
+    yield book
+    await book.aclose()
+
+
+@pytest.mark.parametrize(("question", "file"), QUESTIONS)
+async def test_the_right_page_comes_first(retriever: BookRetriever, question: str, file: str):
+    passages = await retriever.retrieve(question, k=3)
+    assert passages[0].file == file, [p.file for p in passages]
+
+
+async def test_passages_carry_their_citation_and_plain_text(retriever: BookRetriever):
+    [first, *_] = await retriever.retrieve("stepper motor feedback", k=2)
+    assert first.file == "hardware/motors.md"
+    assert first.title == "Motors and wheels"
+    assert first.heading == "Choosing a motor"
+    assert first.url == "https://robots.example.org/handbook/docs/hardware/motors#choosing-a-motor"
+    assert first.text.startswith("Brushed DC motors are cheap")
+    assert 0.0 < first.score <= 1.0
+
+
+async def test_scores_are_similarities(retriever: BookRetriever, settings: Settings):
+    passages = await retriever.retrieve("occupancy grid planner", k=4)
+    assert all(0.0 <= p.score <= 1.0 for p in passages)
+    dense = retriever._dense
+    if dense is None:
+        # Lexical: the share of the question's terms present, so the best match scores highest.
+        assert passages[0].score == max(p.score for p in passages)
+        return
+    query = await dense.embed_query("occupancy grid planner")
+    for p in passages:
+        [doc] = await dense.embed_documents([f"{p.title}\n{p.heading}\n{p.text}"])
+        cosine = sum(a * b for a, b in zip(query, doc, strict=True)) / (
+            math.hypot(*query) * math.hypot(*doc)
+        )
+        assert p.score == pytest.approx(cosine, abs=1e-3)
+
+
+@pytest.mark.parametrize("question", [q for q, _ in QUESTIONS])
+async def test_embedded_search_agrees_with_qdrants_query_api(retriever: BookRetriever, question):
+    """The in-memory search of embedded mode returns what Qdrant's prefetch + RRF returns."""
+    fast = await retriever.retrieve(question, k=4)
+    retriever.store.memory_index = False
+    slow = await retriever.retrieve(question, k=4)
+    assert [(p.file, p.heading, p.score) for p in fast] == [
+        (p.file, p.heading, p.score) for p in slow
+    ]
+
+
+def test_embedding_text_has_title_and_heading() -> None:
+    from tests.ingest.conftest import make_chunk
+
+    chunk = make_chunk("a.md", "Body.", title="Title", heading="Part > Sub")
+    assert embedding_text(chunk) == "Title\nPart > Sub\nBody."
+
+
+async def test_health_and_describe(settings: Settings, small_book: Path):
+    retriever = BookRetriever(
+        settings=settings,
+        store=VectorStore.open(settings),
+        dense=None,
+        sparse=make_sparse_encoder(),
+    )
+    try:
+        assert retriever.describe()["legs"] == ["bm25"]
+        empty = await retriever.check(timeout=2.0)
+        assert (empty["status"], empty["points"], empty["backend"]) == ("empty", 0, "embedded")
+        assert await retriever.retrieve("motors") == []
+        await retriever.ingest_path(small_book)
+        health = await retriever.check(timeout=2.0)
+        assert health["status"] == "ok"
+        assert health["points"] > 0
+        assert health["embedder"] == {"dense": None, "sparse": "bm25:v1"}
+        assert health["collection"] == "test-book"
+    finally:
+        await retriever.aclose()
+
+
+async def test_open_retriever_uses_the_static_embedder_offline(settings: Settings):
+    retriever = await open_retriever(settings)
+    try:
+        described = retriever.describe()
+        assert described["dense"].startswith("local:")
+        assert described["legs"] == ["bm25", "dense"]
+        assert described["fusion"] == "rrf"
+    finally:
+        await retriever.aclose()
+
+
+async def test_query_with_another_embedder_is_a_clear_error(settings: Settings, small_book: Path):
+    builder = BookRetriever(
+        settings=settings,
+        store=VectorStore.open(settings),
+        dense=CountingEmbedder("test:a"),
+        sparse=make_sparse_encoder(),
+    )
+    await builder.ingest_path(small_book)
+    await builder.aclose()
+    reader = BookRetriever(
+        settings=settings,
+        store=VectorStore.open(settings),
+        dense=None,
+        sparse=make_sparse_encoder(),
+    )
+    try:
+        with pytest.raises(RetrievalUnavailable, match=r"test:a \(64 dims\)"):
+            await reader.retrieve("motors")
+        health = await reader.check(timeout=2.0)
+        assert health["status"] == "down"
+        assert "QDRANT_COLLECTION" in health["detail"]
+    finally:
+        await reader.aclose()
+
+
+async def test_query_embedder_down_is_retrieval_unavailable(
+    fake_gemini: FakeGemini, tmp_path: Path, small_book: Path
+):
+    settings = make_settings(
+        tmp_path, GEMINI_API_KEY="k-secret", GEMINI_BASE_URL=fake_gemini.base_url
+    )
+    dense = GeminiEmbedder(client=make_genai_client(settings), dimensions=64, initial_delay=0.01)
+    retriever = BookRetriever(
+        settings=settings,
+        store=VectorStore.open(settings),
+        dense=dense,
+        sparse=make_sparse_encoder(),
+    )
+    try:
+        await retriever.ingest_path(small_book)
+        assert (await retriever.retrieve("stepper motor"))[0].file == "hardware/motors.md"
+        fake_gemini.script(*[HttpError(500, on="batchEmbedContents")] * 2)
+        with pytest.raises(RetrievalUnavailable, match="could not be embedded") as caught:
+            await retriever.retrieve("stepper motor")
+        assert "k-secret" not in str(caught.value)
+    finally:
+        await retriever.aclose()
+
+
+async def test_qdrant_server_down_is_quick_and_names_host_and_port(tmp_path: Path):
+    port = closed_port()
+    settings = make_settings(tmp_path, QDRANT_URL=f"http://127.0.0.1:{port}")
+    retriever = await open_retriever(settings, timeout=2.0)
+    try:
+        with pytest.raises(RetrievalUnavailable, match=f"127.0.0.1:{port}"):
+            await retriever.retrieve("motors")
+        health = await retriever.check(timeout=1.0)
+        assert health["status"] == "down"
+        assert health["backend"] == "server"
+        assert f"127.0.0.1:{port}" in health["detail"]
+        # The sample book never goes into a configured server.
+        assert await retriever.ensure_sample_book() is None
+    finally:
+        await retriever.aclose()
+
+
+async def test_server_url_in_health_carries_no_key(tmp_path: Path):
+    port = closed_port()
+    settings = make_settings(
+        tmp_path, QDRANT_URL=f"https://127.0.0.1:{port}", QDRANT_API_KEY="qdrant-secret"
+    )
+    retriever = await open_retriever(settings, timeout=1.0)
+    try:
+        health = await retriever.check(timeout=1.0)
+        assert health["url"] == f"https://127.0.0.1:{port}"
+        assert "qdrant-secret" not in repr(health)
+    finally:
+        await retriever.aclose()
+
+
+async def test_a_second_process_on_the_embedded_folder_gets_a_clear_message(settings: Settings):
+    first = VectorStore.open(settings)
+    try:
+        with pytest.raises(StoreUnavailable, match="in use by another bookchat process"):
+            VectorStore.open(settings)
+    finally:
+        await first.close()
+    second = VectorStore.open(settings)  # released on close
+    await second.close()
+
+
+async def test_sample_book_goes_into_an_empty_embedded_collection_once(settings: Settings):
+    retriever = await open_retriever(settings)
+    try:
+        report = await retriever.ensure_sample_book()
+        assert report is not None
+        assert report.embedded > 0
+        assert await retriever.ensure_sample_book() is None
+        assert (await retriever.check())["status"] == "ok"
+    finally:
+        await retriever.aclose()
+
+
+async def test_sample_book_can_be_turned_off(tmp_path: Path):
+    retriever = await open_retriever(make_settings(tmp_path, BOOKCHAT_SAMPLE_BOOK=False))
+    try:
+        assert await retriever.ensure_sample_book() is None
+        assert (await retriever.check())["status"] == "empty"
+    finally:
+        await retriever.aclose()
+
+
+def test_importing_retrieval_is_cheap() -> None:
+    """The service imports this at start-up; the heavy clients load on first use."""
+    code = (
+        "import sys, bookchat.rag.retrieve;"
+        "print(sorted(m for m in ('qdrant_client', 'google.genai', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
