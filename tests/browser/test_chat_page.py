@@ -385,7 +385,9 @@ def test_phone_width_has_no_horizontal_scroll(
         assert widths[0] <= widths[1], widths
         assert widths[2] <= widths[1], widths
         expect(page.get_by_role("button", name="Send")).to_be_in_viewport()
-        page.screenshot(path=str(artifacts / "chat-page-375.png"), full_page=True)
+        # The page follows the answer to its end: the sources list is on screen.
+        expect(page.locator("article.assistant .sources li").last).to_be_in_viewport()
+        page.screenshot(path=str(artifacts / "chat-page-375.png"))
     finally:
         context.close()
 

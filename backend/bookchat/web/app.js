@@ -3,6 +3,11 @@
   "use strict";
 
   const STORE_KEY = "bookchat.conversation_id";
+  // How a stored answer that did not complete is marked when the conversation is restored.
+  const STATUS_NOTES = {
+    partial: "(This answer was cut off before it finished.)",
+    failed: "(This answer failed; ask again to retry.)",
+  };
   const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
   const { render, isSourceUrl } = globalThis.bookchatMarkdown;
 
@@ -111,7 +116,9 @@
 
     const paint = () => {
       frame = 0;
+      const following = atBottom();
       body.replaceChildren(render(text, []));
+      if (following) scrollToEnd();
     };
     // Screen readers get whole sentences from the polite live region, not every token.
     const speak = (final) => {
@@ -134,11 +141,13 @@
         if (frame) cancelAnimationFrame(frame);
         speak(true);
         const list = Array.isArray(sources) ? sources : [];
+        const following = atBottom();
         body.replaceChildren(render(text, list));
-        if (!text.trim()) body.append(el("p", "note", ["(The answer was empty.)"]));
+        if (!text.trim() && !note) body.append(el("p", "note", ["(The answer was empty.)"]));
         if (note) body.append(el("p", "note", [note]));
         if (list.length) article.append(sourcesList(list));
         article.removeAttribute("aria-busy");
+        if (following) scrollToEnd();
         if (list.length) ui.announcer.append(el("span", null, [`${list.length} sources.`]));
       },
       fail(message) {
@@ -149,6 +158,16 @@
         article.removeAttribute("aria-busy");
       },
     };
+  }
+
+  // Follow a growing answer only while the reader is at the end; never yank them back down.
+  function atBottom() {
+    const page = document.documentElement;
+    return window.innerHeight + window.scrollY >= page.scrollHeight - 48;
+  }
+
+  function scrollToEnd() {
+    window.scrollTo(0, document.documentElement.scrollHeight);
   }
 
   function lastSentenceEnd(text) {
@@ -301,12 +320,11 @@
       } else if (message.role === "assistant") {
         const answer = addAnswer();
         answer.append(String(message.content ?? ""));
-        const status = message.status;
-        const unfinished = status && !["complete", "completed", "done", "ok"].includes(status);
-        answer.finish(message.sources, unfinished ? `(This answer is ${status}.)` : null);
+        answer.finish(message.sources, STATUS_NOTES[message.status] ?? null);
       }
     }
     ui.announcer.replaceChildren();
+    scrollToEnd();
   }
 
   // Asking -------------------------------------------------------------------------------------
@@ -377,7 +395,7 @@
     ui.announcer.replaceChildren();
     const asked = addUserMessage(message, context);
     const answer = addAnswer();
-    asked.scrollIntoView({ block: "nearest" });
+    scrollToEnd();
     let accepted = false;
     let finished = false;
     try {
