@@ -77,26 +77,29 @@ let
     pathsToLink = [ "/${py.sitePackages}" ];
   };
 
-  # A Python script the kernel starts from its shebang: no shell, no wrapper. It puts the app
-  # and its dependencies on sys.path the way nixpkgs' own script wrappers do (site.addsitedir,
-  # which also runs their .pth files), then enters the CLI.
+  # A Python script the kernel starts from its shebang: no shell, no wrapper (./launcher.py,
+  # whose placeholders are filled in here; tests/delivery runs the same file).
   launcher =
     name: prefix:
     pkgs.writeTextFile {
       inherit name;
       destination = "/bin/${name}";
       executable = true;
-      text = ''
-        #!${py.interpreter}
-        import site
-        import sys
-
-        site.addsitedir("${app}/${py.sitePackages}")
-        site.addsitedir("${sitePackages}/${py.sitePackages}")
-        from bookchat.cli import main
-
-        main([${lib.concatMapStrings (a: ''"${a}", '') prefix}*sys.argv[1:]])
-      '';
+      text =
+        builtins.replaceStrings
+          [
+            "@interpreter@"
+            "@app@"
+            "@dependencies@"
+            "PREFIX: list[str] = []"
+          ]
+          [
+            py.interpreter
+            "${app}/${py.sitePackages}"
+            "${sitePackages}/${py.sitePackages}"
+            "PREFIX: list[str] = ${builtins.toJSON prefix}"
+          ]
+          (builtins.readFile ./launcher.py);
     };
 
   bookchat = pkgs.symlinkJoin {
