@@ -19,7 +19,8 @@ from tests.fakes.gemini import FakeGemini
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM_ENV = "BOOKCHAT_CHROMIUM"
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome-stable", "google-chrome")
+# chromium-browser last: on Ubuntu it is often only a wrapper that asks for the snap.
+CHROMIUM_NAMES = ("chromium", "google-chrome-stable", "google-chrome", "chromium-browser")
 # Without the background-networking flags Chromium phones home at start, which a closed
 # network (CI, this sandbox) refuses; QUIC and component updates likewise.
 CHROMIUM_ARGS = [
@@ -57,8 +58,10 @@ def chromium_path() -> str:
     """Path of a Chromium binary; the browser tests skip (with the reason) without one."""
     path = find_chromium()
     if path is None:
+        configured = os.environ.get(CHROMIUM_ENV, "").strip()
+        where = f"{CHROMIUM_ENV}={configured} is not executable" if configured else "none on PATH"
         pytest.skip(
-            "no Chromium binary found: install Debian's `chromium` package "
+            f"no Chromium binary found ({where}): install Debian's `chromium` package "
             f"(apt-get install chromium) or set {CHROMIUM_ENV} to a Chromium/Chrome binary"
         )
     return path

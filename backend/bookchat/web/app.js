@@ -309,6 +309,7 @@
       return;
     }
     const body = await res.json().catch(() => null);
+    if (id !== conversationId || current) return;
     if (!res.ok || !body || !Array.isArray(body.messages)) {
       showFormError(`Could not load the previous conversation: ${detailOf(body) || res.status}.`);
       return;
@@ -373,8 +374,11 @@
   async function ask() {
     const raw = ui.question.value;
     const message = raw.trim();
+    if (current) {
+      showFormError("Wait for the current answer to finish, or start a new chat.");
+      return;
+    }
     showFormError("");
-    if (current) return;
     if (!message) {
       showFormError("Type a question first.");
       ui.question.focus();
