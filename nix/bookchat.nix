@@ -53,6 +53,13 @@ let
       };
       # pytest runs as its own check (checks.pytest) against the installed package.
       doCheck = false;
+      # Bytecode that is never checked against its source: the store is immutable, so a
+      # start neither compiles (cold start is about twice as slow without .pyc) nor hashes
+      # sources. checks.bytecode verifies every module `serve` loads has usable bytecode.
+      postFixup = ''
+        python -m compileall -q -f -o 0 --invalidation-mode unchecked-hash \
+          "$out/${python.sitePackages}/bookchat"
+      '';
       # Fails the build, not the first request, when a runtime import is missing.
       pythonImportsCheck = [
         "bookchat.cli"

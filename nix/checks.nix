@@ -64,39 +64,41 @@ in
   '';
 
   # Cold start is about twice as slow without .pyc, and the image cannot write any at run time
-  # (read-only store). Every module of the package must carry bytecode that this interpreter
-  # accepts: hash-based (nixpkgs compiles with SOURCE_DATE_EPOCH set) or matching the source.
-  bytecode =
-    pkgs.runCommand "bookchat-bytecode" { nativeBuildInputs = [ py ]; } ''
-      python - ${app}/${py.sitePackages}/bookchat <<'PY'
-      import importlib.util
-      import pathlib
-      import sys
+  # (read-only store). Import what `bookchat serve` imports, from the same site directories the
+  # launcher uses, and require every loaded source module to have bytecode this interpreter
+  # accepts as it is: hash-based, or timestamp-based matching the installed source.
+  bytecode = pkgs.runCommand "bookchat-bytecode" { } ''
+    PYTHONDONTWRITEBYTECODE=1 ${py.interpreter} - <<'PY'
+    import importlib.util
+    import pathlib
+    import site
+    import sys
 
-      missing, stale, count = [], [], 0
-      for source in pathlib.Path(sys.argv[1]).rglob("*.py"):
-          count += 1
-          cached = pathlib.Path(importlib.util.cache_from_source(str(source)))
-          if not cached.exists():
-              missing.append(str(source))
-              continue
-          header = cached.read_bytes()[:16]
-          flags = int.from_bytes(header[4:8], "little")
-          if header[:4] != importlib.util.MAGIC_NUMBER:
-              stale.append(str(source))
-          elif not flags & 1:  # timestamp-based: must match the source as installed
-              st = source.stat()
-              if (int.from_bytes(header[8:12], "little"), int.from_bytes(header[12:16], "little")) != (
-                  int(st.st_mtime) & 0xFFFFFFFF, st.st_size & 0xFFFFFFFF
-              ):
-                  stale.append(str(source))
-      print(f"{count} modules, {len(missing)} without bytecode, {len(stale)} stale")
-      if missing or stale or count == 0:
-          print("\n".join(missing + stale))
-          sys.exit(1)
-      PY
-      touch $out
-    '';
+    site.addsitedir("${app}/${py.sitePackages}")
+    site.addsitedir("${built.sitePackages}/${py.sitePackages}")
+    import bookchat.app, bookchat.cli.serve, uvicorn  # noqa: E401,F401
+
+    loaded, bad = 0, []
+    for name, module in sorted(sys.modules.items()):
+        source = getattr(module, "__file__", None) or ""
+        if not (source.startswith("/nix/store/") and source.endswith(".py")):
+            continue
+        loaded += 1
+        cached = pathlib.Path(importlib.util.cache_from_source(source))
+        header = cached.read_bytes()[:16] if cached.exists() else b""
+        if header[:4] != importlib.util.MAGIC_NUMBER:
+            bad.append(f"{name}: no bytecode at {cached}")
+        elif not int.from_bytes(header[4:8], "little") & 1:
+            st = pathlib.Path(source).stat()
+            stamp = (int.from_bytes(header[8:12], "little"), int.from_bytes(header[12:16], "little"))
+            if stamp != (int(st.st_mtime) & 0xFFFFFFFF, st.st_size & 0xFFFFFFFF):
+                bad.append(f"{name}: stale bytecode {cached}")
+    print(f"{loaded} modules loaded from the store, {len(bad)} without usable bytecode")
+    print("\n".join(bad))
+    sys.exit(1 if bad or loaded < 100 else 0)
+    PY
+    touch $out
+  '';
 
   # The launcher starts with no shell and no PATH at all, as in the image, and the healthcheck
   # fails fast and plainly when nothing listens.
