@@ -58,8 +58,9 @@ in
 
   ruff = pkgs.runCommand "bookchat-ruff" { nativeBuildInputs = [ devEnv ]; } ''
     cd ${testSrc}
-    ruff check --no-cache .
-    ruff format --check --no-cache .
+    # What backend/scripts/test.sh lints, plus the launcher template.
+    ruff check --no-cache backend tests nix/launcher.py
+    ruff format --check --no-cache backend tests nix/launcher.py
     touch $out
   '';
 
