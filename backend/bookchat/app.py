@@ -13,7 +13,11 @@ from starlette.middleware.cors import CORSMiddleware
 
 from bookchat import __version__
 from bookchat.api import chat, conversations, health
-from bookchat.api.errors import MAX_BODY_BYTES, UnhandledErrorMiddleware, install_error_handlers
+from bookchat.api.errors import (
+    BodyLimitMiddleware,
+    UnhandledErrorMiddleware,
+    install_error_handlers,
+)
 from bookchat.config import Settings
 from bookchat.logs import AccessLogMiddleware
 from bookchat.runtime import Runtime
@@ -46,7 +50,6 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         summary="Cited answers about a Docusaurus book, streamed over Server-Sent Events.",
         lifespan=_lifespan(settings),
-        max_body_size=MAX_BODY_BYTES,
     )
     install_error_handlers(app)
     app.include_router(health.router)
@@ -62,6 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     # Innermost first: errors become JSON inside CORS, so a browser can read a 500 too.
     app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(BodyLimitMiddleware)
     if settings.allowed_origins:
         # Exactly the configured origins; with none configured no CORS header is ever sent.
         app.add_middleware(

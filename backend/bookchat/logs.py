@@ -27,7 +27,7 @@ def configure_logging(level: str) -> None:
     root.setLevel(level)
     # Their INFO lines repeat request URLs (with keys in query strings for some SDKs) or
     # duplicate our access log; WARNING and above still come through.
-    for name in ("httpx", "httpcore", "google_genai", "uvicorn.access", "urllib3"):
+    for name in ("httpx", "httpx2", "httpcore", "google_genai", "uvicorn.access", "urllib3"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
@@ -44,12 +44,15 @@ class AccessLogMiddleware:
         started = time.perf_counter()
         status = 0
         first_byte: float | None = None
+        streamed = False
 
         async def send_logged(message: Message) -> None:
-            nonlocal status, first_byte
+            nonlocal status, first_byte, streamed
             if message["type"] == "http.response.start":
                 status = message["status"]
                 first_byte = time.perf_counter()
+                headers = dict(message.get("headers") or [])
+                streamed = headers.get(b"content-type", b"").startswith(b"text/event-stream")
             await send(message)
 
         try:
@@ -58,7 +61,7 @@ class AccessLogMiddleware:
             total_ms = (time.perf_counter() - started) * 1000
             # The path only, never the query string: that is where callers put secrets.
             line = f"{scope['method']} {scope['path']} {status or '-'} {total_ms:.1f}ms"
-            if first_byte is not None and scope["path"] == "/api/chat":
+            if first_byte is not None and streamed:
                 # For a stream the total is the whole answer; the time to headers matters too.
                 line += f" (headers after {(first_byte - started) * 1000:.1f}ms)"
             access_log.info(line)

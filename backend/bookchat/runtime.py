@@ -70,13 +70,21 @@ def _preload(settings: Settings) -> None:
     # answering /api/health meanwhile.
     import importlib
 
-    modules = ["bookchat.stores.conversations", "bookchat.rag.retrieve"]
+    modules = ["bookchat.stores.conversations", "bookchat.rag.retrieve", "qdrant_client"]
+    modules.append("aiosqlite" if settings.sqlalchemy_url.startswith("sqlite") else "psycopg")
     if settings.gemini_api_key is not None:
         modules += ["google.genai", "bookchat.providers.gemini_llm"]
     else:
         modules.append("bookchat.providers.offline_answerer")
     for name in modules:
         importlib.import_module(name)
+    if not settings.use_gemini_embeddings:
+        # The offline embedder's table takes a few seconds to load; it is cached per process.
+        try:
+            from bookchat.providers.static_embedder import StaticEmbedder
+        except ModuleNotFoundError:
+            return
+        StaticEmbedder.load()
 
 
 @dataclass
@@ -86,6 +94,8 @@ class Runtime:
     settings: Settings
     engine: AsyncEngine | None = None
     sessionmaker: async_sessionmaker[AsyncSession] | None = None
+    # Serialises conversation writes when the store is SQLite (see rag.chat._writing).
+    write_lock: asyncio.Lock | None = None
     retriever: BookRetriever | None = None
     answerer: Answerer | None = None
     phase: Phase = "starting"
@@ -126,6 +136,8 @@ class Runtime:
             self.step = "opening the database"
             self.engine = conversations.create_engine(self.settings)
             self.sessionmaker = conversations.make_sessionmaker(self.engine)
+            if self.engine.dialect.name == "sqlite":
+                self.write_lock = asyncio.Lock()
         if self.answerer is None:
             self.step = "opening the answerer"
             self.answerer = make_answerer(self.settings)

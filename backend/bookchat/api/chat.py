@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends
 from fastapi.sse import EventSourceResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bookchat.api.deps import AnswererDep, RetrieverDep, SessionmakerDep
+from bookchat.api.deps import AnswererDep, ReadyRuntimeDep, RetrieverDep, SessionmakerDep
 from bookchat.api.errors import ApiError
 from bookchat.rag.chat import (
     ChatTurn,
@@ -54,11 +54,14 @@ class ChatRequest(BaseModel):
         return self
 
 
-async def open_turn(body: ChatRequest, sessionmaker: SessionmakerDep) -> AsyncIterator[ChatTurn]:
+async def open_turn(
+    body: ChatRequest, sessionmaker: SessionmakerDep, runtime: ReadyRuntimeDep
+) -> AsyncIterator[ChatTurn]:
     """Store the question before the stream starts, so store errors are plain HTTP errors."""
     try:
         turn = await begin_turn(
             sessionmaker=sessionmaker,
+            write_lock=runtime.write_lock,
             conversation_id=body.conversation_id,
             message=body.message,
             mode=body.mode,

@@ -19,8 +19,11 @@ RETRY_AFTER_STARTING = "2"
 
 
 def get_runtime(request: Request) -> Runtime:
-    """The app's Runtime, placed in request.state by the lifespan."""
-    return request.state.runtime
+    """The app's Runtime, placed in request.state by the lifespan (app.state without a server)."""
+    # Servers copy the lifespan's state into each request; an in-process test transport
+    # does not, and reaches the same object through app.state.
+    runtime = getattr(request.state, "runtime", None)
+    return runtime if runtime is not None else request.app.state.runtime
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 
+_TOO_LARGE = f"the request body is larger than the {MAX_BODY_BYTES // 1024} KiB limit"
 _CODES = {
     400: "bad_request",
     404: "not_found",
@@ -25,7 +26,7 @@ _CODES = {
 }
 
 
-class ApiError(StarletteHTTPException):
+class ApiError(HTTPException):
     """An HTTP error with a machine-readable code next to the reader's message."""
 
     def __init__(
@@ -92,9 +93,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = getattr(exc, "code", None) or _CODES.get(exc.status_code, "error")
     detail = exc.detail
-    if exc.status_code == 413:
-        detail = f"the request body is larger than the {MAX_BODY_BYTES // 1024} KiB limit"
-    elif exc.status_code == 404 and detail == "Not Found":
+    if exc.status_code == 404 and detail == "Not Found":
         detail = f"there is nothing at {request.url.path}"
     elif exc.status_code == 405:
         detail = f"{request.method} is not allowed on {request.url.path}"
@@ -107,6 +106,14 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the JSON handlers for validation and HTTP errors."""
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+
+
+def _reader_went_away(exc: BaseException) -> bool:
+    import anyio
+
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_reader_went_away(e) for e in exc.exceptions)
+    return isinstance(exc, anyio.BrokenResourceError | anyio.ClosedResourceError | OSError)
 
 
 class UnhandledErrorMiddleware:
@@ -129,7 +136,13 @@ class UnhandledErrorMiddleware:
 
         try:
             await self.app(scope, receive, send_tracked)
-        except Exception:
+        except Exception as exc:
+            if response_started and _reader_went_away(exc):
+                # A stream whose reader disconnected: normal, and its answer is already stored.
+                log.debug(
+                    "%s %s: the client went away mid-response", scope["method"], scope["path"]
+                )
+                return
             log.exception("unhandled error in %s %s", scope["method"], scope["path"])
             if response_started:
                 # Too late for a status code; ending the response is all that is left.
@@ -139,3 +152,35 @@ class UnhandledErrorMiddleware:
                 status_code=500,
             )
             await response(scope, receive, send)
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over MAX_BODY_BYTES with a JSON 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            # Refused before a byte of the body is read.
+            response = JSONResponse(error_body("body_too_large", _TOO_LARGE), status_code=413)
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def receive_limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # Surfaces where the route reads its body, and becomes the JSON 413.
+                    raise ApiError(413, "body_too_large", _TOO_LARGE)
+            return message
+
+        await self.app(scope, receive_limited, send)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -20,20 +20,13 @@ CHECK_TIMEOUT_SECONDS = 2.0
 # A dependency the chat cannot work without makes the service unhealthy; the others degrade it.
 REQUIRED = ("database", "vector_store", "embedder")
 _UP = {"up", "ok", "healthy", "ready"}
+_USER_IN_URL = re.compile(r"://[^@/\s]+@")
 
 
 def _database_target(runtime: Runtime) -> dict[str, Any]:
-    url = runtime.settings.sqlalchemy_url
-    if url.startswith("sqlite"):
-        return {"backend": "sqlite"}
-    parts = urlsplit(url)
-    # Host, port and database name only: never the user, password or query string.
-    return {
-        "backend": "postgresql",
-        "host": parts.hostname,
-        "port": parts.port or 5432,
-        "database": parts.path.lstrip("/"),
-    }
+    # Until the engine is open, only which kind of database is configured.
+    backend = "sqlite" if runtime.settings.sqlalchemy_url.startswith("sqlite") else "postgresql"
+    return {"backend": backend}
 
 
 async def _bounded(
@@ -49,14 +42,18 @@ async def _bounded(
     except Exception as exc:
         result = {"status": "down", "error": explain(exc, runtime.settings)}
     status = str(result.pop("status", "down")).lower()
-    result = {**base, **result, "status": "up" if status in _UP else "down"}
-    return result
+    # "empty": a vector store that answers but holds no book yet (degraded, not down).
+    status = "up" if status in _UP else status if status == "empty" else "down"
+    if isinstance(result.get("target"), str):
+        # A user name is half a credential: targets show host, port and database only.
+        result["target"] = _USER_IN_URL.sub("://", result["target"])
+    return {**base, **result, "status": status}
 
 
 async def _services(runtime: Runtime) -> dict[str, dict[str, Any]]:
-    from_describe: dict[str, Any] = {}
+    described: dict[str, Any] = {}
     if runtime.retriever is not None:
-        from_describe = dict(runtime.retriever.describe())
+        described = dict(runtime.retriever.describe())
 
     async def database() -> dict[str, Any]:
         from bookchat.stores.conversations import ping
@@ -77,31 +74,41 @@ async def _services(runtime: Runtime) -> dict[str, dict[str, Any]]:
             runtime, database if runtime.engine is not None else None, _database_target(runtime)
         ),
         "vector_store": _bounded(
-            runtime,
-            vector_store if runtime.retriever is not None else None,
-            dict(from_describe.get("vector_store") or {}),
+            runtime, vector_store if runtime.retriever is not None else None, {}
         ),
         "llm": _bounded(
             runtime, llm if runtime.answerer is not None else None, runtime.describe_llm()
         ),
     }
     results = dict(zip(checks, await asyncio.gather(*checks.values()), strict=True))
-    results["embedder"] = _embedder(runtime, from_describe, results["vector_store"])
+    results["embedder"] = _embedder(runtime, described, results["vector_store"])
     return results
 
 
 def _embedder(
     runtime: Runtime, described: dict[str, Any], vector_store: dict[str, Any]
 ) -> dict[str, Any]:
-    info = dict(described.get("embedder") or {})
+    settings = runtime.settings
+    info: dict[str, Any]
+    if settings.use_gemini_embeddings:
+        info = {"backend": "gemini", "model": settings.gemini_embedding_model}
+    else:
+        info = {"backend": "offline"}
+    # The retriever's check names the embedders its collection was built with.
+    built_with = vector_store.pop("embedder", None)
     if runtime.retriever is None:
         return {**info, "status": "starting"}
-    # The retriever's check covers its query embedder; report that part separately.
-    embedder_check = vector_store.pop("embedder", None)
-    if isinstance(embedder_check, dict):
-        info.update(embedder_check)
-    status = str(info.pop("status", "up")).lower()
-    return {**info, "status": "up" if status in _UP else "down"}
+    info.update(
+        dense=described.get("dense"),
+        dimensions=described.get("dense_dimensions"),
+        sparse=described.get("sparse"),
+        legs=described.get("legs"),
+    )
+    if isinstance(built_with, dict):
+        info["index_built_with"] = built_with
+    # Query embedding is checked on use (a Gemini probe would be a paid call per health
+    # check); a failure shows up as the chat's retrieval_unavailable error.
+    return {**info, "status": "up"}
 
 
 def _overall(runtime: Runtime, services: dict[str, dict[str, Any]]) -> str:
@@ -109,7 +116,7 @@ def _overall(runtime: Runtime, services: dict[str, dict[str, Any]]) -> str:
         return "starting"
     if runtime.phase == "failed":
         return "unhealthy"
-    if any(services[name]["status"] != "up" for name in REQUIRED):
+    if any(services[name]["status"] in {"down", "starting"} for name in REQUIRED):
         return "unhealthy"
     if any(service["status"] != "up" for service in services.values()):
         return "degraded"

@@ -54,6 +54,13 @@ def source_of(passage: Passage) -> dict[str, Any]:
     }
 
 
+def _writing(lock: asyncio.Lock | None) -> contextlib.AbstractAsyncContextManager[Any]:
+    # SQLite has one writer at a time, and its busy handler polls with growing sleeps: under a
+    # burst of questions, queueing writers in-process is fairer and far faster. None for
+    # PostgreSQL, which handles concurrent writers itself.
+    return lock if lock is not None else contextlib.nullcontext()
+
+
 def _store_errors() -> tuple[type[BaseException], ...]:
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -65,11 +72,12 @@ class ChatTurn:
     """A question stored and waiting for its answer; finish() stores the answer exactly once."""
 
     sessionmaker: async_sessionmaker[AsyncSession]
+    write_lock: asyncio.Lock | None
     conversation_id: uuid.UUID
     message: str
     mode: Mode
     context: str | None
-    history: list[Any]
+    history: list[tuple[str, str]]  # earlier (role, text) turns, oldest first
     user_message_id: Any = None
     streamed: list[str] = field(default_factory=list)
     sources: list[dict[str, Any]] = field(default_factory=list)
@@ -89,7 +97,7 @@ class ChatTurn:
         # A reader who closed the tab cancels this task; the save must still happen.
         with anyio.move_on_after(SAVE_TIMEOUT_SECONDS, shield=True) as scope:
             try:
-                async with self.sessionmaker() as session:
+                async with _writing(self.write_lock), self.sessionmaker() as session:
                     await add_message(
                         session=session,
                         conversation_id=self.conversation_id,
@@ -121,6 +129,7 @@ class ChatTurn:
 async def begin_turn(
     *,
     sessionmaker: async_sessionmaker[AsyncSession],
+    write_lock: asyncio.Lock | None = None,
     conversation_id: uuid.UUID | None,
     message: str,
     mode: Mode,
@@ -130,43 +139,32 @@ async def begin_turn(
     from bookchat.stores import conversations as store
 
     try:
-        async with sessionmaker() as session:
-            history: list[Any] = []
-            if conversation_id is not None:
-                if not await store.conversation_exists(
-                    session=session, conversation_id=conversation_id
-                ):
-                    raise ConversationNotFound(str(conversation_id))
-                history = list(
-                    await store.recent_turns(
-                        session=session, conversation_id=conversation_id, limit=HISTORY_MESSAGES
-                    )
-                )
+        async with _writing(write_lock), sessionmaker() as session:
+            if conversation_id is not None and not await store.conversation_exists(
+                session=session, conversation_id=conversation_id
+            ):
+                raise ConversationNotFound(str(conversation_id))
+            # Stores the question, commits, and returns the turns before it.
             started = await store.start_turn(
-                session=session, conversation_id=conversation_id, user_text=message
+                session=session,
+                conversation_id=conversation_id,
+                user_text=message,
+                history_limit=HISTORY_MESSAGES,
             )
-            await session.commit()
     except ConversationNotFound:
         raise
     except _store_errors() as exc:
         raise StoreUnavailable(type(exc).__name__) from exc
-    conversation, user_message_id = _unpack_started(started)
     return ChatTurn(
         sessionmaker=sessionmaker,
-        conversation_id=conversation,
+        write_lock=write_lock,
+        conversation_id=started.conversation_id,
         message=message,
         mode=mode,
         context=context,
-        history=history,
-        user_message_id=user_message_id,
+        history=list(started.history),
+        user_message_id=started.user_message_id,
     )
-
-
-def _unpack_started(started: Any) -> tuple[uuid.UUID, Any]:
-    # start_turn returns the stored user message (with its conversation_id) or the id pair.
-    if isinstance(started, tuple):
-        return started[0], started[1]
-    return started.conversation_id, getattr(started, "id", None)
 
 
 def retrieval_query(turn: ChatTurn) -> str:

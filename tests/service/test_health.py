@@ -1,0 +1,159 @@
+"""GET /api/health: starting, healthy, unhealthy with the reason; never a secret."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from datetime import datetime
+
+import pytest
+
+from bookchat.rag.retrieve import BookRetriever
+from tests.service.conftest import app_client, wait_ready, widget_events
+
+GEMINI_KEY = "AIzaFAKE-health-test-key-7f3a9c"
+DB_PASSWORD = "pw-Zq8x-never-shown"
+QDRANT_KEY = "qdrant-key-Kx91-never-shown"
+
+
+def closed_port() -> int:
+    """A local TCP port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def wait_phase(app, phase: str) -> None:
+    for _ in range(2400):
+        if app.state.runtime.phase == phase:
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"start-up never reached {phase}: {app.state.runtime.phase}")
+
+
+async def test_healthy_names_each_dependency_and_backend(make_settings) -> None:
+    async with app_client(make_settings()) as (_, client):
+        response = await client.get("/api/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "healthy"
+    datetime.fromisoformat(body["timestamp"])
+    services = body["services"]
+    assert set(services) == {"database", "vector_store", "llm", "embedder"}
+    assert all(s["status"] == "up" for s in services.values()), services
+    assert services["database"]["backend"] == "sqlite"
+    assert services["llm"]["backend"] == "offline"
+    assert services["embedder"]["backend"] == "offline"
+    assert services["vector_store"]["points"] > 0
+
+
+async def test_starting_until_the_sample_book_is_ready(
+    make_settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = asyncio.Event()
+    original = BookRetriever.ensure_sample_book
+
+    async def slow_ingest(self: BookRetriever):
+        await gate.wait()
+        return await original(self)
+
+    monkeypatch.setattr(BookRetriever, "ensure_sample_book", slow_ingest)
+    async with app_client(make_settings(), ready=False) as (app, client):
+        starting = await client.get("/api/health")
+        chat = await client.post("/api/chat", json={"message": "hi"})
+        gate.set()
+        await wait_ready(app)
+        ready = await client.get("/api/health")
+    assert starting.status_code == 503
+    assert starting.json()["status"] == "starting"
+    assert chat.status_code == 503
+    assert chat.json()["code"] == "starting"
+    assert chat.headers["retry-after"]
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "healthy"
+
+
+async def test_database_down_is_unhealthy_naming_host_and_port_without_secrets(
+    make_settings, fake_gemini, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    port = closed_port()
+    settings = make_settings(
+        database_url=f"postgresql://bookchat:{DB_PASSWORD}@127.0.0.1:{port}/book",
+        GEMINI_API_KEY=GEMINI_KEY,
+        GEMINI_BASE_URL=fake_gemini.base_url,
+    )
+    async with app_client(settings, ready=False) as (app, client):
+        await wait_phase(app, "failed")
+        health = await client.get("/api/health")
+        chat = await client.post("/api/chat", json={"message": "hi"})
+    assert health.status_code == 503
+    body = health.json()
+    assert body["status"] == "unhealthy"
+    database = body["services"]["database"]
+    assert database["status"] == "down"
+    assert database["host"] == f"127.0.0.1:{port}"
+    assert f"127.0.0.1:{port}" in database["detail"]
+    assert "connection refused" in database["detail"]
+    assert "bookchat@" not in health.text  # no user name in the target either
+    assert "database" in body["startup"]["error"] or "tables" in body["startup"]["error"]
+    assert body["services"]["llm"]["backend"] == "gemini"
+    assert chat.status_code == 503
+    assert chat.headers["content-type"] == "application/json"
+    assert chat.json()["code"] == "unavailable"
+    for text in (health.text, chat.text, caplog.text):
+        assert DB_PASSWORD not in text
+        assert GEMINI_KEY not in text
+
+
+async def test_database_lost_after_start_up_is_503_before_the_stream(make_settings) -> None:
+    from bookchat.stores import conversations
+
+    dead = make_settings(database_url=f"postgresql://u:{DB_PASSWORD}@127.0.0.1:{closed_port()}/x")
+    async with app_client(make_settings()) as (app, client):
+        runtime = app.state.runtime
+        dead_engine = conversations.create_engine(dead)
+        live_sessionmaker = runtime.sessionmaker
+        runtime.sessionmaker = conversations.make_sessionmaker(dead_engine)
+        try:
+            chat = await client.post("/api/chat", json={"message": "hi"})
+        finally:
+            runtime.sessionmaker = live_sessionmaker
+            await dead_engine.dispose()
+    assert chat.status_code == 503
+    assert chat.headers["content-type"] == "application/json"
+    assert chat.headers["retry-after"]
+    assert chat.json()["code"] == "database_unavailable"
+    assert "nothing was stored" in chat.json()["detail"]
+    assert DB_PASSWORD not in chat.text
+
+
+async def test_qdrant_down_is_unhealthy_and_chat_ends_with_an_error_event(
+    make_settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    port = closed_port()
+    settings = make_settings(QDRANT_URL=f"https://127.0.0.1:{port}", QDRANT_API_KEY=QDRANT_KEY)
+    async with app_client(settings) as (_, client):
+        health = await client.get("/api/health")
+        chat = await client.post("/api/chat", json={"message": "How do I install bookchat?"})
+        events = widget_events(chat.text)
+        stored = await client.get(f"/api/conversation/{events[0]['conversation_id']}")
+    assert health.status_code == 503
+    body = health.json()
+    assert body["status"] == "unhealthy"
+    vector_store = body["services"]["vector_store"]
+    assert vector_store["status"] == "down"
+    assert f"127.0.0.1:{port}" in str(vector_store)
+    assert chat.status_code == 200
+    assert [e["type"] for e in events] == ["metadata", "error"]
+    assert events[-1]["code"] == "retrieval_unavailable"
+    assert "Traceback" not in chat.text
+    messages = stored.json()["messages"]
+    assert [(m["role"], m["status"]) for m in messages] == [
+        ("user", "complete"),
+        ("assistant", "failed"),
+    ]
+    for text in (health.text, chat.text, caplog.text):
+        assert QDRANT_KEY not in text
