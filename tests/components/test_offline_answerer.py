@@ -5,7 +5,13 @@ from __future__ import annotations
 import re
 
 from bookchat.providers.answerer import AnswerRequest
-from bookchat.providers.offline_answerer import OfflineAnswerer, compose_answer, sentences, stem
+from bookchat.providers.offline_answerer import (
+    OfflineAnswerer,
+    compose_answer,
+    same_term,
+    sentences,
+    stem,
+)
 from bookchat.rag.prompt import NO_ANSWER
 from bookchat.rag.types import Passage
 
@@ -154,3 +160,26 @@ def test_sentences_and_stems() -> None:
     assert stem("sensors") == stem("sensor")
     assert stem("launching") == stem("launch")
     assert stem("queries") == "query"
+
+
+async def test_a_name_the_book_never_mentions_means_not_covered() -> None:
+    # "topics" matches, but the question is about Kafka, which no passage names.
+    text = compose_answer(AnswerRequest(question="How do topics work in Kafka?", passages=PASSAGES))
+    assert text.startswith(NO_ANSWER)
+    assert "“Kafka”" in text
+
+
+async def test_word_families_match() -> None:
+    passages = [
+        _passage(
+            "Configuration",
+            "Server and logging",
+            "The [log level](./config#levels) is set with LOG_LEVEL. Other settings come later.",
+        )
+    ]
+    text = compose_answer(AnswerRequest(question="How do I configure the logs?", passages=passages))
+    assert text == "The log level is set with LOG_LEVEL [1]."
+    assert same_term(stem("configure"), stem("configuration"))
+    assert same_term(stem("deploy"), stem("deployment"))
+    assert not same_term(stem("log"), stem("login"))
+    assert stem("logging") == "log"

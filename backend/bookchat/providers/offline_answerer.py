@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +23,8 @@ MAX_PER_PASSAGE = 2
 MAX_ANSWER_CHARS = 900
 MAX_SENTENCE_CHARS = 400
 SELECTION_QUOTE_CHARS = 320
-# A sentence must carry this share of the question's term weight (its page title and heading
-# count for half) to be used; below it the book is taken not to cover the question.
+# A sentence must carry this share of the question's terms (see _best_sentences; its page
+# title and heading count for half) to be used; below it the book is taken not to cover it.
 MIN_COVERAGE = 0.34
 
 # Words that carry no topic; a plain string keeps the list readable.
@@ -44,6 +44,7 @@ _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+#-]*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“(\[]?[A-Z0-9`])")
 _MARKDOWN_LEAD = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|>\s*|\d+[.)]\s+)+")
 _TOKEN = re.compile(r"\S+\s*")
+_MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 
 
 def stem(word: str) -> str:
@@ -52,9 +53,9 @@ def stem(word: str) -> str:
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
     if len(word) > 5 and word.endswith("ing"):
-        return word[:-3]
+        return _undouble(word[:-3])
     if len(word) > 4 and word.endswith("ed"):
-        return word[:-2]
+        return _undouble(word[:-2])
     if len(word) > 4 and word.endswith(("sses", "xes", "ches", "shes")):
         return word[:-2]
     if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
@@ -62,15 +63,45 @@ def stem(word: str) -> str:
     return word
 
 
+def _undouble(word: str) -> str:
+    # "logg" (from "logging") -> "log", "stopp" -> "stop"; "install" keeps its "ll".
+    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "lsz":
+        return word[:-1]
+    return word
+
+
+def same_term(a: str, b: str) -> bool:
+    """Whether two stems name the same thing: equal, or one word family by a long prefix.
+
+    "configure"/"configuration" share "configu"; "deploy" opens "deployment". Short stems
+    must match exactly, so "log" and "login" stay apart.
+    """
+    if a == b:
+        return True
+    shorter, longer = sorted((a, b), key=len)
+    if len(shorter) < 5:
+        return False
+    if len(shorter) >= 7:
+        return shorter[:7] == longer[:7]
+    return longer.startswith(shorter)
+
+
 def terms(text: str) -> dict[str, str]:
     """The content terms of a text: stem -> the first word seen for it."""
     found: dict[str, str] = {}
     for word in _WORD.findall(text):
-        lowered = word.lower()
-        if lowered in _STOPWORDS or len(lowered) < 2:
-            continue
-        found.setdefault(stem(lowered), word)
+        # LOG_LEVEL and sample-book also stand for their parts.
+        parts = [word, *re.split(r"[_-]+", word)] if re.search(r"[_-]", word) else [word]
+        for part in parts:
+            lowered = part.lower()
+            if lowered in _STOPWORDS or len(lowered) < 2:
+                continue
+            found.setdefault(stem(lowered), part)
     return found
+
+
+def _matched(wanted: Iterable[str], present: set[str]) -> set[str]:
+    return {t for t in wanted if t in present or any(same_term(t, p) for p in present)}
 
 
 def sentences(text: str) -> list[str]:
@@ -83,10 +114,11 @@ def sentences(text: str) -> list[str]:
             continue
         if in_code or not line.strip() or line.strip().startswith("|"):
             continue
-        line = _MARKDOWN_LEAD.sub("", line).strip()
+        line = _MARKDOWN_LINK.sub(r"\1", _MARKDOWN_LEAD.sub("", line)).strip()
         for sentence in _SENTENCE_END.split(line):
             sentence = sentence.strip()
-            if len(_WORD.findall(sentence)) >= 3:
+            # A sentence ending in ":" introduces code or a list that is not quoted.
+            if len(_WORD.findall(sentence)) >= 3 and not sentence.endswith(":"):
                 result.append(sentence)
     return result
 
@@ -133,12 +165,37 @@ def compose_answer(request: AnswerRequest) -> str:
         if not question_terms:
             # "Explain this": what the selection is about is what to look up.
             question_terms = terms(selection)
-    chosen = _best_sentences(request.passages, question_terms)
+    missing = [] if selection else _missing_names(question, question_terms, request.passages)
+    chosen = [] if missing else _best_sentences(request.passages, question_terms)
     if chosen:
         parts.append(_cited(chosen))
     elif not selection:
-        parts.append(_not_covered(question_terms))
+        parts.append(_not_covered(missing or list(question_terms.values())))
     return " ".join(parts)
+
+
+def _missing_names(
+    question: str, question_terms: dict[str, str], passages: Sequence[Passage]
+) -> list[str]:
+    """Names in the question (Kubernetes, GPU, ROS2) that no passage mentions at all.
+
+    Sentences about configuring something else are no answer to "How do I configure
+    Kubernetes?": a named thing the question is about has to appear in the book.
+    """
+    first_word = next(iter(_WORD.findall(question)), "")
+    present: set[str] = set()
+    for passage in passages:
+        present |= set(terms(f"{passage.title} {passage.heading} {passage.text}"))
+    missing = []
+    for key, word in question_terms.items():
+        is_name = (
+            (word[0].isupper() and word != first_word)
+            or (word.isupper() and len(word) > 1)
+            or any(c.isdigit() for c in word)
+        )
+        if is_name and not _matched([key], present):
+            missing.append(word)
+    return missing
 
 
 def _selection_quote(selection: str, question_terms: dict[str, str]) -> str:
@@ -167,7 +224,7 @@ def _best_sentences(
     total = len(all_sentences)
 
     def weight(term: str) -> float:
-        frequency = sum(1 for s in all_sentences if term in s)
+        frequency = sum(1 for s in all_sentences if _matched([term], s))
         return 1.0 + math.log((total + 1) / (frequency + 1))
 
     weights = {t: weight(t) for t in question_terms}
@@ -176,12 +233,15 @@ def _best_sentences(
     for number, (passage, group) in enumerate(zip(passages, split, strict=True), start=1):
         context = set(terms(f"{passage.title} {passage.heading}"))
         for position, sentence in enumerate(group):
-            own = set(terms(sentence)) & weights.keys()
+            own = _matched(weights, set(terms(sentence)))
             if not own:
                 continue
-            nearby = (context & weights.keys()) - own
+            nearby = _matched(weights, context) - own
             matched = sum(weights[t] for t in own) + 0.5 * sum(weights[t] for t in nearby)
-            coverage = matched / full
+            # Half by weight (rare terms matter more), half by count: the passages were
+            # retrieved for the question's terms, so a common one is not worthless.
+            count = len(own) + 0.5 * len(nearby)
+            coverage = 0.5 * matched / full + 0.5 * count / len(weights)
             if coverage < MIN_COVERAGE:
                 continue
             # Earlier passages ranked higher in retrieval; a small nudge breaks ties toward them.
@@ -226,8 +286,8 @@ def _with_citation(sentence: str, number: int) -> str:
     return f"{sentence} [{number}]."
 
 
-def _not_covered(question_terms: dict[str, str]) -> str:
-    words = list(question_terms.values())[:4]
+def _not_covered(words: list[str]) -> str:
+    words = words[:4]
     if not words:
         return NO_ANSWER
     quoted = [f"“{w}”" for w in words]
