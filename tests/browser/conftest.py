@@ -67,9 +67,13 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser(chromium_path: str):
-    """One headless Chromium for the session; each test gets its own context."""
+    """A headless Chromium for one test.
+
+    Per test, not per session: the sync API keeps an asyncio loop running in this thread for
+    as long as Playwright is open, which would break every async test that runs after it.
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
