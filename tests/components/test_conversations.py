@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from bookchat.config import Settings
 from bookchat.stores import conversations as store
+from bookchat.stores.database import describe_target
 
 
 @pytest.fixture
@@ -326,3 +327,20 @@ async def test_pre_ping_survives_connections_killed_by_the_server(postgres_url) 
         assert [m.content for m in view.messages] == ["a", "still here"]
     finally:
         await engine.dispose()
+
+
+async def test_neon_url_options_reach_libpq(tmp_path) -> None:
+    settings = Settings(
+        BOOKCHAT_DATA_DIR=tmp_path,
+        DATABASE_URL="postgres://reader:pw@ep-x.neon.tech/books?sslmode=require&channel_binding=require",
+    )
+    engine = store.create_engine(settings)
+    try:
+        assert engine.url.drivername == "postgresql+psycopg"
+        assert engine.url.query["sslmode"] == "require"
+        assert engine.url.query["channel_binding"] == "require"
+        entry = describe_target(engine)
+    finally:
+        await engine.dispose()
+    assert entry["target"] == "postgresql+psycopg://reader@ep-x.neon.tech/books"
+    assert entry["host"] == "ep-x.neon.tech:5432"

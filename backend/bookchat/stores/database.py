@@ -36,7 +36,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    connect_args: dict[str, Any] = {}
+    # No server-side prepared statements: behind a transaction-mode pooler (Neon's "-pooler"
+    # endpoints run PgBouncer) they can vanish between statements; the queries here are tiny.
+    connect_args: dict[str, Any] = {"prepare_threshold": None}
     if "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
     return create_async_engine(
