@@ -215,11 +215,19 @@ async def test_health_check_does_not_call_the_api(answerer, fake_gemini) -> None
     fake_gemini.script(HttpError(500))
     await _failure(answerer, [])
     entry = await answerer.check(timeout=1)
-    assert entry["status"] == "degraded"
+    # An outage is reported, but does not fail the health check.
+    assert entry["status"] == "ok"
     assert entry["last_answer"]["code"] == "llm_unavailable"
+    fake_gemini.script(HttpError(403))
+    await _failure(answerer, [])
+    entry = await answerer.check(timeout=1)
+    assert entry["status"] == "down"
+    assert entry["last_answer"]["code"] == "llm_misconfigured"
     await _collect(answerer)
-    assert (await answerer.check(timeout=1))["status"] == "ok"
-    assert len(fake_gemini.requests) == 2
+    entry = await answerer.check(timeout=1)
+    assert entry["status"] == "ok"
+    assert entry["last_answer"]["ok"] is True
+    assert len(fake_gemini.requests) == 3
 
 
 async def test_closing_the_stream_early_closes_the_response(answerer, fake_gemini) -> None:

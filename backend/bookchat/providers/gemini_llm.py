@@ -31,7 +31,7 @@ RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 BLOCKED_FINISH_REASONS = frozenset(
     {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "LANGUAGE"}
 )
-RECENT_FAILURE_SECONDS = 300.0  # /api/health reports "degraded" this long after a failed answer
+RECENT_FAILURE_SECONDS = 300.0  # how long /api/health mentions a failed answer
 
 MESSAGES = {
     "llm_rate_limited": "The language model is receiving too many requests; please try again "
@@ -99,7 +99,11 @@ class GeminiAnswerer:
         return {"backend": "gemini", "model": self.model}
 
     async def check(self, timeout: float) -> dict[str, Any]:
-        """Configured, plus the outcome of the latest answer; the API is not called per probe."""
+        """Configured, plus the outcome of the latest answer; the API is not called per probe.
+
+        Only a recent configuration error (bad key, unknown model) makes it "down": a rate
+        limit or an outage passes, and is reported in `last_answer` without failing health.
+        """
         entry: dict[str, Any] = {"status": "ok", **self.describe(), "detail": "configured"}
         if self._last_outcome is not None:
             at, code = self._last_outcome
@@ -108,8 +112,9 @@ class GeminiAnswerer:
             if code is not None:
                 entry["last_answer"]["code"] = code
                 if ago < RECENT_FAILURE_SECONDS:
-                    entry["status"] = "degraded"
-                    entry["detail"] = f"the latest answer failed: {code}"
+                    entry["detail"] = f"configured; the latest answer failed: {code}"
+                    if code == "llm_misconfigured":
+                        entry["status"] = "down"
         return entry
 
     async def aclose(self) -> None:
