@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import uuid
 from datetime import datetime
 
 import pytest
@@ -118,6 +119,7 @@ async def test_database_lost_after_start_up_is_503_before_the_stream(make_settin
         runtime.sessionmaker = conversations.make_sessionmaker(dead_engine)
         try:
             chat = await client.post("/api/chat", json={"message": "hi"})
+            read = await client.get(f"/api/conversation/{uuid.uuid4()}")
         finally:
             runtime.sessionmaker = live_sessionmaker
             await dead_engine.dispose()
@@ -127,6 +129,8 @@ async def test_database_lost_after_start_up_is_503_before_the_stream(make_settin
     assert chat.json()["code"] == "database_unavailable"
     assert "nothing was stored" in chat.json()["detail"]
     assert DB_PASSWORD not in chat.text
+    assert read.status_code == 503
+    assert read.json()["code"] == "database_unavailable"
 
 
 async def test_qdrant_down_is_unhealthy_and_chat_ends_with_an_error_event(

@@ -50,9 +50,19 @@ def _message_out(message: Any) -> MessageOut:
 )
 async def read_conversation(conversation_id: uuid.UUID, session: SessionDep) -> ConversationOut:
     """A conversation's messages, oldest first."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from bookchat.stores.conversations import get_conversation
 
-    conversation = await get_conversation(session=session, conversation_id=conversation_id)
+    try:
+        conversation = await get_conversation(session=session, conversation_id=conversation_id)
+    except (SQLAlchemyError, OSError, TimeoutError):
+        raise ApiError(
+            503,
+            "database_unavailable",
+            "the conversation store cannot be reached; please retry",
+            headers={"Retry-After": "5"},
+        ) from None
     if conversation is None:
         raise ApiError(404, "conversation_not_found", f"no conversation has id {conversation_id}")
     return ConversationOut(
