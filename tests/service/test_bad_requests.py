@@ -61,8 +61,9 @@ async def test_out_of_range_fields_are_422_naming_the_field(
     assert response.status_code == 422, response.text
     payload = response.json()
     assert payload["code"] == "invalid_request"
-    assert field in payload["detail"]
+    assert payload["detail"].startswith(f"{field}: ")
     assert words in payload["detail"]
+    assert [e["field"] for e in payload["errors"]] == [field]
     assert "Traceback" not in response.text
 
 

@@ -59,6 +59,8 @@ async def test_stream_follows_the_contract_with_both_parsers(make_settings, data
     assert messages[0]["content"] == QUESTION
     assert messages[1]["content"] == answer_text(parsed)
     assert messages[1]["sources"] == parsed[-1]["sources"]
+    assert messages[1]["id"] == parsed[-1]["message_id"]
+    assert messages[0]["id"] == parsed[0]["user_message_id"]
     assert messages[3]["content"] == answer_text(events)
     assert [m["status"] for m in messages] == ["complete"] * 4
     for message in messages:

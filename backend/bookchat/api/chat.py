@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
 from fastapi.sse import EventSourceResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from bookchat.api.deps import AnswererDep, ReadyRuntimeDep, RetrieverDep, SessionmakerDep
 from bookchat.api.errors import ApiError
@@ -35,7 +35,8 @@ class ChatRequest(BaseModel):
 
     message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
     mode: Literal["general", "selection"] = "general"
-    context: str | None = Field(default=None, max_length=MAX_CONTEXT_CHARS)
+    # validate_default: the selection check below must also run when context is omitted.
+    context: str | None = Field(default=None, max_length=MAX_CONTEXT_CHARS, validate_default=True)
     conversation_id: uuid.UUID | None = None
 
     @field_validator("message")
@@ -45,13 +46,12 @@ class ChatRequest(BaseModel):
             raise ValueError("must contain some text, not only spaces")
         return value.strip()
 
-    @model_validator(mode="after")
-    def _selection_needs_context(self) -> ChatRequest:
-        if self.mode == "selection" and not (self.context and self.context.strip()):
-            raise ValueError(
-                'context is required when mode is "selection": send the highlighted text'
-            )
-        return self
+    @field_validator("context")
+    @classmethod
+    def _selection_needs_context(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("mode") == "selection" and not (value and value.strip()):
+            raise ValueError('is required when mode is "selection": send the highlighted text')
+        return value
 
 
 async def open_turn(

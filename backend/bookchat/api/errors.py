@@ -62,7 +62,7 @@ def _explain(error: dict[str, Any]) -> str:
             'such as {"message": "…"}'
         )
     if kind == "uuid_parsing" or kind == "uuid_type":
-        return f"{field} must be a UUID such as 123e4567-e89b-12d3-a456-426614174000"
+        return f"{field}: must be a UUID such as 123e4567-e89b-12d3-a456-426614174000"
     message = str(error.get("msg", "is invalid"))
     # Pydantic prefixes custom validator messages with "Value error, ".
     message = message.removeprefix("Value error, ")

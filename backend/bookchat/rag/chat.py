@@ -79,6 +79,7 @@ class ChatTurn:
     context: str | None
     history: list[tuple[str, str]]  # earlier (role, text) turns, oldest first
     user_message_id: Any = None
+    assistant_message_id: Any = None
     streamed: list[str] = field(default_factory=list)
     sources: list[dict[str, Any]] = field(default_factory=list)
     status: Status | None = None  # set once the answer is stored (or its save was attempted)
@@ -98,7 +99,7 @@ class ChatTurn:
         with anyio.move_on_after(SAVE_TIMEOUT_SECONDS, shield=True) as scope:
             try:
                 async with _writing(self.write_lock), self.sessionmaker() as session:
-                    await add_message(
+                    stored = await add_message(
                         session=session,
                         conversation_id=self.conversation_id,
                         role="assistant",
@@ -107,6 +108,7 @@ class ChatTurn:
                         status=status,
                     )
                     await session.commit()
+                self.assistant_message_id = stored.id
             except Exception as exc:
                 log.warning(
                     "could not store the %s answer of conversation %s: %s",
@@ -229,8 +231,10 @@ async def stream_turn(
             return
         saved = await turn.finish("complete")
         done: dict[str, Any] = {"type": "done", "sources": turn.sources}
-        if not saved:
-            done["saved"] = False
+        if saved and turn.assistant_message_id is not None:
+            done["message_id"] = str(turn.assistant_message_id)
+        else:
+            done["saved"] = False  # the reader has the answer; the store did not take it
         yield done
     except (asyncio.CancelledError, GeneratorExit):
         # The reader went away mid-answer: keep what they were shown.
