@@ -148,7 +148,8 @@
         if (list.length) article.append(sourcesList(list));
         article.removeAttribute("aria-busy");
         if (following) scrollToEnd();
-        if (list.length) ui.announcer.append(el("span", null, [`${list.length} sources.`]));
+        const count = `${list.length} source${list.length === 1 ? "" : "s"}.`;
+        if (list.length) ui.announcer.append(el("span", null, [count]));
       },
       fail(message) {
         if (frame) cancelAnimationFrame(frame);
