@@ -172,7 +172,7 @@ def derived_reply(body: Any) -> str:
                 question = texts[-1].strip().splitlines()[-1] if texts[-1].strip() else ""
                 break
     sources = _SOURCE_LINE.findall("\n".join(_texts(body)))
-    question = " ".join(question.split())[:120]
+    question = " ".join(question.split()).removeprefix("Question: ")[:120]
     if not sources:
         return f'The fake model saw no numbered sources for "{question}".'
     seen: dict[str, str] = {}
