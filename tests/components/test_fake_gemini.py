@@ -125,7 +125,8 @@ async def test_stall_before_first_chunk_and_mid_stream(client, fake_gemini: Fake
     fake_gemini.script(Stall(0.3), Stall(0.3, after_chunks=1))
     began = time.monotonic()
     await _stream_text(client)
-    assert time.monotonic() - began >= 0.3
+    # A lower bound with slack for timer granularity: slowness can only make this larger.
+    assert time.monotonic() - began >= 0.25
     stream = await client.aio.models.generate_content_stream(model="m", contents=PROMPT)
     gaps = []
     last = time.monotonic()
@@ -133,7 +134,7 @@ async def test_stall_before_first_chunk_and_mid_stream(client, fake_gemini: Fake
         now = time.monotonic()
         gaps.append(now - last)
         last = now
-    assert gaps[1] >= 0.3
+    assert gaps[1] >= 0.25
 
 
 async def test_embeddings_are_deterministic_similar_and_sized(client, fake_gemini) -> None:

@@ -179,9 +179,9 @@ async def test_stall_before_the_first_token_times_out(fake_gemini) -> None:
 
 
 async def test_stall_mid_stream_times_out(fake_gemini) -> None:
-    answerer = _answerer(fake_gemini, timeout=0.3)
+    answerer = _answerer(fake_gemini, timeout=1.0)
     try:
-        fake_gemini.script(Stall(5, after_chunks=1, text="one two three four five six seven"))
+        fake_gemini.script(Stall(10, after_chunks=1, text="one two three four five six seven"))
         error = await _failure(answerer, received := [])
     finally:
         await answerer.aclose()

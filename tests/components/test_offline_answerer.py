@@ -5,13 +5,8 @@ from __future__ import annotations
 import re
 
 from bookchat.providers.answerer import AnswerRequest
-from bookchat.providers.offline_answerer import (
-    OfflineAnswerer,
-    compose_answer,
-    same_term,
-    sentences,
-    stem,
-)
+from bookchat.providers.offline_answerer import OfflineAnswerer, compose_answer
+from bookchat.providers.offline_text import same_term, sentences, stem
 from bookchat.rag.prompt import NO_ANSWER
 from bookchat.rag.types import Passage
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bookchat.providers.answerer import AnswerRequest
+from bookchat.providers.offline_text import matched, sentences, terms
 from bookchat.rag.prompt import NO_ANSWER, standalone_query
 from bookchat.rag.types import Passage
 
@@ -27,100 +28,8 @@ SELECTION_QUOTE_CHARS = 320
 # title and heading count for half) to be used; below it the book is taken not to cover it.
 MIN_COVERAGE = 0.34
 
-# Words that carry no topic; a plain string keeps the list readable.
-_STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before
-    being below between both but by can could did do does doing done down during each either
-    else ever every few for from further get gets got had has have having he her here hers him
-    his how i if in into is it its itself just let lets me might more most much must my no nor
-    not now of off on once only or other our ours out over own please same shall she should so
-    some such tell than that the their theirs them then there these they this those through to
-    too under until up upon us very via want was we were what when where which while who whom
-    whose why will with within without would yes yet you your yours explain describe show give
-    mean means meaning use using used work works make makes kind way ways thing things example
-    book chapter page section""".split()  # noqa: SIM905
-)
-_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+#-]*")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“(\[]?[A-Z0-9`])")
-_MARKDOWN_LEAD = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|>\s*|\d+[.)]\s+)+")
 _TOKEN = re.compile(r"\S+\s*")
-_MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
-
-
-def stem(word: str) -> str:
-    """A light English stem, so "sensors"/"sensor" and "launching"/"launch" match."""
-    word = word.lower()
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 5 and word.endswith("ing"):
-        return _undouble(word[:-3])
-    if len(word) > 4 and word.endswith("ed"):
-        return _undouble(word[:-2])
-    if len(word) > 4 and word.endswith(("sses", "xes", "ches", "shes")):
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
-
-
-def _undouble(word: str) -> str:
-    # "logg" (from "logging") -> "log", "stopp" -> "stop"; "install" keeps its "ll".
-    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "lsz":
-        return word[:-1]
-    return word
-
-
-def same_term(a: str, b: str) -> bool:
-    """Whether two stems name the same thing: equal, or one word family by a long prefix.
-
-    "configure"/"configuration" share "configu"; "deploy" opens "deployment". Short stems
-    must match exactly, so "log" and "login" stay apart.
-    """
-    if a == b:
-        return True
-    shorter, longer = sorted((a, b), key=len)
-    if len(shorter) < 5:
-        return False
-    if len(shorter) >= 7:
-        return shorter[:7] == longer[:7]
-    return longer.startswith(shorter)
-
-
-def terms(text: str) -> dict[str, str]:
-    """The content terms of a text: stem -> the first word seen for it."""
-    found: dict[str, str] = {}
-    for word in _WORD.findall(text):
-        # LOG_LEVEL and sample-book also stand for their parts.
-        parts = [word, *re.split(r"[_-]+", word)] if re.search(r"[_-]", word) else [word]
-        for part in parts:
-            lowered = part.lower()
-            if lowered in _STOPWORDS or len(lowered) < 2:
-                continue
-            found.setdefault(stem(lowered), part)
-    return found
-
-
-def _matched(wanted: Iterable[str], present: set[str]) -> set[str]:
-    return {t for t in wanted if t in present or any(same_term(t, p) for p in present)}
-
-
-def sentences(text: str) -> list[str]:
-    """Prose sentences of a passage, without code blocks or markdown list and heading marks."""
-    result: list[str] = []
-    in_code = False
-    for line in text.splitlines():
-        if line.strip().startswith(("```", "~~~")):
-            in_code = not in_code
-            continue
-        if in_code or not line.strip() or line.strip().startswith("|"):
-            continue
-        line = _MARKDOWN_LINK.sub(r"\1", _MARKDOWN_LEAD.sub("", line)).strip()
-        for sentence in _SENTENCE_END.split(line):
-            sentence = sentence.strip()
-            # A sentence ending in ":" introduces code or a list that is not quoted.
-            if len(_WORD.findall(sentence)) >= 3 and not sentence.endswith(":"):
-                result.append(sentence)
-    return result
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+#-]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +102,7 @@ def _missing_names(
             or (word.isupper() and len(word) > 1)
             or any(c.isdigit() for c in word)
         )
-        if is_name and not _matched([key], present):
+        if is_name and not matched([key], present):
             missing.append(word)
     return missing
 
@@ -224,7 +133,7 @@ def _best_sentences(
     total = len(all_sentences)
 
     def weight(term: str) -> float:
-        frequency = sum(1 for s in all_sentences if _matched([term], s))
+        frequency = sum(1 for s in all_sentences if matched([term], s))
         return 1.0 + math.log((total + 1) / (frequency + 1))
 
     weights = {t: weight(t) for t in question_terms}
@@ -233,19 +142,19 @@ def _best_sentences(
     for number, (passage, group) in enumerate(zip(passages, split, strict=True), start=1):
         context = set(terms(f"{passage.title} {passage.heading}"))
         for position, sentence in enumerate(group):
-            own = _matched(weights, set(terms(sentence)))
+            own = matched(weights, set(terms(sentence)))
             if not own:
                 continue
-            nearby = _matched(weights, context) - own
-            matched = sum(weights[t] for t in own) + 0.5 * sum(weights[t] for t in nearby)
+            nearby = matched(weights, context) - own
+            found = sum(weights[t] for t in own) + 0.5 * sum(weights[t] for t in nearby)
             # Half by weight (rare terms matter more), half by count: the passages were
             # retrieved for the question's terms, so a common one is not worthless.
             count = len(own) + 0.5 * len(nearby)
-            coverage = 0.5 * matched / full + 0.5 * count / len(weights)
+            coverage = 0.5 * found / full + 0.5 * count / len(weights)
             if coverage < MIN_COVERAGE:
                 continue
             # Earlier passages ranked higher in retrieval; a small nudge breaks ties toward them.
-            score = matched - 0.01 * number - 0.001 * position
+            score = found - 0.01 * number - 0.001 * position
             candidates.append(_Candidate(number, position, sentence, score, coverage))
 
     chosen: list[_Candidate] = []

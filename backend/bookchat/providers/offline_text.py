@@ -1,0 +1,100 @@
+"""Sentences and terms for the offline answerer: light stemming, word families, plain prose."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+# Words that carry no topic; a plain string keeps the list readable.
+_STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing done down during each either
+    else ever every few for from further get gets got had has have having he her here hers him
+    his how i if in into is it its itself just let lets me might more most much must my no nor
+    not now of off on once only or other our ours out over own please same shall she should so
+    some such tell than that the their theirs them then there these they this those through to
+    too under until up upon us very via want was we were what when where which while who whom
+    whose why will with within without would yes yet you your yours explain describe show give
+    mean means meaning use using used work works make makes kind way ways thing things example
+    book chapter page section""".split()  # noqa: SIM905
+)
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+#-]*")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“(\[]?[A-Z0-9`])")
+_MARKDOWN_LEAD = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|>\s*|\d+[.)]\s+)+")
+_MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+
+
+def stem(word: str) -> str:
+    """A light English stem, so "sensors"/"sensor" and "launching"/"launch" match."""
+    word = word.lower()
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 5 and word.endswith("ing"):
+        return _undouble(word[:-3])
+    if len(word) > 4 and word.endswith("ed"):
+        return _undouble(word[:-2])
+    if len(word) > 4 and word.endswith(("sses", "xes", "ches", "shes")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def _undouble(word: str) -> str:
+    # "logg" (from "logging") -> "log", "stopp" -> "stop"; "install" keeps its "ll".
+    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "lsz":
+        return word[:-1]
+    return word
+
+
+def same_term(a: str, b: str) -> bool:
+    """Whether two stems name the same thing: equal, or one word family by a long prefix.
+
+    "configure"/"configuration" share "configu"; "deploy" opens "deployment". Short stems
+    must match exactly, so "log" and "login" stay apart.
+    """
+    if a == b:
+        return True
+    shorter, longer = sorted((a, b), key=len)
+    if len(shorter) < 5:
+        return False
+    if len(shorter) >= 7:
+        return shorter[:7] == longer[:7]
+    return longer.startswith(shorter)
+
+
+def terms(text: str) -> dict[str, str]:
+    """The content terms of a text: stem -> the first word seen for it."""
+    found: dict[str, str] = {}
+    for word in _WORD.findall(text):
+        # LOG_LEVEL and sample-book also stand for their parts.
+        parts = [word, *re.split(r"[_-]+", word)] if re.search(r"[_-]", word) else [word]
+        for part in parts:
+            lowered = part.lower()
+            if lowered in _STOPWORDS or len(lowered) < 2:
+                continue
+            found.setdefault(stem(lowered), part)
+    return found
+
+
+def matched(wanted: Iterable[str], present: set[str]) -> set[str]:
+    return {t for t in wanted if t in present or any(same_term(t, p) for p in present)}
+
+
+def sentences(text: str) -> list[str]:
+    """Prose sentences of a passage, without code blocks or markdown list and heading marks."""
+    result: list[str] = []
+    in_code = False
+    for line in text.splitlines():
+        if line.strip().startswith(("```", "~~~")):
+            in_code = not in_code
+            continue
+        if in_code or not line.strip() or line.strip().startswith("|"):
+            continue
+        line = _MARKDOWN_LINK.sub(r"\1", _MARKDOWN_LEAD.sub("", line)).strip()
+        for sentence in _SENTENCE_END.split(line):
+            sentence = sentence.strip()
+            # A sentence ending in ":" introduces code or a list that is not quoted.
+            if len(_WORD.findall(sentence)) >= 3 and not sentence.endswith(":"):
+                result.append(sentence)
+    return result
