@@ -161,3 +161,53 @@ async def test_qdrant_down_is_unhealthy_and_chat_ends_with_an_error_event(
     ]
     for text in (health.text, chat.text, caplog.text):
         assert QDRANT_KEY not in text
+
+
+async def test_a_database_that_never_answers_is_named_not_waited_on(make_settings) -> None:
+    # A socket that listens but never accepts looks like a firewalled or sleeping server:
+    # connections open, nothing ever answers.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(100)
+        port = silent.getsockname()[1]
+        settings = make_settings(database_url=f"postgresql://u:{DB_PASSWORD}@127.0.0.1:{port}/x")
+        async with app_client(settings, ready=False) as (app, client):
+            while app.state.runtime.engine is None:
+                await asyncio.sleep(0.05)
+            health = await client.get("/api/health")
+    assert health.status_code == 503
+    body = health.json()
+    assert body["status"] in {"starting", "unhealthy"}
+    database = body["services"]["database"]
+    assert database["status"] == "down"
+    assert f"no answer from 127.0.0.1:{port}" in database["detail"]
+    assert f"port {port} may be blocked" in database["detail"]
+    assert DB_PASSWORD not in health.text
+
+
+async def test_failed_start_up_work_is_retried_until_it_succeeds(
+    make_settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bookchat.stores import conversations
+
+    real_create_tables = conversations.create_tables
+    calls = 0
+
+    async def flaky_create_tables(engine) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("the database is still waking up")
+        await real_create_tables(engine)
+
+    monkeypatch.setattr(conversations, "create_tables", flaky_create_tables)
+    async with app_client(make_settings(), ready=False) as (app, client):
+        await wait_phase(app, "failed")
+        failed = await client.get("/api/health")
+        await wait_ready(app)
+        recovered = await client.get("/api/health")
+    assert failed.status_code == 503
+    assert failed.json()["status"] == "unhealthy"
+    assert "still waking up" in failed.json()["startup"]["error"]
+    assert recovered.status_code == 200
+    assert recovered.json()["startup"]["attempts"] == 2

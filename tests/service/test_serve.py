@@ -109,3 +109,17 @@ def test_a_bad_setting_is_one_line_naming_it(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "PORT" in lines[0]
+
+
+def test_python_m_bookchat_with_arguments_is_the_cli(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bookchat", "serve", "--help"],
+        env=serve_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert "--port" in result.stdout
+    assert "--host" in result.stdout
