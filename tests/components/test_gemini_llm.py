@@ -7,7 +7,8 @@ import pytest
 from bookchat.config import Settings
 from bookchat.providers.answerer import AnswerError, AnswerRequest
 from bookchat.providers.gemini_client import make_genai_client
-from bookchat.providers.gemini_llm import MESSAGES, GeminiAnswerer
+from bookchat.providers.gemini_llm import GeminiAnswerer
+from bookchat.providers.gemini_responses import MESSAGES
 from bookchat.rag.prompt import NO_ANSWER
 from bookchat.rag.types import Passage
 from tests.fakes.gemini import DropConnection, FakeGemini, HttpError, Reply, Stall

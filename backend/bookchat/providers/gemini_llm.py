@@ -13,12 +13,21 @@ import asyncio
 import contextlib
 import logging
 import random
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from bookchat.providers.answerer import AnswerError, AnswerRequest
+from bookchat.providers.gemini_responses import (
+    BLOCKED_FINISH_REASONS,
+    answer_error,
+    block_reason,
+    code_for_status,
+    describe_error,
+    finish_reason,
+    retry_delay,
+    text_of,
+)
 from bookchat.rag.prompt import build_prompt
 
 if TYPE_CHECKING:
@@ -28,24 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RETRIED_STATUSES = frozenset({429, 502, 503, 504})
-BLOCKED_FINISH_REASONS = frozenset(
-    {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "LANGUAGE"}
-)
 RECENT_FAILURE_SECONDS = 300.0  # how long /api/health mentions a failed answer
-
-MESSAGES = {
-    "llm_rate_limited": "The language model is receiving too many requests; please try again "
-    "in a minute.",
-    "llm_unavailable": "The language model is unavailable right now; please try again shortly.",
-    "llm_timeout": "The language model took too long to answer; please try again.",
-    "llm_stream_interrupted": "The answer was interrupted; please ask again.",
-    "llm_blocked": "The language model declined to answer this question.",
-    "llm_empty": "The language model returned an empty answer; please rephrase the question.",
-    "llm_rejected": "The language model could not process this question.",
-    "llm_misconfigured": "The language model is not configured correctly (key or model name); "
-    "the site's operator has to fix it.",
-}
-_RETRY_DELAY = re.compile(r"^(\d+(?:\.\d+)?)s$")
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
@@ -152,17 +144,17 @@ class GeminiAnswerer:
                 except TimeoutError:
                     failure = "llm_timeout"
                 except Exception as exc:
-                    log.warning("gemini stream interrupted: %s", _describe(exc))
+                    log.warning("gemini stream interrupted: %s", describe_error(exc))
                     failure = "llm_stream_interrupted"
                 if failure is not None:
                     # Raised outside the except block so the SDK's traceback (and the HTTP
                     # generators its frames hold) is not kept alive as __context__.
-                    raise _error(failure, started=True)
-                text = _text_of(chunk)
+                    raise answer_error(failure, started=True)
+                text = text_of(chunk)
                 if text:
                     yield text
-                if _finish_reason(chunk) in BLOCKED_FINISH_REASONS:
-                    raise _error("llm_blocked", started=True)
+                if finish_reason(chunk) in BLOCKED_FINISH_REASONS:
+                    raise answer_error("llm_blocked", started=True)
         finally:
             await _close(chunks)
 
@@ -183,12 +175,12 @@ class GeminiAnswerer:
                         model=self.model, contents=prompt.contents, config=config
                     )
                     async for chunk in chunks:
-                        text = _text_of(chunk)
+                        text = text_of(chunk)
                         if text:
                             return chunks, text
-                        if _finish_reason(chunk) in BLOCKED_FINISH_REASONS or _block_reason(chunk):
-                            raise _error("llm_blocked")
-                raise _error("llm_empty")
+                        if finish_reason(chunk) in BLOCKED_FINISH_REASONS or block_reason(chunk):
+                            raise answer_error("llm_blocked")
+                raise answer_error("llm_empty")
             except AnswerError:
                 await _close(chunks)
                 raise
@@ -197,26 +189,26 @@ class GeminiAnswerer:
                 code, retry, hint = "llm_timeout", False, None
             except errors.APIError as exc:
                 await _close(chunks)
-                code = _code_for_status(exc.code)
+                code = code_for_status(exc.code)
                 retry = exc.code in RETRIED_STATUSES
-                hint = _retry_delay(exc)
+                hint = retry_delay(exc)
                 log.warning("gemini attempt %d failed: HTTP %s %s", attempt, exc.code, exc.status)
             except self._transport_errors as exc:
                 await _close(chunks)
                 code, retry, hint = "llm_unavailable", True, None
-                log.warning("gemini attempt %d failed: %s", attempt, _describe(exc))
+                log.warning("gemini attempt %d failed: %s", attempt, describe_error(exc))
             except Exception as exc:
                 await _close(chunks)
                 code, retry, hint = "llm_unavailable", False, None
-                log.warning("gemini request failed: %s", _describe(exc))
+                log.warning("gemini request failed: %s", describe_error(exc))
             # Errors are raised here, outside the except blocks, so the SDK's traceback (and
             # the HTTP generators its frames hold) does not live on as __context__.
             if not retry or attempt == self.max_attempts:
-                raise _error(code)
+                raise answer_error(code)
             wait = self._backoff(attempt, hint)
             if loop.time() + wait >= deadline:
                 # Waiting would use up the time-out: better to say so now.
-                raise _error(code)
+                raise answer_error(code)
             await self._sleep(wait)
         raise AssertionError("unreachable: the loop returns or raises")
 
@@ -243,62 +235,10 @@ class GeminiAnswerer:
         )
 
 
-def _error(code: str, *, started: bool = False) -> AnswerError:
-    return AnswerError(code, MESSAGES[code], started=started)
-
-
-def _code_for_status(status: int | None) -> str:
-    if status == 429:
-        return "llm_rate_limited"
-    if status in (401, 403, 404):
-        return "llm_misconfigured"
-    if status == 400:
-        return "llm_rejected"
-    return "llm_unavailable"
-
-
-def _retry_delay(exc: Any) -> float | None:
-    """The server's RetryInfo delay ("31s"), when a 429 carries one."""
-    details = getattr(exc, "details", None)
-    error = details.get("error", details) if isinstance(details, dict) else None
-    for item in (error or {}).get("details", []) if isinstance(error, dict) else []:
-        if isinstance(item, dict) and str(item.get("@type", "")).endswith("RetryInfo"):
-            match = _RETRY_DELAY.match(str(item.get("retryDelay", "")))
-            if match:
-                return float(match.group(1))
-    return None
-
-
-def _text_of(chunk: Any) -> str:
-    # Not chunk.text: it warns on non-text parts, and thought parts must not reach a reader.
-    candidates = getattr(chunk, "candidates", None) or []
-    content = getattr(candidates[0], "content", None) if candidates else None
-    parts = getattr(content, "parts", None) or []
-    return "".join(p.text for p in parts if getattr(p, "text", None) and not p.thought)
-
-
-def _finish_reason(chunk: Any) -> str | None:
-    candidates = getattr(chunk, "candidates", None) or []
-    reason = getattr(candidates[0], "finish_reason", None) if candidates else None
-    return getattr(reason, "value", reason)
-
-
-def _block_reason(chunk: Any) -> str | None:
-    feedback = getattr(chunk, "prompt_feedback", None)
-    reason = getattr(feedback, "block_reason", None) if feedback else None
-    return getattr(reason, "value", reason)
-
-
-def _describe(exc: BaseException) -> str:
-    # For the log only: the type and status, never a URL with a key or the prompt.
-    code = getattr(exc, "code", None)
-    return f"{type(exc).__name__}" + (f" {code}" if code else "")
-
-
 async def _close(chunks: AsyncIterator[Any] | None) -> None:
     aclose = getattr(chunks, "aclose", None)
     if aclose is not None:
         try:
             await aclose()
         except Exception as exc:  # the stream is being abandoned anyway
-            log.debug("closing the gemini stream failed: %s", _describe(exc))
+            log.debug("closing the gemini stream failed: %s", describe_error(exc))

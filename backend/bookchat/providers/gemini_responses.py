@@ -1,0 +1,82 @@
+"""Reading google-genai's responses: chunk text, finish and block reasons, errors as codes."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from bookchat.providers.answerer import AnswerError
+
+BLOCKED_FINISH_REASONS = frozenset(
+    {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "LANGUAGE"}
+)
+MESSAGES = {
+    "llm_rate_limited": "The language model is receiving too many requests; please try again "
+    "in a minute.",
+    "llm_unavailable": "The language model is unavailable right now; please try again shortly.",
+    "llm_timeout": "The language model took too long to answer; please try again.",
+    "llm_stream_interrupted": "The answer was interrupted; please ask again.",
+    "llm_blocked": "The language model declined to answer this question.",
+    "llm_empty": "The language model returned an empty answer; please rephrase the question.",
+    "llm_rejected": "The language model could not process this question.",
+    "llm_misconfigured": "The language model is not configured correctly (key or model name); "
+    "the site's operator has to fix it.",
+}
+_RETRY_DELAY = re.compile(r"^(\d+(?:\.\d+)?)s$")
+
+
+def answer_error(code: str, *, started: bool = False) -> AnswerError:
+    """The AnswerError for a code, with its reader-facing message."""
+    return AnswerError(code, MESSAGES[code], started=started)
+
+
+def code_for_status(status: int | None) -> str:
+    """The error code for an HTTP status from the Gemini API."""
+    if status == 429:
+        return "llm_rate_limited"
+    if status in (401, 403, 404):
+        return "llm_misconfigured"
+    if status == 400:
+        return "llm_rejected"
+    return "llm_unavailable"
+
+
+def retry_delay(exc: Any) -> float | None:
+    """The server's RetryInfo delay ("31s"), when a 429 carries one."""
+    details = getattr(exc, "details", None)
+    error = details.get("error", details) if isinstance(details, dict) else None
+    for item in (error or {}).get("details", []) if isinstance(error, dict) else []:
+        if isinstance(item, dict) and str(item.get("@type", "")).endswith("RetryInfo"):
+            match = _RETRY_DELAY.match(str(item.get("retryDelay", "")))
+            if match:
+                return float(match.group(1))
+    return None
+
+
+def text_of(chunk: Any) -> str:
+    """The answer text in a streamed chunk ("" if none)."""
+    # Not chunk.text: it warns on non-text parts, and thought parts must not reach a reader.
+    candidates = getattr(chunk, "candidates", None) or []
+    content = getattr(candidates[0], "content", None) if candidates else None
+    parts = getattr(content, "parts", None) or []
+    return "".join(p.text for p in parts if getattr(p, "text", None) and not p.thought)
+
+
+def finish_reason(chunk: Any) -> str | None:
+    """The first candidate's finish reason, e.g. "STOP" or "SAFETY"."""
+    candidates = getattr(chunk, "candidates", None) or []
+    reason = getattr(candidates[0], "finish_reason", None) if candidates else None
+    return getattr(reason, "value", reason)
+
+
+def block_reason(chunk: Any) -> str | None:
+    """Why the prompt itself was blocked, if it was."""
+    feedback = getattr(chunk, "prompt_feedback", None)
+    reason = getattr(feedback, "block_reason", None) if feedback else None
+    return getattr(reason, "value", reason)
+
+
+def describe_error(exc: BaseException) -> str:
+    """The exception's type and status code, for the log; never its text (URLs, prompt)."""
+    code = getattr(exc, "code", None)
+    return f"{type(exc).__name__}" + (f" {code}" if code else "")
