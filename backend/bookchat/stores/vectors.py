@@ -142,6 +142,22 @@ def _locked(lock_file: Path) -> bool:
     return False
 
 
+def _tune_embedded_storage(client: AsyncQdrantClient, collection: str) -> None:
+    """WAL journal for local mode's SQLite file: it commits every point on its own, and with
+    the default journal each commit waits for the disk (20 of 26 s when ingesting 2,000
+    chunks here; 4 s with WAL). With synchronous=NORMAL a power cut can lose the last
+    commits but never corrupts the file, and ingestion is idempotent: re-run it.
+    Reaches into qdrant-client's local mode; if that changes, ingestion is only slower."""
+    import sqlite3
+
+    local = getattr(client, "_client", None)
+    entry = getattr(local, "collections", {}).get(collection)
+    connection = getattr(getattr(entry, "storage", None), "storage", None)
+    if isinstance(connection, sqlite3.Connection):
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+
+
 def mismatch_message(built: IndexIdentity, using: IndexIdentity, collection: str) -> str:
     """The one clear sentence for a collection built by other embedders."""
     if built.dense is None:
@@ -208,6 +224,7 @@ class VectorStore:
                     f"The embedded Qdrant in {path} cannot be opened: {exc.strerror or exc}"
                 ) from None
             location = Location(backend="embedded", path=str(path))
+            _tune_embedded_storage(client, settings.qdrant_collection)
         else:
             api_key = (
                 settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
@@ -325,6 +342,8 @@ class VectorStore:
             ),
             timeout=max(self._timeout, 10.0),
         )
+        if self.embedded:
+            _tune_embedded_storage(self._client, self.collection)
 
     async def stored_chunks(self) -> dict[str, StoredChunk]:
         """Every point id in the collection with its page and position."""
