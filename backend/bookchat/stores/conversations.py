@@ -8,14 +8,27 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple
+from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text, Uuid, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from bookchat.stores.conversation_models import (
+    ROLES,
+    STATUSES,
+    Base,
+    ConversationRow,
+    ConversationView,
+    Message,
+    MessageRow,
+    Role,
+    Status,
+    Turn,
+    TurnStarted,
+    message_of,
+    now,
+    utc,
+)
 from bookchat.stores.database import create_engine, make_sessionmaker, ping
 
 __all__ = [
@@ -33,101 +46,6 @@ __all__ = [
     "recent_turns",
     "start_turn",
 ]
-
-Role = Literal["user", "assistant"]
-Status = Literal["complete", "partial", "failed"]
-ROLES = ("user", "assistant")
-STATUSES = ("complete", "partial", "failed")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-class Base(DeclarativeBase):
-    """The conversation store's tables."""
-
-
-class ConversationRow(Base):
-    __tablename__ = "conversations"
-
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-
-
-class MessageRow(Base):
-    __tablename__ = "messages"
-    # AUTOINCREMENT so SQLite never reuses a sequence number.
-    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - SQLAlchemy's declarative form
-
-    # The order of messages: a monotonic sequence, since two can share a timestamp.
-    seq: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=uuid.uuid4)
-    conversation_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("conversations.id", ondelete="CASCADE"), index=True
-    )
-    role: Mapped[str] = mapped_column(String(16))
-    content: Mapped[str] = mapped_column(Text)
-    sources: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    status: Mapped[str] = mapped_column(String(16), default="complete")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-
-
-class Turn(NamedTuple):
-    """One earlier message as the prompt and the query rewrite use it: (role, text)."""
-
-    role: str
-    content: str
-
-
-class TurnStarted(NamedTuple):
-    """What start_turn stored: the conversation, the user message's id, and the earlier turns."""
-
-    conversation_id: uuid.UUID
-    user_message_id: uuid.UUID
-    history: list[Turn]
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """A stored message, as GET /api/conversation/{id} shows it."""
-
-    id: uuid.UUID
-    role: str
-    content: str
-    sources: list[dict[str, Any]]
-    status: str
-    created_at: datetime
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "id": str(self.id),
-            "role": self.role,
-            "content": self.content,
-            "sources": self.sources,
-            "status": self.status,
-            "created_at": self.created_at.isoformat(),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationView:
-    """A conversation with its messages, oldest first."""
-
-    conversation_id: uuid.UUID
-    created_at: datetime
-    messages: list[Message]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form: {"conversation_id", "messages": [...]}."""
-        return {
-            "conversation_id": str(self.conversation_id),
-            "messages": [m.to_dict() for m in self.messages],
-        }
 
 
 async def create_tables(engine: AsyncEngine) -> None:
@@ -204,8 +122,8 @@ async def get_conversation(
     )
     return ConversationView(
         conversation_id=conversation.id,
-        created_at=_utc(conversation.created_at),
-        messages=[_message(row) for row in rows],
+        created_at=utc(conversation.created_at),
+        messages=[message_of(row) for row in rows],
     )
 
 
@@ -225,8 +143,8 @@ async def recent_turns(
 
 
 async def _ensure_conversation(session: AsyncSession, conversation_id: uuid.UUID) -> None:
-    now = _now()
-    values = {"id": conversation_id, "created_at": now, "updated_at": now}
+    moment = now()
+    values = {"id": conversation_id, "created_at": moment, "updated_at": moment}
     dialect = session.bind.dialect.name if session.bind is not None else ""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -237,7 +155,7 @@ async def _ensure_conversation(session: AsyncSession, conversation_id: uuid.UUID
     # Two first messages racing for one new id must both land in the same conversation.
     statement = insert(ConversationRow).values(**values)
     statement = statement.on_conflict_do_update(
-        index_elements=[ConversationRow.id], set_={"updated_at": now}
+        index_elements=[ConversationRow.id], set_={"updated_at": moment}
     )
     await session.execute(statement)
 
@@ -262,24 +180,8 @@ async def _insert_message(
         content=content,
         sources=[dict(source) for source in sources or []],
         status=status,
-        created_at=_now(),
+        created_at=now(),
     )
     session.add(row)
     await session.flush()
-    return _message(row)
-
-
-def _message(row: MessageRow) -> Message:
-    return Message(
-        id=row.id,
-        role=row.role,
-        content=row.content,
-        sources=list(row.sources or []),
-        status=row.status,
-        created_at=_utc(row.created_at),
-    )
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return message_of(row)

@@ -1,0 +1,124 @@
+"""The conversation store's tables and the values it hands out (messages, turns, views)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, NamedTuple
+
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text, Uuid
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+Role = Literal["user", "assistant"]
+Status = Literal["complete", "partial", "failed"]
+ROLES = ("user", "assistant")
+STATUSES = ("complete", "partial", "failed")
+
+
+def now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """The conversation store's tables."""
+
+
+class ConversationRow(Base):
+    __tablename__ = "conversations"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class MessageRow(Base):
+    __tablename__ = "messages"
+    # AUTOINCREMENT so SQLite never reuses a sequence number.
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - SQLAlchemy's declarative form
+
+    # The order of messages: a monotonic sequence, since two can share a timestamp.
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=uuid.uuid4)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    sources: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="complete")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class Turn(NamedTuple):
+    """One earlier message as the prompt and the query rewrite use it: (role, text)."""
+
+    role: str
+    content: str
+
+
+class TurnStarted(NamedTuple):
+    """What start_turn stored: the conversation, the user message's id, and the earlier turns."""
+
+    conversation_id: uuid.UUID
+    user_message_id: uuid.UUID
+    history: list[Turn]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A stored message, as GET /api/conversation/{id} shows it."""
+
+    id: uuid.UUID
+    role: str
+    content: str
+    sources: list[dict[str, Any]]
+    status: str
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "id": str(self.id),
+            "role": self.role,
+            "content": self.content,
+            "sources": self.sources,
+            "status": self.status,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationView:
+    """A conversation with its messages, oldest first."""
+
+    conversation_id: uuid.UUID
+    created_at: datetime
+    messages: list[Message]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: {"conversation_id", "messages": [...]}."""
+        return {
+            "conversation_id": str(self.conversation_id),
+            "messages": [m.to_dict() for m in self.messages],
+        }
+
+
+def message_of(row: MessageRow) -> Message:
+    """A stored row as the Message value callers get."""
+    return Message(
+        id=row.id,
+        role=row.role,
+        content=row.content,
+        sources=list(row.sources or []),
+        status=row.status,
+        created_at=utc(row.created_at),
+    )
+
+
+def utc(moment: datetime) -> datetime:
+    """The moment as aware UTC (SQLite hands back naive datetimes; all stored times are UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
