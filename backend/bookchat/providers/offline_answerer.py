@@ -129,23 +129,19 @@ def _best_sentences(
     if not question_terms:
         return []
     split = [sentences(p.text) for p in passages]
-    all_sentences = [set(terms(s)) for group in split for s in group]
-    total = len(all_sentences)
-
-    def weight(term: str) -> float:
-        frequency = sum(1 for s in all_sentences if matched([term], s))
-        return 1.0 + math.log((total + 1) / (frequency + 1))
-
-    weights = {t: weight(t) for t in question_terms}
+    # Which question terms each sentence carries, computed once.
+    found_in = [[matched(question_terms, set(terms(s))) for s in group] for group in split]
+    total = sum(len(group) for group in split)
+    frequency = {t: sum(t in own for group in found_in for own in group) for t in question_terms}
+    weights = {t: 1.0 + math.log((total + 1) / (frequency[t] + 1)) for t in question_terms}
     full = sum(weights.values())
     candidates: list[_Candidate] = []
     for number, (passage, group) in enumerate(zip(passages, split, strict=True), start=1):
-        context = set(terms(f"{passage.title} {passage.heading}"))
-        for position, sentence in enumerate(group):
-            own = matched(weights, set(terms(sentence)))
+        context = matched(question_terms, set(terms(f"{passage.title} {passage.heading}")))
+        for position, (sentence, own) in enumerate(zip(group, found_in[number - 1], strict=True)):
             if not own:
                 continue
-            nearby = matched(weights, context) - own
+            nearby = context - own
             found = sum(weights[t] for t in own) + 0.5 * sum(weights[t] for t in nearby)
             # Half by weight (rare terms matter more), half by count: the passages were
             # retrieved for the question's terms, so a common one is not worthless.

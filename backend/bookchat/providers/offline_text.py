@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -21,9 +22,11 @@ _STOPWORDS = frozenset(
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+#-]*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“(\[]?[A-Z0-9`])")
 _MARKDOWN_LEAD = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|>\s*|\d+[.)]\s+)+")
+_JOINER = re.compile(r"[_-]+")
 _MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 
 
+@functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """A light English stem, so "sensors"/"sensor" and "launching"/"launch" match."""
     word = word.lower()
@@ -47,6 +50,7 @@ def _undouble(word: str) -> str:
     return word
 
 
+@functools.lru_cache(maxsize=65536)
 def same_term(a: str, b: str) -> bool:
     """Whether two stems name the same thing: equal, or one word family by a long prefix.
 
@@ -68,7 +72,7 @@ def terms(text: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for word in _WORD.findall(text):
         # LOG_LEVEL and sample-book also stand for their parts.
-        parts = [word, *re.split(r"[_-]+", word)] if re.search(r"[_-]", word) else [word]
+        parts = [word, *_JOINER.split(word)] if _JOINER.search(word) else [word]
         for part in parts:
             lowered = part.lower()
             if lowered in _STOPWORDS or len(lowered) < 2:
