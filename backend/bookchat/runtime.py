@@ -127,11 +127,12 @@ class Runtime:
             return
 
     async def _start_once(self) -> None:
+        self.step = "loading libraries"
+        await asyncio.to_thread(_preload, self.settings)
+        # Already imported by _preload (in a thread): these lines cost nothing on the loop.
         from bookchat.rag.retrieve import open_retriever
         from bookchat.stores import conversations
 
-        self.step = "loading libraries"
-        await asyncio.to_thread(_preload, self.settings)
         if self.engine is None:
             self.step = "opening the database"
             self.engine = conversations.create_engine(self.settings)
