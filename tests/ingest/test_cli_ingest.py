@@ -141,3 +141,18 @@ def test_gemini_without_key_is_a_configuration_error(
     monkeypatch.setenv("BOOKCHAT_EMBEDDER", "gemini")
     assert run(small_book) == 2
     assert "GEMINI_API_KEY" in capsys.readouterr().err
+
+
+def test_progress_bar_only_on_a_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bookchat.cli import ingest as cli_ingest
+
+    assert cli_ingest._progress_bar() is None  # captured stderr is not a TTY
+    monkeypatch.setattr(cli_ingest.sys.stderr, "isatty", lambda: True)
+    bar = cli_ingest._progress_bar()
+    assert bar is not None
+    for done in (0, 100, 150):
+        bar.update(done, 150)
+    bar.close()
+    assert "150/150" in capsys.readouterr().err

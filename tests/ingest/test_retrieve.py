@@ -266,3 +266,21 @@ def test_importing_retrieval_is_cheap() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+async def test_qdrant_server_that_never_answers_times_out_with_a_hint(tmp_path: Path):
+    """A blocked port looks like this: the connection opens (or hangs) and nothing comes back."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        settings = make_settings(tmp_path, QDRANT_URL=f"http://127.0.0.1:{port}")
+        retriever = await open_retriever(settings, timeout=1.0)
+        try:
+            with pytest.raises(RetrievalUnavailable) as caught:
+                await retriever.retrieve("motors")
+        finally:
+            await retriever.aclose()
+    message = str(caught.value)
+    assert f"127.0.0.1:{port} did not answer within 1 s" in message
+    assert "ports 80, 443 and 8080" in message

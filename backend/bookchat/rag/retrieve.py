@@ -10,6 +10,7 @@ Legs by configuration:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from pathlib import Path
@@ -224,10 +225,17 @@ class BookRetriever:
             "embedder": {"dense": self._identity.dense, "sparse": self._identity.sparse},
         }
         try:
-            await self._ensure_identity()
-            points = await self._store.count(exact=False, timeout=timeout)
+            async with asyncio.timeout(timeout + 0.5):
+                await self._ensure_identity()
+                points = await self._store.count(exact=False, timeout=timeout)
         except VectorStoreError as exc:
             result.update(status="down", points=None, detail=str(exc))
+            return result
+        except TimeoutError:
+            where = loc.host_port or loc.path
+            result.update(
+                status="down", points=None, detail=f"Qdrant at {where} did not answer in time"
+            )
             return result
         result.update(status="ok" if points else "empty", points=points)
         return result
