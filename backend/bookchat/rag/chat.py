@@ -123,9 +123,9 @@ class ChatTurn:
         return True
 
     async def close(self) -> None:
-        """Store what was streamed as partial if the stream ended without storing anything."""
+        """If the stream ended without storing the answer, store what was streamed (partial)."""
         if self.status is None:
-            await self.finish("partial")
+            await self.finish("partial" if self.streamed else "failed")
 
 
 async def begin_turn(
