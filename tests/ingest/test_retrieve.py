@@ -162,6 +162,7 @@ async def test_query_with_another_embedder_is_a_clear_error(settings: Settings, 
         sparse=make_sparse_encoder(),
     )
     try:
+        assert await reader.ensure_sample_book() is None  # warming does not raise
         with pytest.raises(RetrievalUnavailable, match=r"test:a \(64 dims\)"):
             await reader.retrieve("motors")
         health = await reader.check(timeout=2.0)
@@ -243,7 +244,9 @@ async def test_sample_book_goes_into_an_empty_embedded_collection_once(settings:
         report = await retriever.ensure_sample_book()
         assert report is not None
         assert report.embedded > 0
+        assert retriever.store._memory is None  # the ingest's writes dropped the copies
         assert await retriever.ensure_sample_book() is None
+        assert retriever.store._memory is not None  # a filled collection is loaded instead
         assert (await retriever.check())["status"] == "ok"
     finally:
         await retriever.aclose()

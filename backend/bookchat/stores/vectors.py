@@ -535,6 +535,11 @@ class VectorStore:
         by_id = {str(p.id): p for p in fetched}
         return [by_id[str(p.id)] for p in ranked if str(p.id) in by_id]
 
+    async def warm(self) -> None:
+        """Build the in-memory copies of an embedded collection now."""
+        if self.embedded and self.memory_index:
+            await self._memory_index()
+
     async def _memory_index(self) -> tuple[LexicalIndex, DenseIndex | None]:
         """The embedded collection's vectors in memory, loaded on first use after each write."""
         from bookchat.stores.memory_index import DenseIndex, LexicalIndex
