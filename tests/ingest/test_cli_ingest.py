@@ -156,3 +156,34 @@ def test_progress_bar_only_on_a_terminal(
         bar.update(done, 150)
     bar.close()
     assert "150/150" in capsys.readouterr().err
+
+
+def test_unreachable_qdrant_server_is_one_line(
+    env: Path, small_book: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+):
+    from tests.ingest.test_retrieve import closed_port
+
+    port = closed_port()
+    monkeypatch.setenv("QDRANT_URL", f"http://127.0.0.1:{port}")
+    assert run(small_book) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"Qdrant at 127.0.0.1:{port}" in err
+
+
+def test_ingest_with_gemini_embeddings(
+    env: Path, small_book: Path, capsys: pytest.CaptureFixture[str], monkeypatch, fake_gemini
+):
+    monkeypatch.setenv("GEMINI_API_KEY", "cli-secret")
+    monkeypatch.setenv("GEMINI_BASE_URL", fake_gemini.base_url)
+    monkeypatch.setenv("BOOKCHAT_EMBEDDING_DIMENSIONS", "128")
+    assert run(small_book) == 0
+    out, err = capsys.readouterr()
+    chunks = summary(out)[1]
+    assert set(fake_gemini.task_types) == {"RETRIEVAL_DOCUMENT"}
+    assert len(fake_gemini.task_types) == chunks
+    assert "cli-secret" not in out + err
+    # Switching back to the offline embedder on this collection is refused.
+    monkeypatch.setenv("GEMINI_API_KEY", "")
+    assert run(small_book) == 1
+    assert "gemini:gemini-embedding-001 (128 dims)" in capsys.readouterr().err

@@ -129,6 +129,9 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> IngestReport:
         if bar:
             bar.close()
         await store.close()
+        close = getattr(dense, "aclose", None)
+        if close is not None:
+            await close()
 
 
 class _Bar:
