@@ -174,6 +174,7 @@ def test_unreachable_qdrant_server_is_one_line(
 def test_ingest_with_gemini_embeddings(
     env: Path, small_book: Path, capsys: pytest.CaptureFixture[str], monkeypatch, fake_gemini
 ):
+    monkeypatch.setenv("BOOKCHAT_EMBEDDER", "auto")  # a key means Gemini embeddings
     monkeypatch.setenv("GEMINI_API_KEY", "cli-secret")
     monkeypatch.setenv("GEMINI_BASE_URL", fake_gemini.base_url)
     monkeypatch.setenv("BOOKCHAT_EMBEDDING_DIMENSIONS", "128")
