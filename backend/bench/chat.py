@@ -1,6 +1,7 @@
 """Chat benchmark: first-token latency and token throughput at 1, 10 and 100 concurrent chats.
 
     python backend/bench/chat.py [--tokens-per-second 50] [--reply-tokens 100] [--levels 1,10,100]
+                                 [--database-url postgresql://…] [--skip-offline]
 
 Spawns the fake Gemini (`python -m tests.fakes.gemini`, streaming at a fixed token rate) and
 `bookchat serve` against it (the real google-genai SDK over HTTP), then the offline answerer.
@@ -165,6 +166,10 @@ def main() -> int:
     parser.add_argument("--tokens-per-second", type=float, default=50.0)
     parser.add_argument("--reply-tokens", type=int, default=100)
     parser.add_argument("--levels", default="1,10,100")
+    parser.add_argument(
+        "--database-url", default="", help="PostgreSQL for conversations (default: SQLite)"
+    )
+    parser.add_argument("--skip-offline", action="store_true")
     args = parser.parse_args()
     levels = [int(n) for n in args.levels.split(",")]
 
@@ -181,7 +186,10 @@ def main() -> int:
         fake, fake_url = start_fake(args.tokens_per_second, args.reply_tokens)
         try:
             server, url = start_server(
-                Path(tmp) / "gemini", GEMINI_API_KEY="bench-key", GEMINI_BASE_URL=fake_url
+                Path(tmp) / "gemini",
+                GEMINI_API_KEY="bench-key",
+                GEMINI_BASE_URL=fake_url,
+                DATABASE_URL=args.database_url,
             )
             try:
                 report("gemini (fake, SDK)", levels, url, server.pid)
@@ -191,7 +199,9 @@ def main() -> int:
         finally:
             fake.send_signal(signal.SIGTERM)
             fake.wait(timeout=30)
-        server, url = start_server(Path(tmp) / "offline")
+        if args.skip_offline:
+            return 0
+        server, url = start_server(Path(tmp) / "offline", DATABASE_URL=args.database_url)
         try:
             report("offline", levels, url, server.pid)
         finally:
