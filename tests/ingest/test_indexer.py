@@ -190,3 +190,12 @@ async def test_gemini_built_collection_says_which_settings_to_use(store: VectorS
         await ingest(chunked_book=book(PAGES), store=store, dense=None, sparse=Bm25Encoder())
     assert "BOOKCHAT_EMBEDDER=gemini" in str(caught.value)
     assert "BOOKCHAT_EMBEDDING_DIMENSIONS=768" in str(caught.value)
+
+
+def test_a_collection_from_another_layout_is_refused_with_its_own_words() -> None:
+    from bookchat.stores.identity import IndexIdentity, mismatch_message
+
+    old = IndexIdentity(dense=None, dense_dims=None, sparse="bm25:v1", layout=0)
+    new = IndexIdentity(dense=None, dense_dims=None, sparse="bm25:v1")
+    assert old != new
+    assert "another version of bookchat" in mismatch_message(old, new, "book")

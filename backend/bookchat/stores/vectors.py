@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from bookchat.stores.connection import Location, tune_embedded_storage
+from bookchat.stores.errors import (
+    EmbedderMismatch,
+    StoreUnavailable,
+    VectorStoreError,
+    timed_out,
+    transport_error,
+)
+from bookchat.stores.identity import METADATA_KEY, IndexIdentity, mismatch_message, point_id
+
+__all__ = [
+    "EmbedderMismatch",
+    "Hit",
+    "IndexIdentity",
+    "NewPoint",
+    "StoreUnavailable",
+    "StoredChunk",
+    "VectorStore",
+    "VectorStoreError",
+    "point_id",
+]
 
 if TYPE_CHECKING:
     from qdrant_client import AsyncQdrantClient
@@ -21,65 +40,6 @@ T = TypeVar("T")
 
 DENSE = "dense"
 SPARSE = "bm25"
-METADATA_KEY = "bookchat_index"
-# Collection layout version: bump when point ids, payload or vector names change.
-LAYOUT = 1
-POINT_NAMESPACE = uuid.UUID("6f1c44a4-4f52-4a43-9a59-3b8f6d0e6c1d")
-DEFAULT_PORT = 6333  # what qdrant-client assumes when QDRANT_URL names no port
-HF_HINT = (
-    "Hugging Face Spaces allow outbound connections only on ports 80, 443 and 8080; "
-    "Qdrant Cloud also serves on 443 (use https://…:443)"
-)
-
-
-class VectorStoreError(Exception):
-    """Qdrant failed or refused; the message says what happened and what to do."""
-
-
-class StoreUnavailable(VectorStoreError):
-    """Qdrant cannot be reached or opened right now."""
-
-
-class EmbedderMismatch(VectorStoreError):
-    """The collection was built by other embedders than the ones configured."""
-
-
-def point_id(file: str, content_hash: str, title: str = "") -> str:
-    """Deterministic id: the same chunk of the same page is always the same point.
-
-    The title is part of it because it is part of what gets embedded.
-    """
-    return str(uuid.uuid5(POINT_NAMESPACE, f"{file}\n{title}\n{content_hash}"))
-
-
-@dataclass(frozen=True, slots=True)
-class IndexIdentity:
-    """Which embedders built a collection; queries must use the same ones."""
-
-    dense: str | None  # e.g. "gemini:gemini-embedding-001", None for lexical only
-    dense_dims: int | None
-    sparse: str  # e.g. "bm25:v1"
-
-    def label(self) -> str:
-        """Human wording, e.g. "gemini:gemini-embedding-001 (768 dims) + bm25:v1"."""
-        dense = (
-            f"{self.dense} ({self.dense_dims} dims) + " if self.dense else "no dense embedder + "
-        )
-        return dense + self.sparse
-
-    def as_metadata(self) -> dict[str, Any]:
-        return {
-            "dense": self.dense,
-            "dense_dims": self.dense_dims,
-            "sparse": self.sparse,
-            "layout": LAYOUT,
-        }
-
-    @classmethod
-    def from_metadata(cls, meta: dict[str, Any]) -> IndexIdentity:
-        return cls(
-            dense=meta.get("dense"), dense_dims=meta.get("dense_dims"), sparse=meta["sparse"]
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,73 +69,6 @@ class Hit:
     sparse: tuple[list[int], list[float]] | None = None
 
 
-@dataclass(slots=True)
-class Location:
-    """Where the collection lives, safe to show (no key)."""
-
-    backend: Literal["embedded", "server"]
-    url: str | None = None  # redacted
-    path: str | None = None
-    host_port: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _host_port(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port or DEFAULT_PORT}"
-
-
-def _locked(lock_file: Path) -> bool:
-    """Whether another process holds the embedded folder's lock (qdrant-client's portalocker)."""
-    import portalocker
-
-    if not lock_file.exists():
-        return False
-    with lock_file.open("r+") as handle:
-        try:
-            portalocker.lock(
-                handle, portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING
-            )
-        except portalocker.exceptions.LockException:
-            return True
-        portalocker.unlock(handle)
-    return False
-
-
-def _tune_embedded_storage(client: AsyncQdrantClient, collection: str) -> None:
-    """WAL journal for local mode's SQLite file: it commits every point on its own, and with
-    the default journal each commit waits for the disk (20 of 26 s when ingesting 2,000
-    chunks here; 4 s with WAL). With synchronous=NORMAL a power cut can lose the last
-    commits but never corrupts the file, and ingestion is idempotent: re-run it.
-    Reaches into qdrant-client's local mode; if that changes, ingestion is only slower."""
-    import sqlite3
-
-    local = getattr(client, "_client", None)
-    entry = getattr(local, "collections", {}).get(collection)
-    connection = getattr(getattr(entry, "storage", None), "storage", None)
-    if isinstance(connection, sqlite3.Connection):
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-
-
-def mismatch_message(built: IndexIdentity, using: IndexIdentity, collection: str) -> str:
-    """The one clear sentence for a collection built by other embedders."""
-    if built.dense is None:
-        fix = "BOOKCHAT_EMBEDDER=local without the static embedder installed"
-    elif built.dense.startswith("gemini:"):
-        fix = (
-            f"BOOKCHAT_EMBEDDER=gemini with GEMINI_API_KEY, "
-            f"GEMINI_EMBEDDING_MODEL={built.dense.removeprefix('gemini:')} and "
-            f"BOOKCHAT_EMBEDDING_DIMENSIONS={built.dense_dims}"
-        )
-    else:
-        fix = "BOOKCHAT_EMBEDDER=local"
-    return (
-        f"Qdrant collection {collection!r} was built with {built.label()}; you are using "
-        f"{using.label()}. Re-ingest into a new QDRANT_COLLECTION, or set {fix}."
-    )
-
-
 class VectorStore:
     """One Qdrant collection of book chunks, named vectors "dense" and "bm25"."""
 
@@ -198,49 +91,9 @@ class VectorStore:
     @classmethod
     def open(cls, settings: Settings, *, timeout: float = 3.0) -> VectorStore:
         """Embedded Qdrant under BOOKCHAT_DATA_DIR, or the server at QDRANT_URL."""
-        from qdrant_client import AsyncQdrantClient
+        from bookchat.stores.connection import open_client
 
-        from bookchat.config import redact_url
-
-        if settings.qdrant_url is None:
-            path = settings.qdrant_path
-            in_use = StoreUnavailable(
-                f"The embedded Qdrant in {path} is in use by another bookchat process "
-                "(for example `bookchat serve`). Stop that process first, or run a Qdrant "
-                "server and set QDRANT_URL so that several processes can share it."
-            )
-            try:
-                path.mkdir(parents=True, exist_ok=True)
-                # Probe the lock first: when qdrant-client finds it taken, it leaks the file.
-                if _locked(path / ".lock"):
-                    raise in_use
-                client = AsyncQdrantClient(path=str(path))
-            except RuntimeError as exc:
-                if "already accessed" not in str(exc):
-                    raise
-                raise in_use from None
-            except OSError as exc:
-                raise StoreUnavailable(
-                    f"The embedded Qdrant in {path} cannot be opened: {exc.strerror or exc}"
-                ) from None
-            location = Location(backend="embedded", path=str(path))
-            _tune_embedded_storage(client, settings.qdrant_collection)
-        else:
-            api_key = (
-                settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-            )
-            client = AsyncQdrantClient(
-                url=settings.qdrant_url,
-                api_key=api_key,
-                timeout=max(1, round(timeout)),
-                # The version probe runs in a thread at construction and only warns.
-                check_compatibility=False,
-            )
-            location = Location(
-                backend="server",
-                url=redact_url(settings.qdrant_url),
-                host_port=_host_port(settings.qdrant_url),
-            )
+        client, location = open_client(settings, timeout=timeout)
         return cls(
             client=client, collection=settings.qdrant_collection, location=location, timeout=timeout
         )
@@ -262,13 +115,11 @@ class VectorStore:
                 return await make()
             return await asyncio.wait_for(make(), timeout=limit + 1.0)
         except (TimeoutError, httpx.TimeoutException) as exc:
-            raise StoreUnavailable(
-                f"{where} did not answer within {limit:g} s: is the port blocked? {HF_HINT}"
-            ) from exc
+            raise timed_out(where, limit) from exc
         except ResponseHandlingException as exc:
-            raise self._transport_error(exc.source, where, limit) from exc
+            raise transport_error(exc.source, where, limit) from exc
         except httpx.TransportError as exc:
-            raise self._transport_error(exc, where, limit) from exc
+            raise transport_error(exc, where, limit) from exc
         except UnexpectedResponse as exc:
             if exc.status_code in (401, 403):
                 raise StoreUnavailable(
@@ -277,23 +128,6 @@ class VectorStore:
             raise VectorStoreError(
                 f"{where} answered HTTP {exc.status_code} {exc.reason_phrase}".strip()
             ) from exc
-
-    @staticmethod
-    def _transport_error(exc: BaseException, where: str, limit: float) -> StoreUnavailable:
-        import httpx
-
-        if isinstance(exc, httpx.TimeoutException):
-            return StoreUnavailable(
-                f"{where} did not answer within {limit:g} s: is the port blocked? {HF_HINT}"
-            )
-        if isinstance(exc, httpx.ConnectError):
-            reason = str(exc) or "connection failed"
-            if "refused" in reason.lower() or "errno 111" in reason.lower():
-                return StoreUnavailable(
-                    f"{where} refused the connection: is Qdrant running, and is QDRANT_URL right?"
-                )
-            return StoreUnavailable(f"{where} could not be reached ({reason}). {HF_HINT}")
-        return StoreUnavailable(f"{where} could not be reached: {type(exc).__name__}")
 
     async def identity(self) -> IndexIdentity | None:
         """Which embedders built the collection; None when it does not exist yet."""
@@ -343,7 +177,7 @@ class VectorStore:
             timeout=max(self._timeout, 10.0),
         )
         if self.embedded:
-            _tune_embedded_storage(self._client, self.collection)
+            tune_embedded_storage(self._client, self.collection)
 
     async def stored_chunks(self) -> dict[str, StoredChunk]:
         """Every point id in the collection with its page and position."""
