@@ -19,7 +19,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from bookchat.app import create_app
-from bookchat.config import Settings
+from bookchat.config import DEFAULT_GEMINI_MODEL, Settings
 
 READY_WAIT_SECONDS = 120.0  # generous: a cold ingest on a busy 2-core machine
 
@@ -30,6 +30,8 @@ def base_env(data_dir: Path, database_url: str | None = None) -> dict[str, Any]:
         "BOOKCHAT_DATA_DIR": data_dir,
         "GEMINI_API_KEY": "",
         "GEMINI_BASE_URL": "",
+        "GEMINI_MODEL": DEFAULT_GEMINI_MODEL,
+        "GEMINI_TIMEOUT": 30,
         "QDRANT_URL": "",
         "QDRANT_API_KEY": "",
         "DATABASE_URL": database_url or "",
