@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 Phase = Literal["starting", "ready", "failed"]
 # Retry failed start-up work after 1, 2, 4 … seconds, at most this long apart.
 MAX_BACKOFF_SECONDS = 60.0
+SHUTDOWN_SAVE_WAIT_SECONDS = 15.0
 
 _CREDENTIALS_IN_URL = re.compile(r"(://[^/\s:@]+):[^@\s/]+@")
 _KEY_IN_QUERY = re.compile(r"((?:key|api_key|password|token)=)[^&\s]+", re.IGNORECASE)
@@ -96,6 +97,8 @@ class Runtime:
     sessionmaker: async_sessionmaker[AsyncSession] | None = None
     # Serialises conversation writes when the store is SQLite (see rag.chat._writing).
     write_lock: asyncio.Lock | None = None
+    # One future per chat turn whose answer is not stored yet; shutdown waits for them.
+    turns_in_flight: set[asyncio.Future[bool]] = field(default_factory=set)
     retriever: BookRetriever | None = None
     answerer: Answerer | None = None
     phase: Phase = "starting"
@@ -163,6 +166,9 @@ class Runtime:
 
     async def aclose(self) -> None:
         """Close every client that was opened; each close is independent of the others."""
+        if self.turns_in_flight:
+            # Streams the server has just cut off store their partial answers first.
+            await asyncio.wait(set(self.turns_in_flight), timeout=SHUTDOWN_SAVE_WAIT_SECONDS)
         for name, close in (
             ("answerer", self.answerer and self.answerer.aclose),
             ("retriever", self.retriever and self.retriever.aclose),

@@ -113,3 +113,44 @@ async def test_keep_alive_comments_while_the_model_is_silent(
     events = widget_events(response.text)  # the widget's rule skips the comments
     assert events[0]["type"] == "metadata"
     assert events[-1]["type"] == "done"
+
+
+async def test_shutdown_mid_answer_stores_the_partial_answer(
+    make_settings, live_server, fake_gemini
+) -> None:
+    fake_gemini.script(Reply(LONG_REPLY, tokens_per_second=20))
+    settings = make_settings(GEMINI_API_KEY=KEY, GEMINI_BASE_URL=fake_gemini.base_url)
+    server = live_server(settings)
+    await wait_live_ready(server)
+    seen: list[str] = []
+    ended_with: dict | None = None
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=60) as client,
+        client.stream("POST", "/api/chat", json={"message": "Install?"}) as response,
+    ):
+        try:
+            async for line in response.aiter_lines():
+                if not line.startswith("data: "):
+                    continue
+                event = json.loads(line[6:])
+                if event["type"] == "metadata":
+                    conversation_id = event["conversation_id"]
+                elif event["type"] == "token":
+                    seen.append(event["content"])
+                    if len(seen) == 3:
+                        # As on SIGTERM: open answers get the graceful period, then are cut.
+                        server.server.should_exit = True
+                elif event["type"] in {"done", "error"}:
+                    ended_with = event
+        except httpx.RemoteProtocolError:
+            pass  # the server closed the stream mid-response
+    await asyncio.to_thread(server.__exit__, None, None, None)
+    assert ended_with is None  # cut short, not finished: the reply is far longer than the wait
+
+    # The store outlives the process: a new app on the same data dir reads the answer.
+    async with app_client(settings) as (_, client):
+        messages = await read_conversation(client, conversation_id)
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert messages[1]["status"] == "partial"
+    assert messages[1]["content"].startswith("".join(seen))
+    assert LONG_REPLY.startswith(messages[1]["content"])

@@ -62,6 +62,7 @@ async def open_turn(
         turn = await begin_turn(
             sessionmaker=sessionmaker,
             write_lock=runtime.write_lock,
+            in_flight=runtime.turns_in_flight,
             conversation_id=body.conversation_id,
             message=body.message,
             mode=body.mode,

@@ -83,43 +83,64 @@ class ChatTurn:
     streamed: list[str] = field(default_factory=list)
     sources: list[dict[str, Any]] = field(default_factory=list)
     status: Status | None = None  # set once the answer is stored (or its save was attempted)
+    # Resolved once the answer is stored (or could not be); the app's shutdown waits for it.
+    stored: asyncio.Future[bool] | None = None
 
     @property
     def answer(self) -> str:
         return "".join(self.streamed)
 
     async def finish(self, status: Status) -> bool:
-        """Store the assistant message once, shielded from cancellation; False if it failed."""
+        """Store the assistant message once, whatever cancels the stream; False if it failed."""
         if self.status is not None:
             return True
         self.status = status  # claimed before any await, so a concurrent close() does nothing
+        # The save runs as its own task: a reader who closed the tab (an anyio cancel scope)
+        # or a server shutting down (a plain task.cancel()) cannot interrupt it half-way.
+        save = asyncio.ensure_future(self._save(status))
+        save.add_done_callback(self._settle)
+        cancelled = False
+        with anyio.CancelScope(shield=True):
+            while not save.done():
+                try:
+                    await asyncio.shield(save)
+                except asyncio.CancelledError:
+                    cancelled = True  # wait for the (time-bounded) save, then pass it on
+        if cancelled:
+            raise asyncio.CancelledError
+        return save.result()
+
+    def _settle(self, save: asyncio.Task[bool]) -> None:
+        if self.stored is not None and not self.stored.done():
+            ok = not save.cancelled() and save.exception() is None and save.result()
+            self.stored.set_result(bool(ok))
+
+    async def _save(self, status: Status) -> bool:
         from bookchat.stores.conversations import add_message
 
-        # A reader who closed the tab cancels this task; the save must still happen.
-        with anyio.move_on_after(SAVE_TIMEOUT_SECONDS, shield=True) as scope:
-            try:
-                async with _writing(self.write_lock), self.sessionmaker() as session:
-                    stored = await add_message(
-                        session=session,
-                        conversation_id=self.conversation_id,
-                        role="assistant",
-                        content=self.answer,
-                        sources=self.sources,
-                        status=status,
-                    )
-                    await session.commit()
-                self.assistant_message_id = stored.id
-            except Exception as exc:
-                log.warning(
-                    "could not store the %s answer of conversation %s: %s",
-                    status,
-                    self.conversation_id,
-                    type(exc).__name__,
+        try:
+            async with (
+                asyncio.timeout(SAVE_TIMEOUT_SECONDS),
+                _writing(self.write_lock),
+                self.sessionmaker() as session,
+            ):
+                stored = await add_message(
+                    session=session,
+                    conversation_id=self.conversation_id,
+                    role="assistant",
+                    content=self.answer,
+                    sources=self.sources,
+                    status=status,
                 )
-                return False
-        if scope.cancelled_caught:
-            log.warning("storing the answer of conversation %s timed out", self.conversation_id)
+        except Exception as exc:
+            log.warning(
+                "could not store the %s answer of conversation %s: %s",
+                status,
+                self.conversation_id,
+                type(exc).__name__,
+            )
             return False
+        self.assistant_message_id = stored.id
         return True
 
     async def close(self) -> None:
@@ -132,6 +153,7 @@ async def begin_turn(
     *,
     sessionmaker: async_sessionmaker[AsyncSession],
     write_lock: asyncio.Lock | None = None,
+    in_flight: set[asyncio.Future[bool]] | None = None,
     conversation_id: uuid.UUID | None,
     message: str,
     mode: Mode,
@@ -157,9 +179,14 @@ async def begin_turn(
         raise
     except _store_errors() as exc:
         raise StoreUnavailable(type(exc).__name__) from exc
+    stored = asyncio.get_running_loop().create_future()
+    if in_flight is not None:
+        in_flight.add(stored)
+        stored.add_done_callback(in_flight.discard)
     return ChatTurn(
         sessionmaker=sessionmaker,
         write_lock=write_lock,
+        stored=stored,
         conversation_id=started.conversation_id,
         message=message,
         mode=mode,
