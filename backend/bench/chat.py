@@ -47,7 +47,7 @@ def free_port() -> int:
 
 def start_fake(rate: float, reply_tokens: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+    process = subprocess.Popen(
         [
             sys.executable,
             "-m",

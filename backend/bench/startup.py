@@ -45,7 +45,7 @@ def import_time() -> float:
     code = (
         "import time; t = time.perf_counter(); import bookchat.app; print(time.perf_counter() - t)"
     )
-    out = subprocess.run(  # noqa: S603 - our own interpreter
+    out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     return float(out.stdout.strip())
