@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -12,7 +11,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from bookchat import __version__
-from bookchat.api import chat, conversations, health
+from bookchat.api import chat, conversations, health, page
 from bookchat.api.errors import (
     BodyLimitMiddleware,
     UnhandledErrorMiddleware,
@@ -55,13 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(chat.router)
     app.include_router(conversations.router)
-    try:
-        page = importlib.import_module("bookchat.api.page")
-    except ModuleNotFoundError as exc:  # the page ships separately; the API works without it
-        if exc.name != "bookchat.api.page":
-            raise
-    else:
-        app.include_router(page.router)
+    app.include_router(page.router)
 
     # Innermost first: errors become JSON inside CORS, so a browser can read a 500 too.
     app.add_middleware(UnhandledErrorMiddleware)
