@@ -11,6 +11,7 @@ import asyncio
 import functools
 import hashlib
 import io
+import itertools
 import json
 from pathlib import Path
 
@@ -84,18 +85,21 @@ class StaticEmbedder:
         encodings = self._tokenizer.encode_batch(
             [text[:MAX_CHARS] for text in texts], add_special_tokens=False
         )
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
-        nonempty = np.flatnonzero(lengths)
-        if nonempty.size == 0:
-            return out
-        ids = np.concatenate([encodings[i].ids for i in nonempty]).astype(np.int64)
-        starts = np.concatenate(([0], np.cumsum(lengths[nonempty])[:-1]))
-        rows = self._values[ids].astype(np.float32) * self._scales[ids, None]
-        sums = np.add.reduceat(rows, starts, axis=0)
-        norms = np.linalg.norm(sums, axis=1, keepdims=True)
-        # Normalising the sum equals normalising the mean; an all-unknown text stays a zero vector,
-        # which matches nothing rather than producing NaN.
-        out[nonempty] = np.divide(sums, norms, out=np.zeros_like(sums), where=norms > 0)
+        ids = [encoding.ids for encoding in encodings]
+        flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64)
+        rows = self._values[flat].astype(np.float32) * self._scales[flat, None]
+        start = 0
+        for index, text_ids in enumerate(ids):
+            end = start + len(text_ids)
+            # A per-text sum (not reduceat, which is slow along rows) keeps a text's vector
+            # independent of the batch it arrives in.
+            total = rows[start:end].sum(axis=0)
+            start = end
+            norm = float(np.linalg.norm(total))
+            # Normalising the sum equals normalising the mean; a text without known tokens stays
+            # a zero vector, which matches nothing rather than producing NaN.
+            if norm > 0:
+                out[index] = total / norm
         return out
 
     async def embed_documents(self, texts: list[str]) -> list[list[float]]:
