@@ -69,7 +69,9 @@ def test_serve_starts_answers_and_stops_cleanly(
     shutil.copytree(ingested_qdrant, data / "qdrant")
     port = free_port()
     if command[0] == "bookchat":
-        command = [shutil.which("bookchat") or "bookchat", *command[1:], "--port", str(port)]
+        # The console script installed beside this interpreter: CI does not activate the venv.
+        script = Path(sys.executable).with_name("bookchat")
+        command = [str(script), *command[1:], "--port", str(port)]
         env = serve_env(data)
     else:
         env = serve_env(data, PORT=str(port))
