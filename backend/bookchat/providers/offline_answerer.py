@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bookchat.providers.answerer import AnswerRequest
-from bookchat.providers.offline_text import matched, sentences, terms
+from bookchat.providers.offline_code import MAX_CODE_LINES, CodeBlock, asks_how_to, code_blocks
+from bookchat.providers.offline_text import matched, placed_sentences, sentences, terms
 from bookchat.rag.prompt import NO_ANSWER, standalone_query
 from bookchat.rag.types import Passage
 
@@ -23,6 +24,8 @@ MAX_SENTENCES = 4
 MAX_PER_PASSAGE = 2
 MAX_ANSWER_CHARS = 900
 MAX_SENTENCE_CHARS = 400
+MAX_CODE_BLOCKS = 2
+SECOND_BLOCK_SHARE = 0.75
 SELECTION_QUOTE_CHARS = 320
 # A sentence must carry this share of the question's terms (see _best_sentences; its page
 # title and heading count for half) to be used; below it the book is taken not to cover it.
@@ -36,6 +39,7 @@ _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+#-]*")
 class _Candidate:
     passage: int  # 1-based: the citation number
     position: int
+    section: int  # which heading-delimited part of the passage the sentence is in
     text: str
     score: float
     coverage: float
@@ -76,11 +80,16 @@ def compose_answer(request: AnswerRequest) -> str:
             question_terms = terms(selection)
     missing = [] if selection else _missing_names(question, question_terms, request.passages)
     chosen = [] if missing else _best_sentences(request.passages, question_terms)
+    code: list[tuple[int, CodeBlock]] = []
+    if not (selection or missing) and asks_how_to(question):
+        code = _code(request.passages, question_terms, chosen)
     if chosen:
         parts.append(_cited(chosen))
-    elif not selection:
+    elif not (selection or code):
         parts.append(_not_covered(missing or list(question_terms.values())))
-    return " ".join(parts)
+    # Code goes after the prose, each block a paragraph of its own, fenced as in the book.
+    shown = [_shown(number, block, request.passages[number - 1]) for number, block in code]
+    return "\n\n".join(part for part in [" ".join(parts), *shown] if part)
 
 
 def _missing_names(
@@ -128,7 +137,8 @@ def _best_sentences(
 ) -> list[_Candidate]:
     if not question_terms:
         return []
-    split = [sentences(p.text) for p in passages]
+    placed = [placed_sentences(p.text) for p in passages]
+    split = [[sentence for _, sentence in group] for group in placed]
     # Which question terms each sentence carries, computed once.
     found_in = [[matched(question_terms, set(terms(s))) for s in group] for group in split]
     total = sum(len(group) for group in split)
@@ -151,7 +161,8 @@ def _best_sentences(
                 continue
             # Earlier passages ranked higher in retrieval; a small nudge breaks ties toward them.
             score = found - 0.01 * number - 0.001 * position
-            candidates.append(_Candidate(number, position, sentence, score, coverage))
+            section = placed[number - 1][position][0]
+            candidates.append(_Candidate(number, position, section, sentence, score, coverage))
 
     chosen: list[_Candidate] = []
     per_passage: dict[int, int] = {}
@@ -169,6 +180,61 @@ def _best_sentences(
         length += size
     # In the book's order: by passage, then by place in the passage.
     return sorted(chosen, key=lambda c: (c.passage, c.position))
+
+
+def _code(
+    passages: Sequence[Passage], question_terms: dict[str, str], chosen: list[_Candidate]
+) -> list[tuple[int, CodeBlock]]:
+    """The code blocks that show how to do what the question asks, with their passage numbers.
+
+    A block in a passage the answer already cites qualifies when its code, the line that
+    introduces it or its heading shares a term with the question; a block of another passage
+    must cover the question as well as a quoted sentence has to. Under a chosen sentence's
+    section, or in a passage of code alone, the passage's title and heading count for half.
+    """
+    present = [set(terms(f"{p.title} {p.heading} {p.text}")) for p in passages]
+    # Rarer terms weigh more: "bookchat" is in every block, "docker" in one.
+    weights = {
+        t: 1.0 + math.log((len(passages) + 1) / (sum(bool(matched([t], o)) for o in present) + 1))
+        for t in question_terms
+    }
+    full = sum(weights.values())
+    cited = {c.passage for c in chosen}
+    sections = {(c.passage, c.section) for c in chosen}
+    options: list[tuple[float, int, int, CodeBlock]] = []
+    for number, passage in enumerate(passages, start=1):
+        blocks = code_blocks(passage.text)
+        code_only = bool(blocks) and not placed_sentences(passage.text)
+        context = matched(question_terms, set(terms(f"{passage.title} {passage.heading}")))
+        for order, block in enumerate(blocks):
+            if block.lines > MAX_CODE_LINES:
+                continue
+            own = matched(question_terms, set(block.terms))
+            if not own:
+                continue
+            nearby = set()
+            if code_only or ((number, block.section) in sections and not block.heading):
+                nearby = context - own
+            found = sum(weights[t] for t in own) + 0.5 * sum(weights[t] for t in nearby)
+            coverage = 0.5 * found / full + 0.5 * (len(own) + 0.5 * len(nearby)) / len(weights)
+            if number in cited or coverage >= MIN_COVERAGE:
+                options.append((found - 0.01 * number, number, order, block))
+    if not options:
+        return []
+    options.sort(key=lambda o: (-o[0], o[1], o[2]))
+    best = options[0][0]
+    # A second block only when it answers about as well as the first.
+    picked = [o for o in options[:MAX_CODE_BLOCKS] if o[0] >= SECOND_BLOCK_SHARE * best]
+    return [(number, block) for _, number, _, block in sorted(picked, key=lambda o: o[1:3])]
+
+
+def _shown(number: int, block: CodeBlock, passage: Passage) -> str:
+    # The book's own line introducing the block, else its heading, carries the citation.
+    if block.intro:
+        label = block.intro[:-1].rstrip()
+    else:
+        label = block.heading or passage.heading.rsplit(" > ", 1)[-1] or passage.title
+    return f"{label} [{number}]:\n{block.text}"
 
 
 def _cited(chosen: list[_Candidate]) -> str:

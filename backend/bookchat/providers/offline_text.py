@@ -20,10 +20,14 @@ _STOPWORDS = frozenset(
     book chapter page section""".split()  # noqa: SIM905
 )
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+#-]*")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“(\[]?[A-Z0-9`])")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“(\[]?[A-Z0-9`])")
 _MARKDOWN_LEAD = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|>\s*|\d+[.)]\s+)+")
 _JOINER = re.compile(r"[_-]+")
 _MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_CLOSED = re.compile(r"[.!?][\"”’)\]`*_]*$")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+\S")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_NAVIGATION_VERBS = frozenset({"see", "read", "visit", "continue", "follow", "head", "go", "refer"})
 
 
 @functools.lru_cache(maxsize=65536)
@@ -87,7 +91,17 @@ def matched(wanted: Iterable[str], present: set[str]) -> set[str]:
 
 def sentences(text: str) -> list[str]:
     """Prose sentences of a passage, without code blocks or markdown list and heading marks."""
-    result: list[str] = []
+    return [sentence for _, sentence in placed_sentences(text)]
+
+
+def placed_sentences(text: str) -> list[tuple[int, str]]:
+    """The prose sentences of a passage, each with the number of the section it sits in.
+
+    A heading line inside the passage starts a new section, so a sentence can be matched to
+    the code block under the same heading.
+    """
+    result: list[tuple[int, str]] = []
+    section = 0
     in_code = False
     for line in text.splitlines():
         if line.strip().startswith(("```", "~~~")):
@@ -95,10 +109,29 @@ def sentences(text: str) -> list[str]:
             continue
         if in_code or not line.strip() or line.strip().startswith("|"):
             continue
-        line = _MARKDOWN_LINK.sub(r"\1", _MARKDOWN_LEAD.sub("", line)).strip()
-        for sentence in _SENTENCE_END.split(line):
-            sentence = sentence.strip()
-            # A sentence ending in ":" introduces code or a list that is not quoted.
-            if len(_WORD.findall(sentence)) >= 3 and not sentence.endswith(":"):
-                result.append(sentence)
+        if _HEADING.match(line):
+            section += 1
+            continue
+        is_item = bool(_LIST_ITEM.match(line))
+        line = _MARKDOWN_LEAD.sub("", line).strip()
+        for sentence in SENTENCE_END.split(line):
+            if _is_navigation(sentence):
+                continue
+            sentence = _MARKDOWN_LINK.sub(r"\1", sentence).strip()
+            # A sentence ending in ":" introduces code or a list that is not quoted; a list
+            # item ending in ";" or "," is a fragment of a sentence begun elsewhere.
+            if len(_WORD.findall(sentence)) < 3 or sentence.endswith(":"):
+                continue
+            if is_item and sentence.endswith((";", ",")):
+                continue
+            # A line with no closing stop that is not a list item is a title ("Preview first").
+            if not is_item and not _CLOSED.search(sentence):
+                continue
+            result.append((section, sentence))
     return result
+
+
+def _is_navigation(sentence: str) -> bool:
+    # "See [Deploying](./deploy) for the rest." points elsewhere instead of saying anything.
+    first = sentence.strip().split(" ", 1)[0].lower()
+    return first in _NAVIGATION_VERBS and bool(_MARKDOWN_LINK.search(sentence))

@@ -1,0 +1,99 @@
+"""Fenced code blocks of a passage, for the offline answerer's "how do I …" answers.
+
+A reader asking how to install or run something needs the command, which the prose around it
+only alludes to ("The install puts the `bookchat` command on your path"). These helpers find
+the blocks, which section of the passage each sits in, and the line that introduces it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bookchat.providers.offline_text import SENTENCE_END, terms
+
+MAX_CODE_LINES = 12
+
+_FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})(.*)$")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*\S)")
+_MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+# "How do I …", "how to …", "what command …", or a request for an action.
+_HOW_TO = re.compile(
+    r"\bhow\s+(?:do|can|could|should|would|to)\b"
+    r"|\b(?:what|which)(?:'s|\s+is|\s+are)?\s+(?:the\s+)?"
+    r"(?:commands?|flags?|options?|syntax|environment\s+variables?)\b"
+    # The verb asked for, not described: "can I run …", "to install …", "Configure …?";
+    # "What does a launch file start?" asks what it does.
+    r"|(?:^\s*|\b(?:to|i|we|you)\s+)(?:run|install|configure|set|start|launch|deploy|export)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CodeBlock:
+    """One fenced block of a passage, as written (less the indentation of its fence)."""
+
+    text: str  # the whole block, fences included
+    lines: int  # lines of code between the fences
+    section: int  # the passage's section it sits in, as counted by placed_sentences
+    intro: str  # the sentence just before it when that ends in ":", else ""
+    heading: str  # the heading inside the passage it sits under, else ""
+    terms: dict[str, str]  # the terms of the code, its intro and its heading
+
+
+def asks_how_to(question: str) -> bool:
+    """Whether a question asks how to do something, so a command or snippet answers it."""
+    return bool(_HOW_TO.search(question))
+
+
+def code_blocks(text: str) -> list[CodeBlock]:
+    """The fenced code blocks of a passage's text, in order; an unclosed fence is no block."""
+    blocks: list[CodeBlock] = []
+    lines = text.splitlines()
+    section = 0
+    heading = ""
+    previous = ""  # the last non-blank prose line
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        opening = _FENCE.match(line)
+        if not opening:
+            if titled := _HEADING.match(line):
+                section += 1
+                heading = titled.group(1)
+                previous = ""
+            elif line.strip():
+                previous = line.strip()
+            index += 1
+            continue
+        indent, fence = opening.group(1), opening.group(2)
+        closing = re.compile(rf"^\s*{re.escape(fence[0])}{{{len(fence)},}}\s*$")
+        end = next((i for i in range(index + 1, len(lines)) if closing.match(lines[i])), None)
+        if end is None:
+            break
+        body = lines[index : end + 1]
+        # Inside a tab or an admonition the whole block is indented; the answer puts it flush.
+        body = [b[len(indent) :] if b.startswith(indent) else b.lstrip() for b in body]
+        intro = _introduction(previous)
+        code = "\n".join(body[1:-1])
+        blocks.append(
+            CodeBlock(
+                text="\n".join(body),
+                lines=end - index - 1,
+                section=section,
+                intro=intro,
+                heading=heading,
+                terms=terms(f"{code} {intro} {heading}"),
+            )
+        )
+        previous = ""
+        index = end + 1
+    return blocks
+
+
+def _introduction(line: str) -> str:
+    # "Clone the repository and install it into a virtual environment:" introduces the block.
+    last = SENTENCE_END.split(line)[-1].strip() if line else ""
+    if not last.endswith(":"):
+        return ""
+    return _MARKDOWN_LINK.sub(r"\1", last).strip()
