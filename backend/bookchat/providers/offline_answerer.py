@@ -11,7 +11,7 @@ import asyncio
 import math
 import re
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bookchat.providers.answerer import AnswerRequest
@@ -33,6 +33,11 @@ MIN_COVERAGE = 0.34
 
 _TOKEN = re.compile(r"\S+\s*")
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+#-]*")
+# "That gives …", "This is why …": a pronoun standing for the sentence before ("This guide
+# is …" names its own subject). A following verb ends in -s or is an auxiliary.
+_BACK_REFERENCE = re.compile(
+    r"(?:This|That|These|Those|It)\s+(?:\w+s|is|was|are|were|can|will|would|also|way|has|have)\b"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,13 +175,25 @@ def _best_sentences(
     for candidate in sorted(candidates, key=lambda c: -c.score):
         if len(chosen) == MAX_SENTENCES:
             break
-        if per_passage.get(candidate.passage, 0) == MAX_PER_PASSAGE:
+        if (candidate.passage, candidate.position) in {(c.passage, c.position) for c in chosen}:
+            continue  # already in, as the sentence a later one points back to
+        unit = [candidate]
+        # "That gives a fresh installation …" needs the sentence "that" points back to.
+        if _BACK_REFERENCE.match(candidate.text) and candidate.position > 0:
+            section, before = placed[candidate.passage - 1][candidate.position - 1]
+            taken = any(
+                c.passage == candidate.passage and c.position == candidate.position - 1
+                for c in chosen
+            )
+            if section == candidate.section and not taken:
+                unit.insert(0, replace(candidate, position=candidate.position - 1, text=before))
+        if per_passage.get(candidate.passage, 0) + len(unit) > MAX_PER_PASSAGE:
             continue
-        size = min(len(candidate.text), MAX_SENTENCE_CHARS)
+        size = sum(min(len(c.text), MAX_SENTENCE_CHARS) for c in unit)
         if chosen and length + size > MAX_ANSWER_CHARS:
             continue
-        chosen.append(candidate)
-        per_passage[candidate.passage] = per_passage.get(candidate.passage, 0) + 1
+        chosen.extend(unit)
+        per_passage[candidate.passage] = per_passage.get(candidate.passage, 0) + len(unit)
         length += size
     # In the book's order: by passage, then by place in the passage.
     return sorted(chosen, key=lambda c: (c.passage, c.position))
@@ -223,8 +240,14 @@ def _code(
         return []
     options.sort(key=lambda o: (-o[0], o[1], o[2]))
     best = options[0][0]
-    # A second block only when it answers about as well as the first.
-    picked = [o for o in options[:MAX_CODE_BLOCKS] if o[0] >= SECOND_BLOCK_SHARE * best]
+    picked: list[tuple[float, int, int, CodeBlock]] = []
+    for option in options:
+        # A second block only when it answers about as well as the first, and is not the
+        # same commands shown again on another page.
+        if len(picked) == MAX_CODE_BLOCKS or option[0] < SECOND_BLOCK_SHARE * best:
+            break
+        if all(option[3].commands != other[3].commands for other in picked):
+            picked.append(option)
     return [(number, block) for _, number, _, block in sorted(picked, key=lambda o: o[1:3])]
 
 

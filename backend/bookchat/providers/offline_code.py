@@ -16,6 +16,7 @@ MAX_CODE_LINES = 12
 
 _FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})(.*)$")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*\S)")
+_COMMENT = re.compile(r"^\s*(?:#|//|--|;)")
 _MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 # "How do I …", "how to …", "what command …", or a request for an action.
 _HOW_TO = re.compile(
@@ -39,6 +40,7 @@ class CodeBlock:
     intro: str  # the sentence just before it when that ends in ":", else ""
     heading: str  # the heading inside the passage it sits under, else ""
     terms: dict[str, str]  # the terms of the code, its intro and its heading
+    commands: tuple[str, ...]  # its lines less comments and blank ones, to spot repeats
 
 
 def asks_how_to(question: str) -> bool:
@@ -84,6 +86,9 @@ def code_blocks(text: str) -> list[CodeBlock]:
                 intro=intro,
                 heading=heading,
                 terms=terms(f"{code} {intro} {heading}"),
+                commands=tuple(
+                    b.strip() for b in body[1:-1] if b.strip() and not _COMMENT.match(b)
+                ),
             )
         )
         previous = ""

@@ -27,7 +27,11 @@ _MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _CLOSED = re.compile(r"[.!?][\"”’)\]`*_]*$")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+\S")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
-_NAVIGATION_VERBS = frozenset({"see", "read", "visit", "continue", "follow", "head", "go", "refer"})
+_NAVIGATION = re.compile(
+    r"\b(?:see|read|visit|follow|continue\s+(?:with|to)|refer\s+to|go\s+to|head\s+to)"
+    r"\s+(?:the\s+)?\[[^\]]*\]\([^)]*\)",
+    re.IGNORECASE,
+)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -132,6 +136,6 @@ def placed_sentences(text: str) -> list[tuple[int, str]]:
 
 
 def _is_navigation(sentence: str) -> bool:
-    # "See [Deploying](./deploy) for the rest." points elsewhere instead of saying anything.
-    first = sentence.strip().split(" ", 1)[0].lower()
-    return first in _NAVIGATION_VERBS and bool(_MARKDOWN_LINK.search(sentence))
+    # "See [Deploying](./deploy) for the rest." or "…, follow [Ingesting](./ingest)." points
+    # elsewhere instead of saying anything; the reader has the citation links for that.
+    return bool(_NAVIGATION.search(sentence))
