@@ -6,6 +6,7 @@ import re
 
 from bookchat.providers.answerer import AnswerRequest
 from bookchat.providers.offline_answerer import OfflineAnswerer, compose_answer
+from bookchat.providers.offline_code import MAX_CODE_LINES, asks_how_to
 from bookchat.providers.offline_text import same_term, sentences, stem
 from bookchat.rag.prompt import NO_ANSWER
 from bookchat.rag.types import Passage
@@ -178,3 +179,159 @@ async def test_word_families_match() -> None:
     assert same_term(stem("deploy"), stem("deployment"))
     assert not same_term(stem("log"), stem("login"))
     assert stem("logging") == "log"
+
+
+INSTALL = _passage(
+    "Installing demo",
+    "Install from a checkout",
+    "Clone the repository and install the package into a virtual environment:\n\n"
+    "```bash\n# create a virtual environment\npython3 -m venv .venv\npip install .\n```\n\n"
+    "The install puts the `demo` command on your path.\n\n"
+    "## Clean up\n\n"
+    "Deleting the cache folder frees disk space.\n\n"
+    "```bash\nrm -rf ~/.cache/demo\n```",
+)
+LOGS = _passage(
+    "Logging",
+    "Log files",
+    "Logs rotate every day and old logs are compressed.\n\n```bash\ntail -f /var/log/demo.log\n```",
+)
+INSTALL_BLOCK = "```bash\n# create a virtual environment\npython3 -m venv .venv\npip install .\n```"
+
+
+async def test_a_how_to_question_gets_the_relevant_code_block_fenced_and_cited() -> None:
+    request = AnswerRequest(question="How do I install demo?", passages=[INSTALL, LOGS])
+    pieces, text = await _answer(request)
+    assert text == compose_answer(request)
+    prose, code = text.split("\n\n", 1)
+    assert prose == "The install puts the `demo` command on your path [1]."
+    # The book's own line introducing the block carries the citation; the block is verbatim.
+    assert code == (
+        "Clone the repository and install the package into a virtual environment [1]:\n"
+        + INSTALL_BLOCK
+    )
+    # The cache block under another heading and the log block share nothing with the question.
+    assert "rm -rf" not in text
+    assert "tail -f" not in text
+    # Word tokens put back together give the fences and line breaks exactly.
+    assert "".join(pieces) == text
+    assert any(piece.startswith("```bash\n") for piece in pieces)
+
+
+async def test_a_question_that_is_not_how_to_gets_no_code() -> None:
+    text = compose_answer(
+        AnswerRequest(question="What does the install put on the path?", passages=[INSTALL, LOGS])
+    )
+    assert "The install puts the `demo` command on your path [1]." in text
+    assert "```" not in text
+    assert "pip install" not in text
+
+
+async def test_a_code_block_sharing_no_term_with_the_question_is_left_out() -> None:
+    # The passage about logs is cited, but its block has nothing about compressing.
+    text = compose_answer(
+        AnswerRequest(question="How do I get old ones compressed daily?", passages=[LOGS])
+    )
+    assert text == "Logs rotate every day and old logs are compressed [1]."
+    text = compose_answer(
+        AnswerRequest(question="How do I follow the log file?", passages=[INSTALL, LOGS])
+    )
+    assert text.endswith("Log files [2]:\n```bash\ntail -f /var/log/demo.log\n```")
+    assert "pip install" not in text
+
+
+async def test_a_block_of_code_alone_answers_a_how_to_question() -> None:
+    example = _passage(
+        "Configuration",
+        "A complete example",
+        "```bash\n# production settings for a shell session\nexport DEMO_KEY=abc\ndemo serve\n```",
+    )
+    text = compose_answer(
+        AnswerRequest(question="How do I configure production settings?", passages=[example])
+    )
+    assert text == (
+        "A complete example [1]:\n```bash\n# production settings for a shell session\n"
+        "export DEMO_KEY=abc\ndemo serve\n```"
+    )
+    uncovered = compose_answer(
+        AnswerRequest(question="How do I bake sourdough bread?", passages=[example, INSTALL])
+    )
+    assert uncovered.startswith(NO_ANSWER)
+    assert "```" not in uncovered
+
+
+async def test_long_blocks_and_unclosed_fences_are_not_quoted() -> None:
+    long_block = "\n".join(f"pip install part{i}" for i in range(MAX_CODE_LINES + 1))
+    passage = _passage(
+        "Installing demo",
+        "Everything",
+        f"The install needs every part.\n\n```bash\n{long_block}\n```\n\n```bash\npip install",
+    )
+    text = compose_answer(AnswerRequest(question="How do I install demo?", passages=[passage]))
+    assert text == "The install needs every part [1]."
+
+
+async def test_indented_blocks_are_quoted_flush_and_repeats_once() -> None:
+    tabbed = _passage(
+        "Ingesting",
+        "Running it",
+        "Run the ingest command on the docs folder:\n\n"
+        "  ```bash\n  # the docs folder\n  demo ingest ./docs\n  ```",
+    )
+    again = _passage(
+        "Commands", "demo ingest", "```bash\n# another comment\ndemo ingest ./docs\n```"
+    )
+    text = compose_answer(AnswerRequest(question="How do I run ingest?", passages=[tabbed, again]))
+    assert text.count("```bash\n") == 1
+    assert "Run the ingest command on the docs folder [1]:\n```bash\n# the docs folder\n" in text
+
+
+def test_what_counts_as_a_how_to_question() -> None:
+    for question in [
+        "How do I install it?",
+        "how to change the port",
+        "How can I force the offline model?",
+        "Which command pins a release?",
+        "What flags does ingest take?",
+        "Can I run it in Docker?",
+        "Install on Windows?",
+    ]:
+        assert asks_how_to(question), question
+    for question in [
+        "What does a launch file start?",
+        "How long can a message be?",
+        "Why is the health check degraded?",
+        "Where are chats stored if I never set up a database?",
+    ]:
+        assert not asks_how_to(question), question
+
+
+def test_navigation_list_fragments_and_titles_are_not_sentences() -> None:
+    text = (
+        "See [Deploying](./deploy) for the rest. Tokens expire after an hour.\n\n"
+        "When you are ready, follow [Ingesting your book](./ingest).\n\n"
+        "You need:\n\n- a key for the API;\n- nothing else at all.\n\n"
+        "Preview first\n\n"
+        "Run with `--dry-run` the first time, as described in [Ingesting](./ingest)."
+    )
+    assert sentences(text) == [
+        "Tokens expire after an hour.",
+        "nothing else at all.",
+        "Run with `--dry-run` the first time, as described in Ingesting.",
+    ]
+
+
+async def test_a_sentence_pointing_back_brings_the_one_before_it() -> None:
+    passage = _passage(
+        "Sample",
+        "Why",
+        "The server ingests the bundled guide at first start. "
+        "That gives a fresh installation something to answer from.",
+    )
+    text = compose_answer(
+        AnswerRequest(question="What gives a fresh installation answers?", passages=[passage])
+    )
+    assert text == (
+        "The server ingests the bundled guide at first start. "
+        "That gives a fresh installation something to answer from [1]."
+    )
