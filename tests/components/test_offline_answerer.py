@@ -335,3 +335,26 @@ async def test_a_sentence_pointing_back_brings_the_one_before_it() -> None:
         "The server ingests the bundled guide at first start. "
         "That gives a fresh installation something to answer from [1]."
     )
+
+
+async def test_a_table_row_reads_as_a_sentence_under_its_column_names() -> None:
+    table = _passage(
+        "Configuration",
+        "Gemini",
+        "| Variable | Default | Meaning |\n| --- | :---: | --- |\n"
+        "| `GEMINI_MODEL` | `gemini-2.5-flash` | The model that writes answers. |\n"
+        "| `GEMINI_BASE_URL` | unset | Another address for the Gemini API, such as a proxy. |\n"
+        "| broken | row |",
+    )
+    assert sentences(table.text) == [
+        "Variable `GEMINI_MODEL`, Default `gemini-2.5-flash`: The model that writes answers.",
+        "Variable `GEMINI_BASE_URL`, Default unset: Another address for the Gemini API, such as "
+        "a proxy.",
+    ]
+    text = compose_answer(
+        AnswerRequest(question="How do I send Gemini calls through a proxy?", passages=[table])
+    )
+    assert text == (
+        "Variable `GEMINI_BASE_URL`, Default unset: Another address for the Gemini API, such as "
+        "a proxy [1]."
+    )

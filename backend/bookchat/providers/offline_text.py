@@ -25,6 +25,7 @@ _MARKDOWN_LEAD = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|>\s*|\d+[.)]\s+)+")
 _JOINER = re.compile(r"[_-]+")
 _MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _CLOSED = re.compile(r"[.!?][\"”’)\]`*_]*$")
+_RULE_CELL = re.compile(r"^:?-{3,}:?$")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+\S")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _NAVIGATION = re.compile(
@@ -107,11 +108,24 @@ def placed_sentences(text: str) -> list[tuple[int, str]]:
     result: list[tuple[int, str]] = []
     section = 0
     in_code = False
+    header: list[str] = []  # the column names of the table being read
     for line in text.splitlines():
         if line.strip().startswith(("```", "~~~")):
             in_code = not in_code
             continue
-        if in_code or not line.strip() or line.strip().startswith("|"):
+        if in_code:
+            continue
+        if line.strip().startswith("|"):
+            cells = _cells(line)
+            if not header:
+                header = cells
+            elif not all(_RULE_CELL.match(c) for c in cells):
+                row = _row_sentence(header, cells)
+                if row:
+                    result.append((section, row))
+            continue
+        header = []
+        if not line.strip():
             continue
         if _HEADING.match(line):
             section += 1
@@ -133,6 +147,21 @@ def placed_sentences(text: str) -> list[tuple[int, str]]:
                 continue
             result.append((section, sentence))
     return result
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def _row_sentence(header: list[str], cells: list[str]) -> str:
+    # "| `PORT` | `8000` | The port it listens on. |" under "| Variable | Default | Meaning |"
+    # reads "Variable `PORT`, Default `8000`: The port it listens on."
+    if len(cells) != len(header) or len(cells) < 2 or not all(cells):
+        return ""
+    first = ", ".join(
+        f"{name} {cell}".strip() for name, cell in zip(header[:-1], cells[:-1], strict=True)
+    )
+    return _MARKDOWN_LINK.sub(r"\1", f"{first}: {cells[-1]}")
 
 
 def _is_navigation(sentence: str) -> bool:
