@@ -358,3 +358,18 @@ async def test_a_table_row_reads_as_a_sentence_under_its_column_names() -> None:
         "Variable `GEMINI_BASE_URL`, Default unset: Another address for the Gemini API, such as "
         "a proxy [1]."
     )
+
+
+async def test_with_code_the_prose_keeps_its_two_best_sentences() -> None:
+    passages = [
+        INSTALL,
+        _passage("Requirements", "Python", "The install needs Python 3.11 for demo."),
+        _passage("Upgrades", "Newer versions", "Upgrading demo repeats the install in place."),
+    ]
+    request = AnswerRequest(question="How do I install demo?", passages=passages)
+    prose, code = compose_answer(request).split("\n\n", 1)
+    assert len(sentences(prose)) == 2
+    assert code.startswith("Clone the repository and install the package")
+    # Without code to show, the same sentences are all quoted.
+    plain = compose_answer(AnswerRequest(question="Why install demo?", passages=passages))
+    assert len(sentences(plain)) == 3

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bookchat.providers.answerer import AnswerRequest
-from bookchat.providers.offline_code import MAX_CODE_LINES, CodeBlock, asks_how_to, code_blocks
+from bookchat.providers.offline_code import CodeBlock, asks_how_to, pick_blocks, shown
 from bookchat.providers.offline_text import matched, placed_sentences, sentences, terms
 from bookchat.rag.prompt import NO_ANSWER, standalone_query
 from bookchat.rag.types import Passage
@@ -25,6 +25,7 @@ MAX_PER_PASSAGE = 2
 MAX_ANSWER_CHARS = 900
 MAX_SENTENCE_CHARS = 400
 MAX_CODE_BLOCKS = 2
+MAX_SENTENCES_WITH_CODE = 2
 SECOND_BLOCK_SHARE = 0.75
 SELECTION_QUOTE_CHARS = 320
 # A sentence must carry this share of the question's terms (see _best_sentences; its page
@@ -87,14 +88,33 @@ def compose_answer(request: AnswerRequest) -> str:
     chosen = [] if missing else _best_sentences(request.passages, question_terms)
     code: list[tuple[int, CodeBlock]] = []
     if not (selection or missing) and asks_how_to(question):
-        code = _code(request.passages, question_terms, chosen)
+        sections: dict[tuple[int, int], set[str]] = {}
+        for c in chosen:
+            framing = sections.setdefault((c.passage, c.section), set())
+            framing |= matched(question_terms, set(terms(c.text)))
+        code = pick_blocks(
+            request.passages, question_terms, sections=sections, min_coverage=MIN_COVERAGE
+        )
+    if code and len(chosen) > MAX_SENTENCES_WITH_CODE:
+        # The code is the answer to a how-to question; the prose only frames it.
+        kept = {
+            (c.passage, c.position)
+            for c in sorted(chosen, key=lambda c: -c.score)[:MAX_SENTENCES_WITH_CODE]
+        }
+        # A kept sentence pointing back keeps the one it points to.
+        kept |= {
+            (c.passage, c.position - 1)
+            for c in chosen
+            if (c.passage, c.position) in kept and _BACK_REFERENCE.match(c.text)
+        }
+        chosen = [c for c in chosen if (c.passage, c.position) in kept]
     if chosen:
         parts.append(_cited(chosen))
     elif not (selection or code):
         parts.append(_not_covered(missing or list(question_terms.values())))
     # Code goes after the prose, each block a paragraph of its own, fenced as in the book.
-    shown = [_shown(number, block, request.passages[number - 1]) for number, block in code]
-    return "\n\n".join(part for part in [" ".join(parts), *shown] if part)
+    blocks = [shown(number, block, request.passages[number - 1]) for number, block in code]
+    return "\n\n".join(part for part in [" ".join(parts), *blocks] if part)
 
 
 def _missing_names(
@@ -197,67 +217,6 @@ def _best_sentences(
         length += size
     # In the book's order: by passage, then by place in the passage.
     return sorted(chosen, key=lambda c: (c.passage, c.position))
-
-
-def _code(
-    passages: Sequence[Passage], question_terms: dict[str, str], chosen: list[_Candidate]
-) -> list[tuple[int, CodeBlock]]:
-    """The code blocks that show how to do what the question asks, with their passage numbers.
-
-    A block in a passage the answer already cites qualifies when its code, the line that
-    introduces it or its heading shares a term with the question; a block of another passage
-    must cover the question as well as a quoted sentence has to. Under a chosen sentence's
-    section, or in a passage of code alone, the passage's title and heading count for half.
-    """
-    present = [set(terms(f"{p.title} {p.heading} {p.text}")) for p in passages]
-    # Rarer terms weigh more: "bookchat" is in every block, "docker" in one.
-    weights = {
-        t: 1.0 + math.log((len(passages) + 1) / (sum(bool(matched([t], o)) for o in present) + 1))
-        for t in question_terms
-    }
-    full = sum(weights.values())
-    cited = {c.passage for c in chosen}
-    sections = {(c.passage, c.section) for c in chosen}
-    options: list[tuple[float, int, int, CodeBlock]] = []
-    for number, passage in enumerate(passages, start=1):
-        blocks = code_blocks(passage.text)
-        code_only = bool(blocks) and not placed_sentences(passage.text)
-        context = matched(question_terms, set(terms(f"{passage.title} {passage.heading}")))
-        for order, block in enumerate(blocks):
-            if block.lines > MAX_CODE_LINES:
-                continue
-            own = matched(question_terms, set(block.terms))
-            if not own:
-                continue
-            nearby = set()
-            if code_only or ((number, block.section) in sections and not block.heading):
-                nearby = context - own
-            found = sum(weights[t] for t in own) + 0.5 * sum(weights[t] for t in nearby)
-            coverage = 0.5 * found / full + 0.5 * (len(own) + 0.5 * len(nearby)) / len(weights)
-            if number in cited or coverage >= MIN_COVERAGE:
-                options.append((found - 0.01 * number, number, order, block))
-    if not options:
-        return []
-    options.sort(key=lambda o: (-o[0], o[1], o[2]))
-    best = options[0][0]
-    picked: list[tuple[float, int, int, CodeBlock]] = []
-    for option in options:
-        # A second block only when it answers about as well as the first, and is not the
-        # same commands shown again on another page.
-        if len(picked) == MAX_CODE_BLOCKS or option[0] < SECOND_BLOCK_SHARE * best:
-            break
-        if all(option[3].commands != other[3].commands for other in picked):
-            picked.append(option)
-    return [(number, block) for _, number, _, block in sorted(picked, key=lambda o: o[1:3])]
-
-
-def _shown(number: int, block: CodeBlock, passage: Passage) -> str:
-    # The book's own line introducing the block, else its heading, carries the citation.
-    if block.intro:
-        label = block.intro[:-1].rstrip()
-    else:
-        label = block.heading or passage.heading.rsplit(" > ", 1)[-1] or passage.title
-    return f"{label} [{number}]:\n{block.text}"
 
 
 def _cited(chosen: list[_Candidate]) -> str:

@@ -7,12 +7,17 @@ the blocks, which section of the passage each sits in, and the line that introdu
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from bookchat.providers.offline_text import SENTENCE_END, terms
+from bookchat.providers.offline_text import SENTENCE_END, matched, placed_sentences, terms
+from bookchat.rag.types import Passage
 
 MAX_CODE_LINES = 12
+MAX_CODE_BLOCKS = 2
+SECOND_BLOCK_SHARE = 0.75
 
 _FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})(.*)$")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*\S)")
@@ -102,3 +107,75 @@ def _introduction(line: str) -> str:
     if not last.endswith(":"):
         return ""
     return _MARKDOWN_LINK.sub(r"\1", last).strip()
+
+
+def pick_blocks(
+    passages: Sequence[Passage],
+    question_terms: dict[str, str],
+    *,
+    sections: Mapping[tuple[int, int], set[str]],
+    min_coverage: float,
+) -> list[tuple[int, CodeBlock]]:
+    """The code blocks that show how to do what the question asks, with their passage numbers.
+
+    A block in a passage the answer already cites qualifies when its code, the line that
+    introduces it or its heading shares a term with the question; a block of another passage
+    must cover the question as well as a quoted sentence has to (min_coverage). Under a
+    quoted sentence's section (`sections` maps (passage number, section) to the question
+    terms the sentences quoted there carry) those terms and the passage's title and heading
+    count for half, and so do the title and heading for a passage of code alone.
+    """
+    present = [set(terms(f"{p.title} {p.heading} {p.text}")) for p in passages]
+    # Rarer terms weigh more: "bookchat" is in every block, "docker" in one.
+    weights = {
+        t: 1.0 + math.log((len(passages) + 1) / (sum(bool(matched([t], o)) for o in present) + 1))
+        for t in question_terms
+    }
+    full = sum(weights.values())
+    cited = {number for number, _ in sections}
+    options: list[tuple[float, int, int, CodeBlock]] = []
+    for number, passage in enumerate(passages, start=1):
+        blocks = code_blocks(passage.text)
+        code_only = bool(blocks) and not placed_sentences(passage.text)
+        context = matched(question_terms, set(terms(f"{passage.title} {passage.heading}")))
+        for order, block in enumerate(blocks):
+            if block.lines > MAX_CODE_LINES:
+                continue
+            own = matched(question_terms, set(block.terms))
+            if not own:
+                continue
+            nearby: set[str] = set()
+            if code_only:
+                nearby = context - own
+            elif (number, block.section) in sections:
+                # Under the quoted prose: what those sentences matched frames the block.
+                framing = sections[number, block.section]
+                nearby = (framing | (set() if block.heading else context)) - own
+            found = sum(weights[t] for t in own) + 0.5 * sum(weights[t] for t in nearby)
+            coverage = 0.5 * found / full + 0.5 * (len(own) + 0.5 * len(nearby)) / len(weights)
+            if not (number in cited or coverage >= min_coverage):
+                continue
+            options.append((found - 0.01 * number, number, order, block))
+    if not options:
+        return []
+    options.sort(key=lambda o: (-o[0], o[1], o[2]))
+    best = options[0][0]
+    picked: list[tuple[float, int, int, CodeBlock]] = []
+    for option in options:
+        # A second block only when it answers about as well as the first, and is not the
+        # same commands shown again on another page.
+        if len(picked) == MAX_CODE_BLOCKS or option[0] < SECOND_BLOCK_SHARE * best:
+            break
+        if all(option[3].commands != other[3].commands for other in picked):
+            picked.append(option)
+    return [(number, block) for _, number, _, block in sorted(picked, key=lambda o: o[1:3])]
+
+
+def shown(number: int, block: CodeBlock, passage: Passage) -> str:
+    """The block as the answer shows it: a cited label line, then the fenced code."""
+    # The book's own line introducing the block, else its heading, carries the citation.
+    if block.intro:
+        label = block.intro[:-1].rstrip()
+    else:
+        label = block.heading or passage.heading.rsplit(" > ", 1)[-1] or passage.title
+    return f"{label} [{number}]:\n{block.text}"
