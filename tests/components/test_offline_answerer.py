@@ -6,7 +6,7 @@ import re
 
 from bookchat.providers.answerer import AnswerRequest
 from bookchat.providers.offline_answerer import OfflineAnswerer, compose_answer
-from bookchat.providers.offline_code import MAX_CODE_LINES, asks_how_to
+from bookchat.providers.offline_code import MAX_CODE_CHARS, MAX_CODE_LINES, asks_how_to
 from bookchat.providers.offline_text import same_term, sentences, stem
 from bookchat.rag.prompt import NO_ANSWER
 from bookchat.rag.types import Passage
@@ -260,7 +260,7 @@ async def test_a_block_of_code_alone_answers_a_how_to_question() -> None:
     assert "```" not in uncovered
 
 
-async def test_long_blocks_and_unclosed_fences_are_not_quoted() -> None:
+async def test_long_empty_and_unclosed_blocks_are_not_quoted() -> None:
     long_block = "\n".join(f"pip install part{i}" for i in range(MAX_CODE_LINES + 1))
     passage = _passage(
         "Installing demo",
@@ -268,6 +268,14 @@ async def test_long_blocks_and_unclosed_fences_are_not_quoted() -> None:
         f"The install needs every part.\n\n```bash\n{long_block}\n```\n\n```bash\npip install",
     )
     text = compose_answer(AnswerRequest(question="How do I install demo?", passages=[passage]))
+    assert text == "The install needs every part [1]."
+    wide = _passage(
+        "Installing demo",
+        "Everything",
+        f"The install needs every part.\n\n```bash\npip install {'x' * MAX_CODE_CHARS}\n```\n\n"
+        "Or install nothing:\n\n```bash\n```",
+    )
+    text = compose_answer(AnswerRequest(question="How do I install demo?", passages=[wide]))
     assert text == "The install needs every part [1]."
 
 

@@ -16,6 +16,7 @@ from bookchat.providers.offline_text import SENTENCE_END, matched, placed_senten
 from bookchat.rag.types import Passage
 
 MAX_CODE_LINES = 12
+MAX_CODE_CHARS = 1200
 MAX_CODE_BLOCKS = 2
 SECOND_BLOCK_SHARE = 0.75
 
@@ -139,7 +140,8 @@ def pick_blocks(
         code_only = bool(blocks) and not placed_sentences(passage.text)
         context = matched(question_terms, set(terms(f"{passage.title} {passage.heading}")))
         for order, block in enumerate(blocks):
-            if block.lines > MAX_CODE_LINES:
+            # Long blocks are not cut: half a script would mislead; the citation leads to it.
+            if not 0 < block.lines <= MAX_CODE_LINES or len(block.text) > MAX_CODE_CHARS:
                 continue
             own = matched(question_terms, set(block.terms))
             if not own:
