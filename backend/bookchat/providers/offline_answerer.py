@@ -2,7 +2,9 @@
 
 It needs no network and no model: it scores each sentence of the passages by the question's
 terms (weighted by how rare they are among those sentences), keeps the best few, and cites
-each with the number of its passage, so `[n]` matches the order of the reply's sources.
+each with the number of its passage, so `[n]` matches the order of the reply's sources. A
+question asking how to do something also gets the book's matching code block, fenced and
+cited (see offline_code).
 """
 
 from __future__ import annotations
@@ -24,9 +26,7 @@ MAX_SENTENCES = 4
 MAX_PER_PASSAGE = 2
 MAX_ANSWER_CHARS = 900
 MAX_SENTENCE_CHARS = 400
-MAX_CODE_BLOCKS = 2
 MAX_SENTENCES_WITH_CODE = 2
-SECOND_BLOCK_SHARE = 0.75
 SELECTION_QUOTE_CHARS = 320
 # A sentence must carry this share of the question's terms (see _best_sentences; its page
 # title and heading count for half) to be used; below it the book is taken not to cover it.
