@@ -6,7 +6,10 @@
 Spawns the fake Gemini (`python -m tests.fakes.gemini`, streaming at a fixed token rate) and
 `bookchat serve` against it (the real google-genai SDK over HTTP), then the offline answerer.
 Prints per level: first-token latency p50/p95 (request sent to first token event), tokens per
-second per stream (median) and in aggregate, errors, and the server's peak RSS.
+second per stream (median) and in aggregate, errors, the server's peak RSS, and the server
+process's CPU seconds per 1,000 streamed tokens (user + system time from /proc/PID/stat over the
+level's concurrent chats). Compare changes by that last number: the fake and the client share
+the machine's cores, so wall-clock latencies mostly reflect them.
 """
 
 from __future__ import annotations
@@ -101,6 +104,13 @@ def start_server(data_dir: Path, **env_extra: str) -> tuple[subprocess.Popen, st
     raise RuntimeError("bookchat serve never became healthy")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far, in seconds."""
+    # The fields after the command name (which may contain spaces) start at field 3.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     """The process's peak resident set size (VmHWM) in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -121,7 +131,8 @@ async def one_chat(client: httpx.AsyncClient, i: int) -> Stream:
                 continue
             event = json.loads(line[6:])
             if event["type"] == "token":
-                tokens += 1
+                # Words, not events: under load the server joins pieces into one event.
+                tokens += len(event["content"].split())
                 if first is None:
                     first = time.perf_counter() - started
             elif event["type"] == "done":
@@ -129,13 +140,18 @@ async def one_chat(client: httpx.AsyncClient, i: int) -> Stream:
     return Stream(first, tokens, time.perf_counter() - started, ok and response.status_code == 200)
 
 
-async def run_level(url: str, concurrency: int) -> tuple[list[Stream], float]:
+async def run_level(url: str, concurrency: int, pid: int) -> tuple[list[Stream], float, float]:
+    """The level's streams, its wall time, and the server's CPU seconds per 1,000 tokens."""
     limits = httpx.Limits(max_connections=concurrency + 10, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
         await one_chat(client, -1)  # warm the path (first retrieval, SDK connection)
+        cpu_before = cpu_seconds(pid)
         started = time.perf_counter()
         streams = await asyncio.gather(*(one_chat(client, i) for i in range(concurrency)))
-        return list(streams), time.perf_counter() - started
+        wall = time.perf_counter() - started
+        tokens = sum(s.tokens for s in streams)
+        cpu_per_1k = (cpu_seconds(pid) - cpu_before) / tokens * 1000 if tokens else float("nan")
+        return list(streams), wall, cpu_per_1k
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -146,7 +162,7 @@ def percentile(values: list[float], q: float) -> float:
 def report(label: str, levels: list[int], url: str, pid: int) -> list[str]:
     rows = []
     for level in levels:
-        streams, wall = asyncio.run(run_level(url, level))
+        streams, wall, cpu_per_1k = asyncio.run(run_level(url, level, pid))
         firsts = [s.first_token * 1000 for s in streams if s.first_token is not None]
         rates = [s.tokens / s.duration for s in streams if s.ok and s.duration > 0]
         total_tokens = sum(s.tokens for s in streams)
@@ -155,7 +171,7 @@ def report(label: str, levels: list[int], url: str, pid: int) -> list[str]:
         rows.append(
             f"{label:<22}{level:>6}{p50:>10.0f}{p95:>10.0f}"
             f"{statistics.median(rates) if rates else 0:>12.1f}{total_tokens / wall:>12.0f}"
-            f"{errors:>8}{peak_rss_mb(pid):>10.0f}"
+            f"{errors:>8}{peak_rss_mb(pid):>10.0f}{cpu_per_1k:>12.2f}"
         )
         print(rows[-1], flush=True)
     return rows
@@ -179,9 +195,9 @@ def main() -> int:
     )
     print(
         f"{'answerer':<22}{'chats':>6}{'ttft p50':>10}{'ttft p95':>10}"
-        f"{'tok/s each':>12}{'tok/s all':>12}{'errors':>8}{'RSS MiB':>10}"
+        f"{'tok/s each':>12}{'tok/s all':>12}{'errors':>8}{'RSS MiB':>10}{'CPU s/1k':>12}"
     )
-    print(f"{'':<22}{'':>6}{'(ms)':>10}{'(ms)':>10}")
+    print(f"{'':<22}{'':>6}{'(ms)':>10}{'(ms)':>10}{'':>12}{'':>12}{'':>8}{'':>10}{'tokens':>12}")
     with tempfile.TemporaryDirectory(prefix="bookchat-bench-") as tmp:
         fake, fake_url = start_fake(args.tokens_per_second, args.reply_tokens)
         try:
