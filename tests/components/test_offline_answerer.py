@@ -381,3 +381,25 @@ async def test_with_code_the_prose_keeps_its_two_best_sentences() -> None:
     # Without code to show, the same sentences are all quoted.
     plain = compose_answer(AnswerRequest(question="Why install demo?", passages=passages))
     assert len(sentences(plain)) == 3
+
+
+async def test_a_sentence_far_weaker_than_the_best_is_left_out() -> None:
+    passages = [
+        _passage(
+            "Images", "Pinning", "Deployments refer to the image by its digest, never by a tag."
+        ),
+        # Carries enough of the question to be quoted alone, but far less than the first.
+        _passage(
+            "Release", "Pin", "Pinning rewrites the image line of the Dockerfile to a digest."
+        ),
+    ]
+    text = compose_answer(
+        AnswerRequest(
+            question="Why reference the image by digest rather than a tag?", passages=passages
+        )
+    )
+    assert text == "Deployments refer to the image by its digest, never by a tag [1]."
+    alone = compose_answer(
+        AnswerRequest(question="Why reference the image by digest?", passages=passages[1:])
+    )
+    assert alone == "Pinning rewrites the image line of the Dockerfile to a digest [1]."

@@ -27,6 +27,8 @@ MAX_PER_PASSAGE = 2
 MAX_ANSWER_CHARS = 900
 MAX_SENTENCE_CHARS = 400
 MAX_SENTENCES_WITH_CODE = 2
+# A sentence scoring under this share of the best one adds more noise than answer.
+WEAKEST_SHARE = 0.6
 SELECTION_QUOTE_CHARS = 320
 # A sentence must carry this share of the question's terms (see _best_sentences; its page
 # title and heading count for half) to be used; below it the book is taken not to cover it.
@@ -192,8 +194,9 @@ def _best_sentences(
     chosen: list[_Candidate] = []
     per_passage: dict[int, int] = {}
     length = 0
+    top = max((c.score for c in candidates), default=0.0)
     for candidate in sorted(candidates, key=lambda c: -c.score):
-        if len(chosen) == MAX_SENTENCES:
+        if len(chosen) == MAX_SENTENCES or candidate.score < WEAKEST_SHARE * top:
             break
         if (candidate.passage, candidate.position) in {(c.passage, c.position) for c in chosen}:
             continue  # already in, as the sentence a later one points back to
