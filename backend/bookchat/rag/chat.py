@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
+from bookchat.rag.coalesce import coalesced
 from bookchat.rag.types import Passage, RetrievalUnavailable
 
 if TYPE_CHECKING:
@@ -242,11 +243,11 @@ async def stream_turn(
             history=turn.history,
         )
         try:
-            async with contextlib.aclosing(answerer.stream(request)) as deltas:
+            # Pieces that pile up while the server is busy go out as one token event.
+            async with contextlib.aclosing(coalesced(answerer.stream(request))) as deltas:
                 async for delta in deltas:
-                    if delta:
-                        turn.streamed.append(delta)
-                        yield {"type": "token", "content": delta}
+                    turn.streamed.append(delta)
+                    yield {"type": "token", "content": delta}
         except AnswerError as exc:
             await turn.finish("partial" if turn.streamed else "failed")
             yield _error(exc.code, exc.message)
