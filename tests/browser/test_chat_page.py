@@ -340,6 +340,9 @@ def test_keyboard_only_use(page: Page, bookchat: Bookchat) -> None:
     page.keyboard.press("Enter")
     expect(page.locator("article.user .text")).to_have_text("How do I install\nbookchat?")
     page.wait_for_function(LAST_ANSWER_DONE, timeout=WAIT_MS)
+    # Send is re-enabled when the stream has closed, a moment after the done event renders;
+    # a disabled button is skipped by Tab, so wait for it as a keyboard user would.
+    expect(page.locator("#send")).to_be_enabled()
     page.keyboard.press("Tab")
     assert page.evaluate("() => document.activeElement.id") == "send"
     # Backwards through the answer's links (citations, sources) up to New chat.
