@@ -8,7 +8,14 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
     echo "bookchat needs Python 3.11 or newer (found $("$python" --version 2>&1)); set PYTHON=python3.11" >&2
     exit 1
 fi
-[ -x .venv/bin/python ] || "$python" -m venv .venv
+if [ ! -x .venv/bin/python ]; then
+    # Debian ships venv's pip bootstrap separately (python3-venv); say so instead of a trace.
+    if ! "$python" -m venv .venv >/dev/null 2>&1; then
+        rm -rf .venv
+        echo "bookchat: '$python -m venv' failed; on Debian/Ubuntu: apt-get install python3-venv" >&2
+        exit 1
+    fi
+fi
 stamp=".venv/.bookchat-$kind.sha256"
 want="$(cat "backend/requirements/$kind.txt" pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
