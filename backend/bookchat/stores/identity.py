@@ -9,6 +9,8 @@ from typing import Any
 METADATA_KEY = "bookchat_index"  # collection metadata entry holding the IndexIdentity
 # Collection layout version: bump when point ids, payload or vector names change.
 LAYOUT = 1
+DENSE = "dense"  # named vectors of every point
+SPARSE = "bm25"
 POINT_NAMESPACE = uuid.UUID("6f1c44a4-4f52-4a43-9a59-3b8f6d0e6c1d")
 
 

@@ -14,8 +14,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from bookchat.stores.identity import DENSE, SPARSE
+
+if TYPE_CHECKING:
+    from qdrant_client import AsyncQdrantClient
 
 
 class LexicalIndex:
@@ -93,3 +99,40 @@ class DenseIndex:
         scores = self._matrix @ (q / norm if norm else q)
         top = _top(scores, np.arange(len(self._ids)), limit)
         return [(self._ids[i], float(scores[i])) for i in top]
+
+
+async def load_memory_index(
+    client: AsyncQdrantClient, collection: str
+) -> tuple[LexicalIndex, DenseIndex | None]:
+    """Read every point's vectors from the embedded collection into the two indexes."""
+    info = await client.get_collection(collection)
+    vectors_config = info.config.params.vectors
+    dims = (
+        vectors_config[DENSE].size
+        if isinstance(vectors_config, dict) and DENSE in vectors_config
+        else None
+    )
+    ids: list[str] = []
+    sparse: list[tuple[list[int], list[float]]] = []
+    dense: list[list[float] | None] = []
+    offset = None
+    while True:
+        points, offset = await client.scroll(
+            collection,
+            limit=2000,
+            offset=offset,
+            with_payload=False,
+            with_vectors=[SPARSE, DENSE] if dims else [SPARSE],
+        )
+        for p in points:
+            vectors = p.vector if isinstance(p.vector, dict) else {}
+            sv = vectors.get(SPARSE)
+            ids.append(str(p.id))
+            sparse.append((list(sv.indices), list(sv.values)) if sv is not None else ([], []))  # type: ignore[union-attr]
+            dense.append(vectors.get(DENSE))  # type: ignore[arg-type]
+        if offset is None:
+            break
+    return (
+        LexicalIndex(ids, sparse),
+        DenseIndex(ids, dense, dims) if dims else None,
+    )
