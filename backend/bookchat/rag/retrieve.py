@@ -16,7 +16,21 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bookchat.providers.embedders import (  # re-exported: callers import them from here
+    ConfigurationError,
+    make_dense_embedder,
+    make_sparse_encoder,
+)
 from bookchat.rag.types import Passage, RetrievalUnavailable
+
+__all__ = [
+    "CANDIDATES",
+    "BookRetriever",
+    "ConfigurationError",
+    "make_dense_embedder",
+    "make_sparse_encoder",
+    "open_retriever",
+]
 
 if TYPE_CHECKING:
     from bookchat.config import Settings
@@ -30,34 +44,6 @@ log = logging.getLogger(__name__)
 # Candidates each leg hands to the fusion: enough for RRF to agree on a top 5, few enough that
 # local mode stays fast at ten thousand chunks.
 CANDIDATES = 30
-
-
-class ConfigurationError(Exception):
-    """The settings ask for something that cannot work; the message says what to change."""
-
-
-def make_dense_embedder(settings: Settings) -> DenseEmbedder | None:
-    """Gemini when configured, else the offline static model when installed, else None."""
-    if settings.use_gemini_embeddings:
-        if settings.gemini_api_key is None:
-            raise ConfigurationError("BOOKCHAT_EMBEDDER=gemini needs GEMINI_API_KEY")
-        from bookchat.providers.gemini_embedder import GeminiEmbedder
-
-        return GeminiEmbedder.from_settings(settings)
-    try:
-        from bookchat.providers.static_embedder import StaticEmbedder
-    except ModuleNotFoundError as exc:
-        if exc.name != "bookchat.providers.static_embedder":
-            raise
-        return None
-    return StaticEmbedder.load()
-
-
-def make_sparse_encoder() -> Bm25Encoder:
-    """The lexical encoder (always present)."""
-    from bookchat.providers.local_sparse import Bm25Encoder
-
-    return Bm25Encoder()
 
 
 def _cosine(a: list[float], b: list[float]) -> float:
