@@ -12,7 +12,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from bookchat.providers.offline_text import SENTENCE_END, matched, placed_sentences, terms
+from bookchat.providers.offline_text import (
+    MARKDOWN_LINK,
+    SENTENCE_END,
+    matched,
+    placed_sentences,
+    terms,
+)
 from bookchat.rag.types import Passage
 
 MAX_CODE_LINES = 12
@@ -23,7 +29,6 @@ SECOND_BLOCK_SHARE = 0.75
 _FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})(.*)$")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*\S)")
 _COMMENT = re.compile(r"^\s*(?:#|//|--|;)")
-_MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 # "How do I …", "how to …", "what command …", or a request for an action.
 _HOW_TO = re.compile(
     r"\bhow\s+(?:do|can|could|should|would|to)\b"
@@ -107,7 +112,7 @@ def _introduction(line: str) -> str:
     last = SENTENCE_END.split(line)[-1].strip() if line else ""
     if not last.endswith(":"):
         return ""
-    return _MARKDOWN_LINK.sub(r"\1", last).strip()
+    return MARKDOWN_LINK.sub(r"\1", last).strip()
 
 
 def pick_blocks(

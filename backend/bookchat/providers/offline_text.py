@@ -23,7 +23,7 @@ _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+#-]*")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“(\[]?[A-Z0-9`])")
 _MARKDOWN_LEAD = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|>\s*|\d+[.)]\s+)+")
 _JOINER = re.compile(r"[_-]+")
-_MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")  # [text](target): keep the text
 _CLOSED = re.compile(r"[.!?][\"”’)\]`*_]*$")
 _RULE_CELL = re.compile(r"^:?-{3,}:?$")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+\S")
@@ -135,7 +135,7 @@ def placed_sentences(text: str) -> list[tuple[int, str]]:
         for sentence in SENTENCE_END.split(line):
             if _is_navigation(sentence):
                 continue
-            sentence = _MARKDOWN_LINK.sub(r"\1", sentence).strip()
+            sentence = MARKDOWN_LINK.sub(r"\1", sentence).strip()
             # A sentence ending in ":" introduces code or a list that is not quoted; a list
             # item ending in ";" or "," is a fragment of a sentence begun elsewhere.
             if len(_WORD.findall(sentence)) < 3 or sentence.endswith(":"):
@@ -161,7 +161,7 @@ def _row_sentence(header: list[str], cells: list[str]) -> str:
     first = ", ".join(
         f"{name} {cell}".strip() for name, cell in zip(header[:-1], cells[:-1], strict=True)
     )
-    return _MARKDOWN_LINK.sub(r"\1", f"{first}: {cells[-1]}")
+    return MARKDOWN_LINK.sub(r"\1", f"{first}: {cells[-1]}")
 
 
 def _is_navigation(sentence: str) -> bool:
