@@ -173,6 +173,13 @@ def widget_events(raw: str) -> list[dict[str, Any]]:
     return [json.loads(line[6:]) for line in raw.split("\n") if line.startswith("data: ")]
 
 
+async def widget_events_as_they_come(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """The widget's parsing rule applied line by line while the stream is still open."""
+    async for line in response.aiter_lines():
+        if line.startswith("data: "):
+            yield json.loads(line[6:])
+
+
 def answer_text(events: list[dict[str, Any]]) -> str:
     """The answer as the widget shows it: the token contents joined."""
     return "".join(e["content"] for e in events if e["type"] == "token")

@@ -9,7 +9,12 @@ import httpx
 import pytest
 
 from tests.fakes.gemini import FakeGemini, Reply, Stall
-from tests.service.conftest import app_client, wait_live_ready, widget_events
+from tests.service.conftest import (
+    app_client,
+    wait_live_ready,
+    widget_events,
+    widget_events_as_they_come,
+)
 
 KEY = "AIzaFAKE-streaming-test-key-51d2"
 LONG_REPLY = " ".join(f"word{i} [1]." for i in range(200))
@@ -32,10 +37,7 @@ async def test_reader_disconnect_stores_the_partial_answer(
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         async with client.stream("POST", "/api/chat", json={"message": "Install?"}) as response:
             assert response.status_code == 200
-            async for line in response.aiter_lines():
-                if not line.startswith("data: "):
-                    continue
-                event = json.loads(line[6:])
+            async for event in widget_events_as_they_come(response):
                 if event["type"] == "metadata":
                     conversation_id = event["conversation_id"]
                 elif event["type"] == "token":
@@ -129,10 +131,7 @@ async def test_shutdown_mid_answer_stores_the_partial_answer(
         client.stream("POST", "/api/chat", json={"message": "Install?"}) as response,
     ):
         try:
-            async for line in response.aiter_lines():
-                if not line.startswith("data: "):
-                    continue
-                event = json.loads(line[6:])
+            async for event in widget_events_as_they_come(response):
                 if event["type"] == "metadata":
                     conversation_id = event["conversation_id"]
                 elif event["type"] == "token":
