@@ -1,15 +1,26 @@
-"""Chat benchmark: first-token latency and token throughput at 1, 10 and 100 concurrent chats.
+"""Chat benchmark: first-token latency, token throughput, server CPU and memory under load.
 
+    python backend/bench/chat.py --table [--database-url postgresql://…] [--runs 5]
     python backend/bench/chat.py [--tokens-per-second 50] [--reply-tokens 100] [--levels 1,10,100]
                                  [--database-url postgresql://…] [--skip-offline]
+    (either form) [--server-src DIR]  # serve another checkout's backend/, e.g. a "before" copy
 
-Spawns the fake Gemini (`python -m tests.fakes.gemini`, streaming at a fixed token rate) and
-`bookchat serve` against it (the real google-genai SDK over HTTP), then the offline answerer.
-Prints per level: first-token latency p50/p95 (request sent to first token event), tokens per
-second per stream (median) and in aggregate, errors, the server's peak RSS, and the server
-process's CPU seconds per 1,000 streamed tokens (user + system time from /proc/PID/stat over the
-level's concurrent chats). Compare changes by that last number: the fake and the client share
-the machine's cores, so wall-clock latencies mostly reflect them.
+Spawns the fake Gemini (`python -m tests.fakes.gemini`, streaming one token per SSE chunk at a
+fixed rate, 50 tokens/s = 20 ms per token by default) and `bookchat serve` against it, so the
+server talks real HTTP to a Gemini wire protocol.
+
+`--table` prints the rows of the hot-path table (issue 12): at 50 concurrent readers the
+first-token p50/p95 (request sent to first token event), answer tokens per second (tokens, not
+events: the server joins pieces into one event under load), server CPU milliseconds per answer,
+peak RSS; server CPU per answer with one reader; errors and lost answers at 100 readers (an
+answer is lost when the stored conversation does not hold it, complete, as it was streamed)
+with the slowest /api/health answer and any non-200 health answer while they stream; and
+spawn -> healthy, median of `--runs`, on an ingested data dir, on SQLite and (given
+`--database-url`) on PostgreSQL. Server CPU and RSS cover the server process and its children
+(worker processes). The other form prints per concurrency level, for both answerers.
+
+The fake and the client share the machine's cores with the server, so wall-clock latencies
+partly reflect them; server CPU per answer is the number to compare between changes.
 """
 
 from __future__ import annotations
@@ -25,13 +36,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 300.0
+SINGLE_READER_ANSWERS = 10
 
 
 @dataclass
@@ -40,6 +54,27 @@ class Stream:
     tokens: int
     duration: float
     ok: bool
+    conversation_id: str | None = None
+    text: str = ""
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    url: str
+    spawned_to_healthy: float
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@dataclass
+class HealthProbe:
+    """/api/health polled while a load runs: the slowest answer and every non-200 status."""
+
+    latencies: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
 
 
 def free_port() -> int:
@@ -48,7 +83,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_fake(rate: float, reply_tokens: int) -> tuple[subprocess.Popen, str]:
+@contextmanager
+def fake_gemini(rate: float, reply_tokens: int) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         [
@@ -66,15 +102,18 @@ def start_fake(rate: float, reply_tokens: int) -> tuple[subprocess.Popen, str]:
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if "listening" not in line:
-        raise RuntimeError(f"the fake Gemini did not start: {line!r}")
-    return process, f"http://127.0.0.1:{port}"
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if "listening" not in line:
+            raise RuntimeError(f"the fake Gemini did not start: {line!r}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
 
 
-def start_server(data_dir: Path, **env_extra: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
+def server_env(data_dir: Path, port: int, server_src: Path | None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "QDRANT_"))}
     env.pop("DATABASE_URL", None)
     env.update(
@@ -82,41 +121,86 @@ def start_server(data_dir: Path, **env_extra: str) -> tuple[subprocess.Popen, st
         PORT=str(port),
         LOG_LEVEL="WARNING",
         BOOKCHAT_EMBEDDER="local",
-        **env_extra,
+        **{k: v for k, v in extra.items() if v},
     )
+    if server_src is not None:
+        # Ahead of the editable install's path entry, so this checkout's bookchat is served.
+        env["PYTHONPATH"] = str(server_src / "backend")
+    return env
+
+
+def start_server(data_dir: Path, server_src: Path | None = None, **env_extra: str) -> Server:
+    port = free_port()
+    started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "bookchat", "serve"],
-        env=env,
-        cwd=ROOT,
+        env=server_env(data_dir, port, server_src, **env_extra),
+        cwd=server_src or ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/api/health", timeout=5).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
+    deadline = started + READY_TIMEOUT
+    with httpx.Client(timeout=5) as client:
+        while time.perf_counter() < deadline:
+            try:
+                if client.get(f"{url}/api/health").status_code == 200:
+                    return Server(process, url, time.perf_counter() - started)
+            except httpx.TransportError:
+                pass
+            time.sleep(0.01)
     process.kill()
     raise RuntimeError("bookchat serve never became healthy")
 
 
+def stop_server(server: Server) -> None:
+    server.process.send_signal(signal.SIGTERM)
+    server.process.wait(timeout=60)
+
+
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (uvicorn's worker processes, if any)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, frontier = [pid], [pid]
+    while frontier:
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        tree += frontier
+    return tree
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far, in seconds."""
-    # The fields after the command name (which may contain spaces) start at field 3.
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time the process tree has used so far, in seconds."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            stat = Path(f"/proc/{member}/stat").read_text()
+        except OSError:
+            continue
+        # The fields after the command name (which may contain spaces) start at field 3.
+        fields = stat.rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int) -> float:
-    """The process's peak resident set size (VmHWM) in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """The peak resident set sizes (VmHWM) of the process tree, summed, in MiB."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1])
+    return total / 1024
 
 
 async def one_chat(client: httpx.AsyncClient, i: int) -> Stream:
@@ -124,71 +208,134 @@ async def one_chat(client: httpx.AsyncClient, i: int) -> Stream:
     first = None
     tokens = 0
     ok = False
+    conversation_id = None
+    pieces: list[str] = []
     body = {"message": f"How do I install bookchat and configure it? ({i})"}
-    async with client.stream("POST", "/api/chat", json=body) as response:
-        async for line in response.aiter_lines():
-            if not line.startswith("data: "):
-                continue
-            event = json.loads(line[6:])
-            if event["type"] == "token":
-                # Words, not events: under load the server joins pieces into one event.
-                tokens += len(event["content"].split())
-                if first is None:
-                    first = time.perf_counter() - started
-            elif event["type"] == "done":
-                ok = True
-    return Stream(first, tokens, time.perf_counter() - started, ok and response.status_code == 200)
+    try:
+        async with client.stream("POST", "/api/chat", json=body) as response:
+            async for line in response.aiter_lines():
+                if not line.startswith("data: "):
+                    continue
+                event = json.loads(line[6:])
+                if event["type"] == "metadata":
+                    conversation_id = event.get("conversation_id")
+                elif event["type"] == "token":
+                    # Words, not events: under load the server joins pieces into one event.
+                    tokens += len(event["content"].split())
+                    pieces.append(event["content"])
+                    if first is None:
+                        first = time.perf_counter() - started
+                elif event["type"] == "done":
+                    ok = True
+        ok = ok and response.status_code == 200
+    except httpx.HTTPError:
+        ok = False
+    return Stream(
+        first, tokens, time.perf_counter() - started, ok, conversation_id, "".join(pieces)
+    )
 
 
-async def run_level(url: str, concurrency: int, pid: int) -> tuple[list[Stream], float, float]:
-    """The level's streams, its wall time, and the server's CPU seconds per 1,000 tokens."""
+async def probe_health(url: str, probe: HealthProbe, stop: asyncio.Event) -> None:
+    # Its own client and connection: a platform's health check does not queue behind chats.
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        while not stop.is_set():
+            started = time.perf_counter()
+            try:
+                response = await client.get("/api/health")
+                if response.status_code != 200:
+                    probe.failures.append(f"{response.status_code} {response.text[:200]}")
+            except httpx.HTTPError as exc:
+                probe.failures.append(type(exc).__name__)
+            probe.latencies.append(time.perf_counter() - started)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.25)
+
+
+async def lost_answers(client: httpx.AsyncClient, streams: list[Stream]) -> int:
+    """Answers the reader saw complete that the stored conversation does not hold as such."""
+    lost = 0
+    for stream in streams:
+        if not stream.ok or stream.conversation_id is None:
+            continue
+        response = await client.get(f"/api/conversation/{stream.conversation_id}")
+        messages = response.json().get("messages", []) if response.status_code == 200 else []
+        last = messages[-1] if messages else {}
+        if not (
+            last.get("role") == "assistant"
+            and last.get("status") == "complete"
+            and last.get("content") == stream.text
+        ):
+            lost += 1
+    return lost
+
+
+@dataclass
+class Level:
+    streams: list[Stream]
+    wall: float
+    cpu: float  # server CPU seconds over the level
+    lost: int
+    health: HealthProbe
+
+
+async def run_level(
+    url: str, concurrency: int, pid: int, *, warm: bool = True, check: bool = False
+) -> Level:
+    """`concurrency` chats at once; with check=True also the stored answers and health."""
     limits = httpx.Limits(max_connections=concurrency + 10, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
-        await one_chat(client, -1)  # warm the path (first retrieval, SDK connection)
+        if warm:
+            await one_chat(client, -1)  # the first answer after start is measured separately
+        probe, stop = HealthProbe(), asyncio.Event()
+        prober = asyncio.create_task(probe_health(url, probe, stop)) if check else None
         cpu_before = cpu_seconds(pid)
         started = time.perf_counter()
         streams = await asyncio.gather(*(one_chat(client, i) for i in range(concurrency)))
         wall = time.perf_counter() - started
-        tokens = sum(s.tokens for s in streams)
-        cpu_per_1k = (cpu_seconds(pid) - cpu_before) / tokens * 1000 if tokens else float("nan")
-        return list(streams), wall, cpu_per_1k
+        cpu = cpu_seconds(pid) - cpu_before
+        stop.set()
+        if prober is not None:
+            await prober
+        lost = await lost_answers(client, list(streams)) if check else 0
+        return Level(list(streams), wall, cpu, lost, probe)
+
+
+async def sequential(url: str, pid: int, answers: int) -> tuple[float, float]:
+    """(server CPU seconds per answer, first-token seconds of the very first answer)."""
+    async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+        first = await one_chat(client, -1)
+        cpu_before = cpu_seconds(pid)
+        for i in range(answers):
+            await one_chat(client, i)
+        return (cpu_seconds(pid) - cpu_before) / answers, first.first_token or float("nan")
 
 
 def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def report(label: str, levels: list[int], url: str, pid: int) -> list[str]:
-    rows = []
+def report(label: str, levels: list[int], url: str, pid: int) -> None:
     for level in levels:
-        streams, wall, cpu_per_1k = asyncio.run(run_level(url, level, pid))
-        firsts = [s.first_token * 1000 for s in streams if s.first_token is not None]
-        rates = [s.tokens / s.duration for s in streams if s.ok and s.duration > 0]
-        total_tokens = sum(s.tokens for s in streams)
-        errors = sum(not s.ok for s in streams)
+        run = asyncio.run(run_level(url, level, pid))
+        firsts = [s.first_token * 1000 for s in run.streams if s.first_token is not None]
+        rates = [s.tokens / s.duration for s in run.streams if s.ok and s.duration > 0]
+        total_tokens = sum(s.tokens for s in run.streams)
+        errors = sum(not s.ok for s in run.streams)
+        cpu_per_1k = run.cpu / total_tokens * 1000 if total_tokens else float("nan")
         p50, p95 = percentile(firsts, 0.5), percentile(firsts, 0.95)
-        rows.append(
+        print(
             f"{label:<22}{level:>6}{p50:>10.0f}{p95:>10.0f}"
-            f"{statistics.median(rates) if rates else 0:>12.1f}{total_tokens / wall:>12.0f}"
-            f"{errors:>8}{peak_rss_mb(pid):>10.0f}{cpu_per_1k:>12.2f}"
+            f"{statistics.median(rates) if rates else 0:>12.1f}{total_tokens / run.wall:>12.0f}"
+            f"{errors:>8}{peak_rss_mb(pid):>10.0f}{cpu_per_1k:>12.2f}",
+            flush=True,
         )
-        print(rows[-1], flush=True)
-    return rows
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tokens-per-second", type=float, default=50.0)
-    parser.add_argument("--reply-tokens", type=int, default=100)
-    parser.add_argument("--levels", default="1,10,100")
-    parser.add_argument(
-        "--database-url", default="", help="PostgreSQL for conversations (default: SQLite)"
-    )
-    parser.add_argument("--skip-offline", action="store_true")
-    args = parser.parse_args()
+def levels_main(args: argparse.Namespace) -> int:
     levels = [int(n) for n in args.levels.split(",")]
-
     print(
         f"chat benchmark: fake Gemini at {args.tokens_per_second:g} tokens/s, "
         f"~{args.reply_tokens} tokens per reply; {os.cpu_count()} CPUs"
@@ -199,31 +346,119 @@ def main() -> int:
     )
     print(f"{'':<22}{'':>6}{'(ms)':>10}{'(ms)':>10}{'':>12}{'':>12}{'':>8}{'':>10}{'tokens':>12}")
     with tempfile.TemporaryDirectory(prefix="bookchat-bench-") as tmp:
-        fake, fake_url = start_fake(args.tokens_per_second, args.reply_tokens)
-        try:
-            server, url = start_server(
+        with fake_gemini(args.tokens_per_second, args.reply_tokens) as fake_url:
+            server = start_server(
                 Path(tmp) / "gemini",
+                args.server_src,
                 GEMINI_API_KEY="bench-key",
                 GEMINI_BASE_URL=fake_url,
                 DATABASE_URL=args.database_url,
             )
             try:
-                report("gemini (fake, SDK)", levels, url, server.pid)
+                report("gemini (fake)", levels, server.url, server.pid)
             finally:
-                server.send_signal(signal.SIGTERM)
-                server.wait(timeout=60)
-        finally:
-            fake.send_signal(signal.SIGTERM)
-            fake.wait(timeout=30)
+                stop_server(server)
         if args.skip_offline:
             return 0
-        server, url = start_server(Path(tmp) / "offline", DATABASE_URL=args.database_url)
+        server = start_server(
+            Path(tmp) / "offline", args.server_src, DATABASE_URL=args.database_url
+        )
         try:
-            report("offline", levels, url, server.pid)
+            report("offline", levels, server.url, server.pid)
         finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=60)
+            stop_server(server)
     return 0
+
+
+def row(name: str, value: str) -> None:
+    print(f"{name:<62}{value}", flush=True)
+
+
+def table_main(args: argparse.Namespace) -> int:
+    database = "PostgreSQL" if args.database_url else "SQLite"
+    print(
+        f"bookchat hot path: fake Gemini at {args.tokens_per_second:g} tokens/s, "
+        f"{args.reply_tokens} tokens per answer, {database} conversations, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start"
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="bookchat-bench-") as tmp,
+        fake_gemini(args.tokens_per_second, args.reply_tokens) as fake_url,
+    ):
+        gemini = {"GEMINI_API_KEY": "bench-key", "GEMINI_BASE_URL": fake_url}
+        data_dir = Path(tmp) / "data"
+        # The first start ingests the sample book; every later one opens an ingested dir.
+        stop_server(start_server(data_dir, args.server_src, **gemini))
+
+        server = start_server(data_dir, args.server_src, DATABASE_URL=args.database_url, **gemini)
+        try:
+            cpu_one, first_after_start = asyncio.run(
+                sequential(server.url, server.pid, SINGLE_READER_ANSWERS)
+            )
+            fifty = asyncio.run(run_level(server.url, 50, server.pid))
+            hundred = asyncio.run(run_level(server.url, 100, server.pid, check=True))
+            rss = peak_rss_mb(server.pid)
+        finally:
+            stop_server(server)
+
+        firsts = [s.first_token for s in fifty.streams if s.first_token is not None]
+        tokens = sum(s.tokens for s in fifty.streams)
+        row(
+            "first token p50 / p95, 50 readers",
+            f"{percentile(firsts, 0.5):.2f} s / {percentile(firsts, 0.95):.2f} s",
+        )
+        row("answer tokens/s, 50 readers", f"{tokens / fifty.wall:,.0f}")
+        row(
+            "server CPU per answer, 50 readers",
+            f"{fifty.cpu / len(fifty.streams) * 1000:.0f} ms",
+        )
+        row(
+            f"server CPU per answer, 1 reader ({SINGLE_READER_ANSWERS} answers)",
+            f"{cpu_one * 1000:.0f} ms",
+        )
+        row("first token of the first answer after start", f"{first_after_start:.3f} s")
+        row("peak RSS after 50 (and 100) readers", f"{rss:.0f} MiB")
+        errors = sum(not s.ok for s in hundred.streams)
+        row("errors / lost answers, 100 readers", f"{errors} / {hundred.lost}")
+        health = hundred.health
+        row(
+            "/api/health during 100 readers: slowest / non-200",
+            f"{max(health.latencies, default=float('nan')):.2f} s / {len(health.failures)}"
+            + (f" ({health.failures[0][:80]})" if health.failures else ""),
+        )
+
+        targets = [("SQLite", "")]
+        if args.database_url:
+            targets.append(("PostgreSQL", args.database_url))
+        for name, url in targets:
+            times = []
+            for _ in range(args.runs):
+                started = start_server(data_dir, args.server_src, DATABASE_URL=url, **gemini)
+                stop_server(started)
+                times.append(started.spawned_to_healthy)
+            row(
+                f"spawn -> healthy, ingested data dir, {name} (median of {args.runs})",
+                f"{statistics.median(times):.2f} s (min {min(times):.2f}, max {max(times):.2f})",
+            )
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", action="store_true", help="print the hot-path table")
+    parser.add_argument("--tokens-per-second", type=float, default=50.0)
+    parser.add_argument("--reply-tokens", type=int, default=100)
+    parser.add_argument("--levels", default="1,10,100")
+    parser.add_argument(
+        "--database-url", default="", help="PostgreSQL for conversations (default: SQLite)"
+    )
+    parser.add_argument("--runs", type=int, default=5, help="start-ups to take the median of")
+    parser.add_argument("--skip-offline", action="store_true")
+    parser.add_argument(
+        "--server-src", type=Path, default=None, help="a checkout whose backend/ is served"
+    )
+    args = parser.parse_args()
+    return table_main(args) if args.table else levels_main(args)
 
 
 if __name__ == "__main__":
