@@ -10,8 +10,9 @@ Endpoints (any API version prefix, e.g. /v1/ or /v1beta/):
   POST /{version}/models/{model}:embedContent                    {"embedding": {"values"}}
 
 Per test, queue behaviours for the next matching requests with `script(...)`: HttpError,
-DropConnection, Stall, Reply. Without a script, generation replies with a text derived from the
-request (which numbered sources it saw, citing [1]) and embeddings are a hashed bag of words.
+DropConnection, Stall, StreamError, Reply. Without a script, generation replies with a text
+derived from the request (which numbered sources it saw, citing [1]) and embeddings are a
+hashed bag of words.
 """
 
 from __future__ import annotations
@@ -102,16 +103,32 @@ class Stall:
 
 
 @dataclass(frozen=True)
+class StreamError:
+    """Answer 200, send this many SSE chunks, then an error object as one more event, and end.
+
+    The API reports a failure that happens after the response started this way.
+    """
+
+    status: int = 500
+    after_chunks: int = 0
+    text: str | None = None
+    on: tuple[str, ...] | str | None = GENERATE_ACTIONS
+
+
+@dataclass(frozen=True)
 class Reply:
     """Answer with this text, split into whitespace tokens; optionally at a fixed token rate."""
 
     text: str
     tokens_per_second: float | None = None
     finish_reason: str = "STOP"
+    # A blocked prompt: one chunk with promptFeedback.blockReason and no candidates, as the
+    # real API answers a prompt its safety filters refuse (the text is then not sent).
+    block_reason: str | None = None
     on: tuple[str, ...] | str | None = GENERATE_ACTIONS
 
 
-Behaviour = HttpError | DropConnection | Stall | Reply
+Behaviour = HttpError | DropConnection | Stall | StreamError | Reply
 
 
 def _matches(behaviour: Behaviour, action: str) -> bool:
@@ -491,6 +508,13 @@ class FakeGemini:
         rate = behaviour.tokens_per_second if isinstance(behaviour, Reply) else None
         rate = rate or self.tokens_per_second
         finish = behaviour.finish_reason if isinstance(behaviour, Reply) else "STOP"
+        if isinstance(behaviour, Reply) and behaviour.block_reason:
+            payload = self._blocked(recorded, behaviour.block_reason)
+            if recorded.action == "generateContent":
+                await self._send(writer, 200, json.dumps(payload).encode())
+            else:
+                await self._stream_chunks(writer, [payload])
+            return keep_alive
         if recorded.action == "generateContent":
             if rate:
                 await asyncio.sleep(len(tokens_of(text)) / rate)
@@ -521,15 +545,7 @@ class FakeGemini:
         behaviour: Behaviour | None,
         finish_reason: str,
     ) -> None:
-        head = (
-            "HTTP/1.1 200 OK\r\n"
-            "Content-Type: text/event-stream\r\n"
-            "Transfer-Encoding: chunked\r\n"
-            "Cache-Control: no-cache\r\n"
-            "\r\n"
-        )
-        writer.write(head.encode())
-        await writer.drain()
+        await self._stream_head(writer)
         tokens = tokens_of(text)
         # Unpaced, group tokens so a reply arrives in a few chunks, as the real API does.
         pieces = tokens if rate else _group(tokens, 4)
@@ -537,6 +553,9 @@ class FakeGemini:
         for index, piece in enumerate(pieces):
             if isinstance(behaviour, DropConnection) and index == behaviour.after_chunks:
                 raise _Abort
+            if isinstance(behaviour, StreamError) and index == behaviour.after_chunks:
+                await self._send_event(writer, json.loads(_error_body(behaviour.status, None)))
+                break
             if isinstance(behaviour, Stall) and index == behaviour.after_chunks and index > 0:
                 await asyncio.sleep(behaviour.seconds)
             if rate:
@@ -551,14 +570,50 @@ class FakeGemini:
                 finish_reason=finish_reason if last else None,
                 output_tokens="".join(pieces[: index + 1]),
             )
-            data = f"data: {json.dumps(chunk)}\r\n\r\n".encode()
-            writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-            await writer.drain()
+            await self._send_event(writer, chunk)
         if isinstance(behaviour, DropConnection):
             # Asked to drop after more chunks than the reply has: drop before the end.
             raise _Abort
         writer.write(b"0\r\n\r\n")
         await writer.drain()
+
+    async def _stream_head(self, writer: asyncio.StreamWriter) -> None:
+        head = (
+            "HTTP/1.1 200 OK\r\n"
+            "Content-Type: text/event-stream\r\n"
+            "Transfer-Encoding: chunked\r\n"
+            "Cache-Control: no-cache\r\n"
+            "\r\n"
+        )
+        writer.write(head.encode())
+        await writer.drain()
+
+    async def _send_event(self, writer: asyncio.StreamWriter, chunk: dict[str, Any]) -> None:
+        data = f"data: {json.dumps(chunk)}\r\n\r\n".encode()
+        writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        await writer.drain()
+
+    async def _stream_chunks(
+        self, writer: asyncio.StreamWriter, chunks: list[dict[str, Any]]
+    ) -> None:
+        await self._stream_head(writer)
+        for chunk in chunks:
+            await self._send_event(writer, chunk)
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+    def _blocked(self, recorded: RecordedRequest, reason: str) -> dict[str, Any]:
+        prompt_tokens = sum(len(tokens_of(t)) for t in _texts(recorded.body))
+        return {
+            "promptFeedback": {
+                "blockReason": reason,
+                "safetyRatings": [
+                    {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH"}
+                ],
+            },
+            "usageMetadata": {"promptTokenCount": prompt_tokens, "totalTokenCount": prompt_tokens},
+            "modelVersion": recorded.model,
+        }
 
     def _chunk(
         self,

@@ -1,0 +1,183 @@
+"""Gemini's streamGenerateContent over its documented REST stream (`?alt=sse`), without the SDK.
+
+Why not google-genai on this path: the SDK validates every streamed chunk into a pydantic
+GenerateContentResponse (`_from_response` -> `_remove_extra_fields` -> `model_validate`) and
+reads the stream through its own line splitter; py-spy put about 70 % of the event loop's busy
+time at 50 concurrent answers there (backend/bench/chat.py, README "Benchmarks"). An answer
+needs three fields of each chunk: its text parts, the finish reason and the prompt's block
+reason. This module posts the same JSON body the SDK posts, reads `data:` lines with httpx and
+`json.loads`, and hands back each chunk as the plain dict the API sent.
+
+What the SDK did that this module keeps: error statuses become `GeminiHTTPError` with the
+status and the parsed google.rpc error body (its RetryInfo delay included); an error object
+sent inside a 200 stream (as `data:` or as raw JSON lines) raises the same error; transport
+failures are httpx's own (`httpx.TransportError`). Retrying is the caller's job.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+API_VERSION = "v1beta"  # the version google-genai uses for the Gemini Developer API
+MAX_ERROR_BODY_BYTES = 64 * 1024
+# The fields of a chunk read on the answer path, by their REST (camelCase) names.
+THOUGHT = "thought"
+
+
+class GeminiHTTPError(Exception):
+    """The API answered with an error: `code` is the HTTP status, `details` the parsed body."""
+
+    def __init__(self, code: int, *, status: str | None, details: dict[str, Any]) -> None:
+        # Only the status in the text: the body's message may quote the prompt or a key.
+        super().__init__(f"HTTP {code} {status or ''}".strip())
+        self.code = code
+        self.status = status  # google.rpc status name, e.g. "RESOURCE_EXHAUSTED"
+        self.details = details
+
+
+def _error(code: int | None, body: Any) -> GeminiHTTPError:
+    error = body.get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    status = error.get("status")
+    number = error.get("code")
+    return GeminiHTTPError(
+        code if code is not None else number if isinstance(number, int) else 500,
+        status=status if isinstance(status, str) else None,
+        details=body if isinstance(body, dict) else {},
+    )
+
+
+class GeminiStreamClient:
+    """Streams generateContent replies over one pooled httpx client; close it with aclose()."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str | None = None,
+        timeout: float,
+        api_version: str = API_VERSION,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._prefix = f"{(base_url or DEFAULT_BASE_URL).rstrip('/')}/{api_version}/models/"
+        self._client = httpx.AsyncClient(
+            headers={"x-goog-api-key": api_key, "content-type": "application/json"},
+            # A backstop per connect and per read; the caller bounds the whole answer.
+            timeout=httpx.Timeout(timeout),
+            # No pool cap of our own: how many answers run at once is decided above this
+            # client, and a reader must not wait on a pool slot while its answer is allowed.
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        await self._client.aclose()
+
+    async def stream(self, model: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """The reply's chunks as the API sends them; raises GeminiHTTPError on an error."""
+        url = f"{self._prefix}{model}:streamGenerateContent"
+        payload = json.dumps(body, ensure_ascii=False).encode()
+        request = self._client.build_request("POST", url, params={"alt": "sse"}, content=payload)
+        response = await self._client.send(request, stream=True)
+        try:
+            if response.status_code != 200:
+                raise _error(response.status_code, _json_or_empty(await _bounded(response)))
+            async for chunk in _chunks(response):
+                if "error" in chunk:
+                    raise _error(None, chunk)
+                yield chunk
+        finally:
+            await response.aclose()
+
+
+async def _bounded(response: httpx.Response) -> bytes:
+    body = b""
+    async for piece in response.aiter_bytes():
+        body += piece
+        if len(body) >= MAX_ERROR_BODY_BYTES:
+            break
+    return body[:MAX_ERROR_BODY_BYTES]
+
+
+def _json_or_empty(raw: bytes | str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return {}
+
+
+async def _chunks(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    # Written here rather than through httpx-sse: an event is its `data:` lines joined by "\n"
+    # (Gemini sends one per event), and the API also sends an error as bare JSON lines, which
+    # an SSE parser drops. Eighteen lines, no runtime dependency.
+    data: list[str] = []
+    raw: list[str] = []
+    async for line in response.aiter_lines():
+        if line.startswith("data:"):
+            data.append(line[6:] if line.startswith("data: ") else line[5:])
+        elif not line:
+            if data:
+                yield _object(json.loads("\n".join(data)))
+                data.clear()
+        elif not line.startswith((":", "event:", "id:", "retry:")):
+            raw.append(line)
+            parsed = _json_or_empty("\n".join(raw))
+            if parsed:
+                raw.clear()
+                yield _object(parsed)
+    if data:
+        yield _object(json.loads("\n".join(data)))
+    if raw:
+        raise ValueError("the stream ended inside a JSON object")
+
+
+def _object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"a stream chunk is a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def text_of(chunk: dict[str, Any]) -> str:
+    """The answer text in a chunk ("" if none); thought parts never reach a reader."""
+    candidates = chunk.get("candidates") or ()
+    content = candidates[0].get("content") if candidates else None
+    parts = (content.get("parts") or ()) if content else ()
+    return "".join(p["text"] for p in parts if p.get("text") and not p.get(THOUGHT))
+
+
+def finish_reason(chunk: dict[str, Any]) -> str | None:
+    """The first candidate's finish reason, e.g. "STOP" or "SAFETY"."""
+    candidates = chunk.get("candidates") or ()
+    return candidates[0].get("finishReason") if candidates else None
+
+
+def block_reason(chunk: dict[str, Any]) -> str | None:
+    """Why the prompt itself was blocked ("SAFETY", "OTHER", …), if it was."""
+    feedback = chunk.get("promptFeedback")
+    return feedback.get("blockReason") if isinstance(feedback, dict) else None
+
+
+def request_body(
+    *,
+    system_instruction: str,
+    contents: list[dict[str, Any]],
+    temperature: float,
+    max_output_tokens: int,
+    thinking_budget: int | None,
+) -> dict[str, Any]:
+    """The generateContent body, in the REST API's own (camelCase) field names."""
+    config: dict[str, Any] = {"temperature": temperature, "maxOutputTokens": max_output_tokens}
+    if thinking_budget is not None:
+        config["thinkingConfig"] = {"thinkingBudget": thinking_budget}
+    return {
+        "contents": contents,
+        "systemInstruction": {"parts": [{"text": system_instruction}]},
+        "generationConfig": config,
+    }
