@@ -113,14 +113,35 @@ def fake_gemini(rate: float, reply_tokens: int) -> Iterator[str]:
         process.wait(timeout=30)
 
 
-def server_env(data_dir: Path, port: int, server_src: Path | None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "QDRANT_"))}
+# Throughput is measured here, so the abuse limits (measured by backend/bench/abuse.py) are off.
+NO_LIMITS = {
+    "BOOKCHAT_CHATS_PER_MINUTE": "0",
+    "BOOKCHAT_STREAMS_PER_CLIENT": "0",
+    "BOOKCHAT_CONCURRENT_LLM_CALLS": "0",
+    "BOOKCHAT_DAILY_LLM_CALLS": "0",
+    "BOOKCHAT_MAX_CONNECTIONS": "1000",
+}
+
+
+def server_env(
+    data_dir: Path,
+    port: int,
+    server_src: Path | None,
+    abuse_limits: bool = False,
+    **extra: str,
+) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GEMINI_", "QDRANT_")) and k not in NO_LIMITS
+    }
     env.pop("DATABASE_URL", None)
     env.update(
         BOOKCHAT_DATA_DIR=str(data_dir),
         PORT=str(port),
         LOG_LEVEL="WARNING",
         BOOKCHAT_EMBEDDER="local",
+        **({} if abuse_limits else NO_LIMITS),
         **{k: v for k, v in extra.items() if v},
     )
     if server_src is not None:
@@ -129,12 +150,15 @@ def server_env(data_dir: Path, port: int, server_src: Path | None, **extra: str)
     return env
 
 
-def start_server(data_dir: Path, server_src: Path | None = None, **env_extra: str) -> Server:
+def start_server(
+    data_dir: Path, server_src: Path | None = None, abuse_limits: bool = False, **env_extra: str
+) -> Server:
+    """`bookchat serve` on a free port, once healthy; abuse_limits keeps their defaults on."""
     port = free_port()
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "bookchat", "serve"],
-        env=server_env(data_dir, port, server_src, **env_extra),
+        env=server_env(data_dir, port, server_src, abuse_limits, **env_extra),
         cwd=server_src or ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

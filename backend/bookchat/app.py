@@ -12,6 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from bookchat import __version__
 from bookchat.api import chat, conversations, health, page
+from bookchat.api.admission import Admission, AdmissionPolicy
 from bookchat.api.errors import (
     BodyLimitMiddleware,
     UnhandledErrorMiddleware,
@@ -24,20 +25,38 @@ from bookchat.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
+def admission_policy(settings: Settings) -> AdmissionPolicy:
+    """The abuse limits as configured."""
+    return AdmissionPolicy(
+        chats_per_minute=settings.chats_per_minute,
+        streams_per_client=settings.streams_per_client,
+        concurrent_answers=settings.concurrent_llm_calls,
+        queue=settings.llm_queue,
+        queue_seconds=settings.llm_queue_seconds,
+        daily_llm_calls=settings.daily_llm_calls,
+        trusted_proxies=tuple(settings.trusted_proxies),
+        on_space=settings.space_id is not None,
+    )
+
+
 def _lifespan(settings: Settings):
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Runtime]]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, object]]:
         runtime = Runtime(settings=settings)
-        app.state.runtime = runtime  # for tests and tools that hold the app, not a request
+        admission = Admission(admission_policy(settings))
+        # For tests and tools that hold the app, not a request.
+        app.state.runtime = runtime
+        app.state.admission = admission
         # Start-up work runs in the background so /api/health answers "starting" at once.
         startup = asyncio.create_task(runtime.start(), name="bookchat-startup")
         try:
-            yield {"runtime": runtime}
+            yield {"runtime": runtime, "admission": admission}
         finally:
             startup.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await startup
             await runtime.aclose()
+            await admission.aclose()
 
     return lifespan
 

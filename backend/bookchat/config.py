@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import sys
 from pathlib import Path
@@ -94,6 +95,32 @@ class Settings(BaseSettings):
     # Ingest the bundled sample book into an empty embedded collection at startup.
     sample_book: bool = Field(default=True, validation_alias="BOOKCHAT_SAMPLE_BOOK")
 
+    # Abuse limits, on by default with values for a small public Space; 0 turns one off.
+    # A reader asks a few questions a minute; one client cannot hold more than a few streams.
+    chats_per_minute: int = Field(default=10, ge=0, validation_alias="BOOKCHAT_CHATS_PER_MINUTE")
+    streams_per_client: int = Field(default=2, ge=0, validation_alias="BOOKCHAT_STREAMS_PER_CLIENT")
+    # Answers generated at once for everyone, and how many more may wait (how long) for one.
+    concurrent_llm_calls: int = Field(
+        default=8, ge=0, validation_alias="BOOKCHAT_CONCURRENT_LLM_CALLS"
+    )
+    llm_queue: int = Field(default=16, ge=0, validation_alias="BOOKCHAT_LLM_QUEUE")
+    llm_queue_seconds: float = Field(
+        default=10.0, ge=0, le=120, validation_alias="BOOKCHAT_LLM_QUEUE_SECONDS"
+    )
+    # Gemini answers per 24 hours; past it the offline answerer answers (and says so).
+    daily_llm_calls: int = Field(default=1000, ge=0, validation_alias="BOOKCHAT_DAILY_LLM_CALLS")
+    # Proxies whose X-Forwarded-For names the client (addresses or networks, comma-separated).
+    trusted_proxies: Annotated[list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode] = (
+        Field(default_factory=list, validation_alias="BOOKCHAT_TRUSTED_PROXIES")
+    )
+    # Set by Hugging Face in every Space: only the Space's proxy can reach the container there.
+    space_id: str | None = Field(default=None, validation_alias="SPACE_ID")
+    # `bookchat serve`: open connections served at once (more get 503) and idle keep-alive.
+    max_connections: int = Field(default=200, ge=1, validation_alias="BOOKCHAT_MAX_CONNECTIONS")
+    keepalive_seconds: float = Field(
+        default=5.0, gt=0, le=300, validation_alias="BOOKCHAT_KEEPALIVE_SECONDS"
+    )
+
     @field_validator("gemini_api_key", "qdrant_api_key", mode="before")
     @classmethod
     def _blank_secret_is_none(cls, value: object) -> object:
@@ -143,6 +170,32 @@ class Settings(BaseSettings):
                 )
             origins.append(origin)
         return origins
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = value.split(",")
+        networks = []
+        for item in value:  # type: ignore[union-attr]
+            text = str(item).strip()
+            if not text:
+                continue
+            try:
+                # strict=False: 10.0.0.7/8 means the network 10.0.0.0/8, as in nginx.
+                networks.append(ipaddress.ip_network(text, strict=False))
+            except ValueError:
+                raise ValueError(
+                    f"{text!r} is not an IP address or network: use e.g. 10.0.0.0/8,127.0.0.1"
+                ) from None
+        return networks
+
+    @field_validator("space_id", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level", mode="before")
     @classmethod

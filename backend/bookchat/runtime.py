@@ -61,6 +61,11 @@ def make_answerer(settings: Settings) -> Answerer:
             model=settings.gemini_model,
             timeout=settings.gemini_timeout,
         )
+    return make_offline_answerer()
+
+
+def make_offline_answerer() -> Answerer:
+    """The offline extractive answerer (no key, no network): the fallback past the LLM budget."""
     from bookchat.providers.offline_answerer import OfflineAnswerer
 
     return OfflineAnswerer()
@@ -101,6 +106,8 @@ class Runtime:
     turns_in_flight: set[asyncio.Future[bool]] = field(default_factory=set)
     retriever: BookRetriever | None = None
     answerer: Answerer | None = None
+    # Answers once the day's LLM budget is spent; made on first use.
+    fallback_answerer: Answerer | None = None
     phase: Phase = "starting"
     step: str = "loading libraries"
     error: str | None = None
@@ -156,6 +163,17 @@ class Runtime:
             self.step = "indexing the sample book"
             await self.retriever.ensure_sample_book()
 
+    @property
+    def llm_backed(self) -> bool:
+        """Whether answers cost LLM calls (and so count against the daily budget)."""
+        return self.settings.gemini_api_key is not None
+
+    def offline_answerer(self) -> Answerer:
+        """The offline answerer, for chats past the daily LLM budget."""
+        if self.fallback_answerer is None:
+            self.fallback_answerer = make_offline_answerer()
+        return self.fallback_answerer
+
     def describe_llm(self) -> dict[str, Any]:
         """Which answerer is in use, without opening anything."""
         if self.answerer is not None:
@@ -171,6 +189,7 @@ class Runtime:
             await asyncio.wait(set(self.turns_in_flight), timeout=SHUTDOWN_SAVE_WAIT_SECONDS)
         for name, close in (
             ("answerer", self.answerer and self.answerer.aclose),
+            ("fallback answerer", self.fallback_answerer and self.fallback_answerer.aclose),
             ("retriever", self.retriever and self.retriever.aclose),
             ("engine", self.engine and self.engine.dispose),
         ):

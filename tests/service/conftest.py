@@ -40,7 +40,20 @@ def base_env(data_dir: Path, database_url: str | None = None) -> dict[str, Any]:
         # Gemini tests use the fake only for answers, so the copy stays valid.
         "BOOKCHAT_EMBEDDER": "local",
         "LOG_LEVEL": "INFO",
+        # The abuse limits are off here: these tests send bursts from one client on purpose.
+        # tests/service/test_admission.py tests them at their defaults.
+        **NO_LIMITS,
+        "BOOKCHAT_TRUSTED_PROXIES": "",
+        "SPACE_ID": "",
     }
+
+
+NO_LIMITS = {
+    "BOOKCHAT_CHATS_PER_MINUTE": 0,
+    "BOOKCHAT_STREAMS_PER_CLIENT": 0,
+    "BOOKCHAT_CONCURRENT_LLM_CALLS": 0,
+    "BOOKCHAT_DAILY_LLM_CALLS": 0,
+}
 
 
 @pytest.fixture(scope="session")

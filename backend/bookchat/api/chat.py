@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
-from contextlib import aclosing
+from contextlib import AsyncExitStack, aclosing
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.sse import EventSourceResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from bookchat.api.deps import AnswererDep, ReadyRuntimeDep, RetrieverDep, SessionmakerDep
+from bookchat.api.admission import Admitted, Refused, client_of
+from bookchat.api.deps import (
+    AdmissionDep,
+    AnswererDep,
+    ReadyRuntimeDep,
+    RetrieverDep,
+    SessionmakerDep,
+)
 from bookchat.api.errors import ApiError
 from bookchat.rag.chat import (
     ChatTurn,
@@ -54,8 +61,43 @@ class ChatRequest(BaseModel):
         return value
 
 
+# Shown to the reader (the page and the widget) when the offline answerer stands in for Gemini.
+BUDGET_SPENT_NOTICE = {
+    "code": "llm_budget_spent",
+    "message": "Today's budget of AI answers is spent: this answer quotes the book's passages "
+    "directly instead.",
+}
+
+
+async def admit_chat(
+    request: Request, admission: AdmissionDep, runtime: ReadyRuntimeDep
+) -> AsyncIterator[Admitted]:
+    """Apply the abuse limits before anything is stored; held until the stream has ended."""
+    client = client_of(request.scope, admission.policy)
+    async with AsyncExitStack() as stack:
+        try:
+            admitted = await stack.enter_async_context(
+                admission.admit(client, llm_backed=runtime.llm_backed)
+            )
+        except Refused as refused:
+            raise ApiError(
+                429,
+                refused.code,
+                refused.message,
+                headers={"Retry-After": str(refused.retry_after)},
+                retry_after=refused.retry_after,
+            ) from None
+        yield admitted
+
+
+AdmittedDep = Annotated[Admitted, Depends(admit_chat)]
+
+
 async def open_turn(
-    body: ChatRequest, sessionmaker: SessionmakerDep, runtime: ReadyRuntimeDep
+    body: ChatRequest,
+    sessionmaker: SessionmakerDep,
+    runtime: ReadyRuntimeDep,
+    admitted: AdmittedDep,  # admitted first: a refused chat stores nothing
 ) -> AsyncIterator[ChatTurn]:
     """Store the question before the stream starts, so store errors are plain HTTP errors."""
     try:
@@ -100,13 +142,23 @@ TurnDep = Annotated[ChatTurn, Depends(open_turn)]
         200: {"description": "metadata, token…, then done (with sources) or error events"},
         404: {"description": "conversation_id names no conversation"},
         422: {"description": "the body is out of range; `detail` says which field and why"},
+        429: {"description": "a limit was reached; `code` says which, Retry-After when to retry"},
         503: {"description": "starting, or the conversation store is unreachable"},
     },
 )
 async def chat(
-    turn: TurnDep, retriever: RetrieverDep, answerer: AnswererDep
+    turn: TurnDep,
+    admitted: AdmittedDep,
+    runtime: ReadyRuntimeDep,
+    retriever: RetrieverDep,
+    answerer: AnswererDep,
 ) -> AsyncIterable[dict[str, Any]]:
     """Answer a question about the book as a stream of JSON events, one per `data:` line."""
+    notice: dict[str, str] | None = None
+    if not admitted.use_llm:
+        answerer, notice = runtime.offline_answerer(), BUDGET_SPENT_NOTICE
     async with aclosing(stream_turn(turn, retriever=retriever, answerer=answerer)) as events:
         async for event in events:
+            if notice is not None and event.get("type") == "metadata":
+                event = {**event, "notice": notice}
             yield event

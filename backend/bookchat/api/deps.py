@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 
+from bookchat.api.admission import Admission
 from bookchat.api.errors import ApiError
 from bookchat.config import Settings
 from bookchat.runtime import Runtime
@@ -27,6 +28,15 @@ def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_admission(request: Request) -> Admission:
+    """The app's abuse limits (see get_runtime for why app.state too)."""
+    admission = getattr(request.state, "admission", None)
+    return admission if admission is not None else request.app.state.admission
+
+
+AdmissionDep = Annotated[Admission, Depends(get_admission)]
 
 
 def get_settings(runtime: RuntimeDep) -> Settings:

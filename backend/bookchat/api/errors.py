@@ -30,10 +30,16 @@ class ApiError(HTTPException):
     """An HTTP error with a machine-readable code next to the reader's message."""
 
     def __init__(
-        self, status_code: int, code: str, detail: str, headers: dict[str, str] | None = None
+        self,
+        status_code: int,
+        code: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
     ) -> None:
         super().__init__(status_code=status_code, detail=detail, headers=headers)
         self.code = code
+        self.extra = extra  # more JSON fields next to detail and code (e.g. retry_after)
 
 
 def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
@@ -97,8 +103,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         detail = f"there is nothing at {request.url.path}"
     elif exc.status_code == 405:
         detail = f"{request.method} is not allowed on {request.url.path}"
+    extra = getattr(exc, "extra", None) or {}
     return JSONResponse(
-        error_body(code, str(detail)), status_code=exc.status_code, headers=exc.headers
+        error_body(code, str(detail), **extra), status_code=exc.status_code, headers=exc.headers
     )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+from typing import Any
 
 
 def _port(value: str) -> int:
@@ -24,6 +26,35 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=serve)
 
 
+def first_request_deadline_protocol(seconds: float) -> type[Any]:
+    """uvicorn's httptools protocol, closing a connection whose first request is not in time.
+
+    uvicorn arms its keep-alive timeout only after a response; a socket that connects and sends
+    nothing (or a header a byte at a time) is never closed, and with limit_concurrency each one
+    takes a slot that a reader needs.
+    """
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class FirstRequestDeadline(HttpToolsProtocol):
+        _deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._deadline = self.loop.call_later(seconds, self._no_request_in_time)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            super().connection_lost(exc)
+
+        def _no_request_in_time(self) -> None:
+            # cycle is set once a request's headers are complete.
+            if self.cycle is None and not self.transport.is_closing():
+                self.transport.close()
+
+    return FirstRequestDeadline
+
+
 def serve(args: argparse.Namespace) -> int:
     """Serve until interrupted; SIGTERM finishes open requests first (up to 10 s)."""
     from bookchat.config import load_settings
@@ -43,11 +74,16 @@ def serve(args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,
         log_level=settings.log_level.lower(),
-        # A Space (or any reverse proxy) terminates TLS in front of us; trusting its
-        # X-Forwarded-* headers makes redirects and URLs https. Nothing here trusts the
-        # client address for access control, so any forwarder is acceptable.
-        proxy_headers=True,
-        forwarded_allow_ips="*",
+        # The app reads X-Forwarded-For itself, only from trusted proxies (api/admission.py):
+        # uvicorn's rewrite, trusting any peer, would let a client name itself per request and
+        # escape its rate limits. bookchat builds no absolute URLs, so the scheme is not needed.
+        proxy_headers=False,
+        # Past this many open connections a request gets 503 at once: memory and the event
+        # loop stay bounded under a flood (the chat limits then work on what is admitted).
+        limit_concurrency=settings.max_connections,
+        timeout_keep_alive=settings.keepalive_seconds,
+        # The same idle limit before a connection's first request (see the protocol).
+        http=first_request_deadline_protocol(settings.keepalive_seconds),
         # Open answer streams get this long to finish on shutdown, then are cut short
         # (their partial answers are still stored).
         timeout_graceful_shutdown=10,
