@@ -114,7 +114,7 @@ let
     paths = [
       (launcher "bookchat" [ ])
       # `nix run` starts the server on the embedded defaults (SQLite, embedded Qdrant,
-      # offline embedder and answerer under ./.bookchat): nothing to configure first.
+      # offline embedder and answerer under ~/.local/share/bookchat): nothing to configure first.
       (launcher "bookchat-serve" [ "serve" ])
     ];
     passthru = {

@@ -102,7 +102,7 @@ nix2container.buildImage {
       # Only the launcher: exec-form HEALTHCHECK ["bookchat", "healthcheck"] resolves here.
       "PATH=${bookchat}/bin"
       "HOME=${home}"
-      # The app's default is ./.bookchat; make the location explicit and writable by uid 1000.
+      # The app's default is ~/.local/share/bookchat; make the location explicit and writable by uid 1000.
       "BOOKCHAT_DATA_DIR=${dataDir}"
       # Read by `bookchat healthcheck` (and `serve` without --port), so both agree on 7860.
       "PORT=7860"

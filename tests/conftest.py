@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,21 @@ from bookchat.config import Settings
 from tests.fakes.gemini import FakeGemini
 
 TEST_DATABASE_ENV = "BOOKCHAT_TEST_DATABASE_URL"
+
+
+# No test writes into the real user's data dir (~/.local/share/bookchat, bookchat's default):
+# for the whole session, and afresh for each test, the default points into a throwaway folder.
+def pytest_sessionstart(session: pytest.Session) -> None:
+    os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="bookchat-tests-data-")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    shutil.rmtree(os.environ.get("XDG_DATA_HOME", ""), ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _throwaway_data_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
+import re
 import sys
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -41,6 +44,27 @@ def normalise_database_url(raw: str) -> str:
     parts = urlsplit(f"{scheme}://{rest}")
     query = [(k, v) for k, v in parse_qsl(parts.query) if k not in _LIBPQ_QUERY_KEYS_DROPPED]
     return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the index and conversations live unless BOOKCHAT_DATA_DIR says otherwise.
+
+    Per user rather than per working directory, so `bookchat ingest` run in one folder and
+    `bookchat serve` run in another use the same index: $XDG_DATA_HOME/bookchat, else
+    ~/.local/share/bookchat (the XDG base directory default).
+    """
+    env = os.environ if environ is None else environ
+    xdg = env.get("XDG_DATA_HOME", "").strip()
+    # The XDG spec says a relative XDG_DATA_HOME is invalid and must be ignored.
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "bookchat"
+    home = env.get("HOME", "").strip()
+    if not home:
+        try:
+            home = str(Path.home())
+        except RuntimeError:  # no HOME and no passwd entry (an anonymous container user)
+            return Path(".bookchat").absolute()
+    return Path(home) / ".local" / "share" / "bookchat"
 
 
 def redact_url(url: str) -> str:
@@ -90,7 +114,7 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", validation_alias="HOST")
     port: int = Field(default=8000, ge=1, le=65535, validation_alias="PORT")
     data_dir: Path = Field(
-        default=Path(".bookchat"), validation_alias=AliasChoices("BOOKCHAT_DATA_DIR")
+        default_factory=default_data_dir, validation_alias=AliasChoices("BOOKCHAT_DATA_DIR")
     )
     # Ingest the bundled sample book into an empty embedded collection at startup.
     sample_book: bool = Field(default=True, validation_alias="BOOKCHAT_SAMPLE_BOOK")
@@ -197,6 +221,20 @@ class Settings(BaseSettings):
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _blank_is_default(cls, value: object) -> object:
+        # An empty BOOKCHAT_DATA_DIR= means "not set", not the current directory.
+        if isinstance(value, str) and not value.strip():
+            return default_data_dir()
+        return value
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute_dir(cls, value: Path) -> Path:
+        # Absolute once, so every message names the same folder wherever it was printed from.
+        return value.expanduser().absolute()
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
@@ -225,13 +263,38 @@ class Settings(BaseSettings):
         return self.embedder == "gemini"
 
 
-def load_settings() -> Settings:
-    """Read Settings from the environment; a bad value is one clear line and exit code 2."""
+def _field_of(name: str) -> str:
+    """The Settings field read from environment variable `name`."""
+    for field_name, field in Settings.model_fields.items():
+        if name in re.findall(r"[A-Z][A-Z0-9_]+", str(field.validation_alias)):
+            return field_name
+    raise KeyError(name)
+
+
+def configuration_error(name: str, message: str) -> str:
+    """One line naming the bad variable and what is wrong with it (never its value)."""
+    # pydantic prefixes a validator's own ValueError text with "Value error, "; the
+    # sentence after it was written for the reader.
+    message = message.removeprefix("Value error, ")
+    if message.startswith(f"{name} "):
+        return f"bookchat: configuration: {message}"
+    return f"bookchat: configuration: {name} is invalid: {message}"
+
+
+def load_settings(*, unused: Collection[str] = ()) -> Settings:
+    """Read Settings from the environment; a bad value is one clear line and exit code 2.
+
+    `unused` names variables the command never reads (DATABASE_URL for `bookchat ingest`):
+    they keep their defaults, so a bad value there cannot stop the command.
+    """
+    defaults = {}
+    for name in unused:
+        field = Settings.model_fields[_field_of(name)]
+        defaults[name] = field.get_default(call_default_factory=True)
     try:
-        return Settings()
+        return Settings(**defaults)
     except ValidationError as exc:
         for error in exc.errors():
             name = str(error["loc"][0]) if error["loc"] else "configuration"
-            # One line per bad variable, naming it and what to do; never the value itself.
-            sys.stderr.write(f"bookchat: configuration: {name} is invalid: {error['msg']}\n")
+            sys.stderr.write(configuration_error(name, str(error["msg"])) + "\n")
         raise SystemExit(2) from None

@@ -24,6 +24,8 @@ Phase = Literal["starting", "ready", "failed"]
 MAX_BACKOFF_SECONDS = 60.0
 SHUTDOWN_SAVE_WAIT_SECONDS = 15.0
 
+# Steps whose failures come from the database driver, and are explained as the database's.
+_DATABASE_STEPS = ("opening the database", "creating the conversation tables")
 _CREDENTIALS_IN_URL = re.compile(r"(://[^/\s:@]+):[^@\s/]+@")
 _KEY_IN_QUERY = re.compile(r"((?:key|api_key|password|token)=)[^&\s]+", re.IGNORECASE)
 
@@ -127,8 +129,14 @@ class Runtime:
                 await self._start_once()
             except Exception as exc:
                 self.phase = "failed"
-                self.error = f"{self.step} failed: {explain(exc, self.settings)}"
-                log.warning("start-up: %s (retrying in %.0f s)", self.error, delay)
+                self.error = f"{self.step} failed: {self._reason(exc)}"
+                # The driver's own text (scrubbed) is for the log; people read self.error.
+                log.warning(
+                    "start-up: %s [%s] (retrying in %.0f s)",
+                    self.error,
+                    explain(exc, self.settings),
+                    delay,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF_SECONDS)
                 continue
@@ -173,6 +181,18 @@ class Runtime:
         if self.fallback_answerer is None:
             self.fallback_answerer = make_offline_answerer()
         return self.fallback_answerer
+
+    def _reason(self, exc: BaseException) -> str:
+        """Why start-up failed, in the words /api/health, the chat page and healthcheck show."""
+        if self.step in _DATABASE_STEPS and self.engine is not None:
+            from bookchat.stores.database import describe_failure
+
+            return describe_failure(self.engine, exc)
+        if type(exc).__module__.startswith("bookchat."):
+            # bookchat's own errors (Qdrant unreachable, an embedder mismatch) are written
+            # for the reader already.
+            return scrub((str(exc).strip().splitlines() or [""])[0], self.settings)[:300]
+        return f"{type(exc).__name__} (the server log has the details)"
 
     def describe_llm(self) -> dict[str, Any]:
         """Which answerer is in use, without opening anything."""

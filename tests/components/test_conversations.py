@@ -292,8 +292,29 @@ async def test_ping_timeout_explains_blocked_ports(tmp_path) -> None:
             await engine.dispose()
     assert entry["status"] == "down"
     assert f"no answer from 127.0.0.1:{port} within 0.5s" in entry["detail"]
-    assert "80, 443 and 8080" in entry["detail"]
+    # A server on this machine is not behind a Space's port rule: that hint would be noise.
+    assert "80, 443 and 8080" not in entry["detail"]
     assert ":pw@" not in json.dumps(entry)
+
+
+@pytest.mark.parametrize(
+    ("host", "hint"),
+    [
+        ("ep-x.eu-central-1.aws.neon.tech:5432", True),
+        ("93.184.215.14:5432", True),
+        ("db.example.org:443", False),
+        ("localhost:5432", False),
+        ("127.0.0.1:5432", False),
+        ("10.1.2.3:5432", False),
+        ("[::1]:5432", False),
+    ],
+)
+def test_the_spaces_port_hint_only_for_a_remote_host_on_a_closed_port(host: str, hint: bool):
+    from bookchat.stores.database import _timeout_detail
+
+    detail = _timeout_detail({"backend": "postgresql", "host": host}, 2.0)
+    assert detail.startswith(f"no answer from {host} within 2s")
+    assert ("Hugging Face Spaces allow only ports 80, 443 and 8080" in detail) is hint
 
 
 @pytest.mark.postgres

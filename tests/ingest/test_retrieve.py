@@ -286,4 +286,41 @@ async def test_qdrant_server_that_never_answers_times_out_with_a_hint(tmp_path: 
             await retriever.aclose()
     message = str(caught.value)
     assert f"127.0.0.1:{port} did not answer within 1 s" in message
-    assert "ports 80, 443 and 8080" in message
+    # A Qdrant on this machine is not behind a Space's port rule: no hint about it.
+    assert "ports 80, 443 and 8080" not in message
+    assert "is Qdrant running there" in message
+
+
+async def test_a_local_qdrant_that_refuses_gets_no_spaces_hint(tmp_path: Path):
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    for host in ("localhost", "127.0.0.1"):
+        settings = make_settings(tmp_path, QDRANT_URL=f"http://{host}:{port}")
+        retriever = await open_retriever(settings, timeout=1.0)
+        try:
+            with pytest.raises(RetrievalUnavailable) as caught:
+                await retriever.retrieve("motors")
+        finally:
+            await retriever.aclose()
+        message = str(caught.value)
+        assert f"{host}:{port}" in message
+        assert "Spaces" not in message
+        assert "QDRANT_URL" in message
+
+
+@pytest.mark.parametrize(
+    ("where", "hint"),
+    [
+        ("Qdrant at xyz.cloud.qdrant.io:6333", True),
+        ("Qdrant at xyz.cloud.qdrant.io:443", False),
+        ("Qdrant at localhost:6333", False),
+        ("Qdrant at 192.168.1.20:6333", False),
+    ],
+)
+def test_the_spaces_hint_names_only_what_can_be_blocked(where: str, hint: bool) -> None:
+    from bookchat.stores.errors import timed_out
+
+    message = str(timed_out(where, 3.0))
+    assert message.startswith(f"{where} did not answer within 3 s")
+    assert ("ports 80, 443 and 8080" in message) is hint

@@ -107,18 +107,22 @@ def _verdict(url: str, code: int, body: bytes) -> tuple[bool, str]:
 
 
 def _why(document: dict[str, object]) -> str:
-    """The services that are not up, with the error each reports, and any startup error."""
+    """Why start-up failed, then the services that are not up, each reason said once."""
     reasons: list[str] = []
+    startup = document.get("startup")
+    failed = ""
+    if isinstance(startup, dict) and startup.get("error"):
+        failed = str(startup["error"])
+        reasons.append(f"startup: {failed}")
     services = document.get("services")
     if isinstance(services, dict):
         for name, service in services.items():
             if not isinstance(service, dict) or service.get("status") == "up":
                 continue
             text = f"{name} {service.get('status', 'unknown')}"
-            if service.get("error"):
-                text += f" ({service['error']})"
+            # /api/health says why in `detail`; older servers used `error`.
+            why = service.get("detail") or service.get("error")
+            if why and str(why) not in failed:
+                text += f" ({why})"
             reasons.append(text)
-    startup = document.get("startup")
-    if isinstance(startup, dict) and startup.get("error"):
-        reasons.append(f"startup: {startup['error']}")
     return ": " + "; ".join(reasons) if reasons else ""

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bookchat.config import Settings, redact_url
+from bookchat.stores.errors import port_may_be_blocked
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -17,8 +18,6 @@ POOL_TIMEOUT_SECONDS = 10.0  # waiting for a free pooled connection
 # Neon closes idle connections (it scales to zero): recycle well before and pre-ping always.
 POOL_RECYCLE_SECONDS = 240
 SQLITE_BUSY_TIMEOUT_MS = 5000
-# Ports Hugging Face Spaces let a Space connect out to; others (PostgreSQL's 5432) may be blocked.
-OPEN_OUTBOUND_PORTS = (80, 443, 8080)
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -107,12 +106,17 @@ def _timeout_detail(entry: dict[str, Any], timeout: float) -> str:
     host = entry["host"]
     detail = f"no answer from {host} within {timeout:g}s"
     port = int(host.rsplit(":", 1)[1])
-    if port not in OPEN_OUTBOUND_PORTS:
+    if port_may_be_blocked(host):
         detail += (
             f": outbound port {port} may be blocked (Hugging Face Spaces allow only ports 80, "
             "443 and 8080), or the server is asleep or unreachable"
         )
     return detail
+
+
+def describe_failure(engine: AsyncEngine, exc: BaseException) -> str:
+    """A failed connection or statement in a reader's words: where, and the likely cause."""
+    return _failure_detail(describe_target(engine), exc)
 
 
 def _failure_detail(entry: dict[str, Any], exc: BaseException) -> str:
@@ -129,6 +133,10 @@ def _failure_detail(entry: dict[str, Any], exc: BaseException) -> str:
         hint = "the host name does not resolve"
     elif "does not exist" in lowered:
         hint = "the database or role does not exist"
+    elif "unable to open database file" in lowered or "readonly database" in lowered:
+        hint = "the SQLite file cannot be written: is BOOKCHAT_DATA_DIR writable?"
+    elif "database is locked" in lowered:
+        hint = "the SQLite file is locked by another process"
     elif "ssl" in lowered:
         hint = "SSL negotiation failed: check sslmode in DATABASE_URL"
     elif "timeout" in lowered or "timed out" in lowered:

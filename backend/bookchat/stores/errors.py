@@ -3,16 +3,45 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 
 DEFAULT_PORT = 6333  # what qdrant-client assumes when QDRANT_URL names no port
+# Ports Hugging Face Spaces let a Space connect out to; others (PostgreSQL's 5432) may be blocked.
+OPEN_OUTBOUND_PORTS = (80, 443, 8080)
 HF_HINT = (
     "Hugging Face Spaces allow outbound connections only on ports 80, 443 and 8080; "
     "Qdrant Cloud also serves on 443 (use https://…:443)"
 )
+
+
+def port_may_be_blocked(host_port: str | None) -> bool:
+    """Whether the Spaces port rule can explain a failure to reach host:port.
+
+    Not for this machine or a private network (the service is not on a Space then, and the
+    hint would only be noise), nor for a port a Space may use.
+    """
+    if not host_port:
+        return False
+    host, _, port = host_port.rpartition(":")
+    host = host.strip("[]").lower()
+    if port.isdigit() and int(port) in OPEN_OUTBOUND_PORTS:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return True  # a host name: a remote service, as far as we can tell
+    return not (address.is_loopback or address.is_private or address.is_link_local)
+
+
+def _where_hint(where: str) -> str:
+    """HF_HINT when the host and port in "Qdrant at host:port" make it relevant, else ''."""
+    return HF_HINT if port_may_be_blocked(where.rpartition(" ")[2]) else ""
 
 
 class VectorStoreError(Exception):
@@ -29,8 +58,13 @@ class EmbedderMismatch(VectorStoreError):
 
 def timed_out(where: str, limit: float) -> StoreUnavailable:
     """No answer in time: most often a blocked port."""
+    hint = _where_hint(where)
+    if hint:
+        return StoreUnavailable(
+            f"{where} did not answer within {limit:g} s: is the port blocked? {hint}"
+        )
     return StoreUnavailable(
-        f"{where} did not answer within {limit:g} s: is the port blocked? {HF_HINT}"
+        f"{where} did not answer within {limit:g} s: is Qdrant running there, and busy?"
     )
 
 
@@ -46,7 +80,12 @@ def transport_error(exc: BaseException, where: str, limit: float) -> StoreUnavai
             return StoreUnavailable(
                 f"{where} refused the connection: is Qdrant running, and is QDRANT_URL right?"
             )
-        return StoreUnavailable(f"{where} could not be reached ({reason}). {HF_HINT}")
+        hint = _where_hint(where)
+        if hint:
+            return StoreUnavailable(f"{where} could not be reached ({reason}). {hint}")
+        return StoreUnavailable(
+            f"{where} could not be reached ({reason}): is Qdrant running, and is QDRANT_URL right?"
+        )
     return StoreUnavailable(f"{where} could not be reached: {type(exc).__name__}")
 
 
