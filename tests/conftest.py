@@ -16,6 +16,8 @@ from bookchat.config import Settings
 from tests.fakes.gemini import FakeGemini
 
 TEST_DATABASE_ENV = "BOOKCHAT_TEST_DATABASE_URL"
+# The small book, its settings and an embedded store, for ingest, rag, providers and cli tests.
+pytest_plugins = ["tests.books"]
 
 
 # No test writes into the real user's data dir (~/.local/share/bookchat, bookchat's default):

@@ -23,12 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from synthetic_book import COMMON, TECH, VERBS, synthetic_chunks, write_book
 
+from bookchat.backends import make_dense_embedder, make_sparse_encoder
 from bookchat.config import Settings
-from bookchat.ingest.chunker import chunk_book
 from bookchat.ingest.indexer import ingest
 from bookchat.ingest.model import ChunkedBook
-from bookchat.ingest.siteconfig import read_site_config
-from bookchat.rag.retrieve import BookRetriever, make_dense_embedder, make_sparse_encoder
+from bookchat.ingest.pipeline import index_docs
+from bookchat.rag.retrieve import BookRetriever
 from bookchat.stores.vectors import VectorStore
 
 
@@ -44,12 +44,8 @@ def settings_for(data_dir: Path, collection: str) -> Settings:
 
 async def ingest_docs(retriever: BookRetriever, docs: Path) -> tuple[float, str]:
     started = time.perf_counter()
-    book = chunk_book(docs, read_site_config(docs))
-    report = await ingest(
-        chunked_book=book,
-        store=retriever.store,
-        dense=retriever._dense,
-        sparse=retriever._sparse,
+    report = await index_docs(
+        docs, store=retriever.store, dense=retriever.dense, sparse=retriever.sparse
     )
     return time.perf_counter() - started, report.summary()
 
@@ -61,7 +57,6 @@ async def sample_book(data_dir: Path, dense_on: bool) -> None:
     settings = settings_for(data_dir, "bench-sample-" + ("hybrid" if dense_on else "bm25"))
     dense = make_dense_embedder(settings) if dense_on else None
     retriever = BookRetriever(
-        settings=settings,
         store=VectorStore.open(settings),
         dense=dense,
         sparse=make_sparse_encoder(),
@@ -82,7 +77,6 @@ async def sample_book(data_dir: Path, dense_on: bool) -> None:
 async def big_book(data_dir: Path, pages: int) -> None:
     settings = settings_for(data_dir, "bench-book")
     retriever = BookRetriever(
-        settings=settings,
         store=VectorStore.open(settings),
         dense=make_dense_embedder(settings),
         sparse=make_sparse_encoder(),
@@ -125,7 +119,6 @@ async def latency(data_dir: Path, chunks: int, queries: int, dense_on: bool) -> 
 
     settings = settings_for(data_dir, f"bench-{chunks}-{'hybrid' if dense_on else 'bm25'}")
     retriever = BookRetriever(
-        settings=settings,
         store=VectorStore.open(settings),
         dense=make_dense_embedder(settings) if dense_on else None,
         sparse=make_sparse_encoder(),
@@ -137,8 +130,8 @@ async def latency(data_dir: Path, chunks: int, queries: int, dense_on: bool) -> 
         await ingest(
             chunked_book=book,
             store=retriever.store,
-            dense=retriever._dense,
-            sparse=retriever._sparse,
+            dense=retriever.dense,
+            sparse=retriever.sparse,
         )
         print(f"{chunks} chunks [{legs}]: ingest {time.perf_counter() - started:.1f} s")
         rng = random.Random(3)
@@ -150,10 +143,9 @@ async def latency(data_dir: Path, chunks: int, queries: int, dense_on: bool) -> 
         await retriever.aclose()
         # A new process: the first query loads the vectors into memory (stores/memory_index.py).
         retriever = BookRetriever(
-            settings=settings,
             store=VectorStore.open(settings),
-            dense=retriever._dense,
-            sparse=retriever._sparse,
+            dense=retriever.dense,
+            sparse=retriever.sparse,
         )
         started = time.perf_counter()
         await retriever.retrieve(questions[0])

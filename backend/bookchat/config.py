@@ -256,12 +256,6 @@ class Settings(BaseSettings):
     def embedded_qdrant(self) -> bool:
         return self.qdrant_url is None
 
-    @property
-    def use_gemini_embeddings(self) -> bool:
-        if self.embedder == "auto":
-            return self.gemini_api_key is not None
-        return self.embedder == "gemini"
-
 
 def _field_of(name: str) -> str:
     """The Settings field read from environment variable `name`."""

@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from bookchat import backends
 from bookchat.config import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-    from bookchat.providers.answerer import Answerer
+    from bookchat.rag.answerer import Answerer
     from bookchat.rag.retrieve import BookRetriever
 
 log = logging.getLogger(__name__)
@@ -52,41 +53,14 @@ def explain(exc: BaseException, settings: Settings) -> str:
     return scrub(message, settings)[:300]
 
 
-def make_answerer(settings: Settings) -> Answerer:
-    """Gemini when GEMINI_API_KEY is set, the offline answerer otherwise."""
-    if settings.gemini_api_key is not None:
-        from bookchat.providers.gemini_client import make_genai_client
-        from bookchat.providers.gemini_llm import GeminiAnswerer
-
-        return GeminiAnswerer(
-            make_genai_client(settings),
-            model=settings.gemini_model,
-            timeout=settings.gemini_timeout,
-        )
-    return make_offline_answerer()
-
-
-def make_offline_answerer() -> Answerer:
-    """The offline extractive answerer (no key, no network): the fallback past the LLM budget."""
-    from bookchat.providers.offline_answerer import OfflineAnswerer
-
-    return OfflineAnswerer()
-
-
 def _preload(settings: Settings) -> None:
     # Importing the SDKs costs about a second; done in a thread so the event loop keeps
     # answering /api/health meanwhile.
     import importlib
 
-    modules = ["bookchat.stores.conversations", "bookchat.rag.retrieve", "qdrant_client"]
-    modules.append("aiosqlite" if settings.sqlalchemy_url.startswith("sqlite") else "psycopg")
-    if settings.gemini_api_key is not None:
-        modules += ["google.genai", "bookchat.providers.gemini_llm"]
-    else:
-        modules.append("bookchat.providers.offline_answerer")
-    for name in modules:
+    for name in backends.preload_modules(settings):
         importlib.import_module(name)
-    if not settings.use_gemini_embeddings:
+    if not backends.embeds_with_gemini(settings):
         # The offline embedder's table takes a few seconds to load; it is cached per process.
         try:
             from bookchat.providers.static_embedder import StaticEmbedder
@@ -148,7 +122,7 @@ class Runtime:
         self.step = "loading libraries"
         await asyncio.to_thread(_preload, self.settings)
         # Already imported by _preload (in a thread): these lines cost nothing on the loop.
-        from bookchat.rag.retrieve import open_retriever
+        from bookchat.ingest.pipeline import ensure_sample_book
         from bookchat.stores import conversations
 
         if self.engine is None:
@@ -159,27 +133,34 @@ class Runtime:
                 self.write_lock = asyncio.Lock()
         if self.answerer is None:
             self.step = "opening the answerer"
-            self.answerer = make_answerer(self.settings)
+            self.answerer = backends.make_answerer(self.settings)
         if self.retriever is None:
             self.step = "opening the vector store"
-            self.retriever = await open_retriever(self.settings)
+            self.retriever = await backends.open_retriever(self.settings)
         if not self._tables_ready:
             self.step = "creating the conversation tables"
             await conversations.create_tables(self.engine)
             self._tables_ready = True
         if self.settings.sample_book:
             self.step = "indexing the sample book"
-            await self.retriever.ensure_sample_book()
+            retriever = self.retriever
+            ingested = await ensure_sample_book(
+                store=retriever.store, dense=retriever.dense, sparse=retriever.sparse
+            )
+            if ingested is None:
+                # An embedded collection that has points is loaded into memory now, so the
+                # first question is not the one that waits for it (2.5 s at 10,000 chunks).
+                await retriever.warm()
 
     @property
     def llm_backed(self) -> bool:
         """Whether answers cost LLM calls (and so count against the daily budget)."""
-        return self.settings.gemini_api_key is not None
+        return backends.answers_with_gemini(self.settings)
 
     def offline_answerer(self) -> Answerer:
         """The offline answerer, for chats past the daily LLM budget."""
         if self.fallback_answerer is None:
-            self.fallback_answerer = make_offline_answerer()
+            self.fallback_answerer = backends.make_offline_answerer()
         return self.fallback_answerer
 
     def _reason(self, exc: BaseException) -> str:
@@ -198,9 +179,7 @@ class Runtime:
         """Which answerer is in use, without opening anything."""
         if self.answerer is not None:
             return dict(self.answerer.describe())
-        if self.settings.gemini_api_key is not None:
-            return {"backend": "gemini", "model": self.settings.gemini_model}
-        return {"backend": "offline"}
+        return backends.describe_llm(self.settings)
 
     async def aclose(self) -> None:
         """Close every client that was opened; each close is independent of the others."""

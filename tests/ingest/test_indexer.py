@@ -8,7 +8,7 @@ from bookchat.ingest.indexer import ingest
 from bookchat.ingest.model import ChunkedBook
 from bookchat.providers.local_sparse import Bm25Encoder
 from bookchat.stores.vectors import EmbedderMismatch, VectorStore, point_id
-from tests.ingest.conftest import CountingEmbedder, make_chunk
+from tests.books import CountingEmbedder, make_chunk
 
 PAGES = {
     "motors.md": ["Brushed motors are cheap.", "Stepper motors hold position."],

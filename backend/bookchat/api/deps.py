@@ -9,7 +9,6 @@ from fastapi import Depends, Request
 
 from bookchat.api.admission import Admission
 from bookchat.api.errors import ApiError
-from bookchat.config import Settings
 from bookchat.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -37,11 +36,6 @@ def get_admission(request: Request) -> Admission:
 
 
 AdmissionDep = Annotated[Admission, Depends(get_admission)]
-
-
-def get_settings(runtime: RuntimeDep) -> Settings:
-    """The app's settings."""
-    return runtime.settings
 
 
 def get_ready_runtime(runtime: RuntimeDep) -> Runtime:
@@ -89,10 +83,8 @@ def get_answerer(runtime: ReadyRuntimeDep) -> Any:
     return runtime.answerer
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-
 if TYPE_CHECKING:
-    from bookchat.providers.answerer import Answerer
+    from bookchat.rag.answerer import Answerer
     from bookchat.rag.retrieve import BookRetriever
 
     SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]

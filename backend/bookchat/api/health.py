@@ -12,6 +12,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from bookchat.api.deps import RuntimeDep
+from bookchat.backends import describe_embedder
 from bookchat.runtime import Runtime, explain, scrub
 
 router = APIRouter(tags=["health"])
@@ -88,12 +89,7 @@ async def _services(runtime: Runtime) -> dict[str, dict[str, Any]]:
 def _embedder(
     runtime: Runtime, described: dict[str, Any], vector_store: dict[str, Any]
 ) -> dict[str, Any]:
-    settings = runtime.settings
-    info: dict[str, Any]
-    if settings.use_gemini_embeddings:
-        info = {"backend": "gemini", "model": settings.gemini_embedding_model}
-    else:
-        info = {"backend": "offline"}
+    info = describe_embedder(runtime.settings)
     # The retriever's check names the embedders its collection was built with.
     built_with = vector_store.pop("embedder", None)
     if runtime.retriever is None:

@@ -54,9 +54,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _eval(args: argparse.Namespace, settings: Settings) -> tuple[EvalResult, str]:
+    from bookchat.backends import ConfigurationError, open_retriever
+    from bookchat.ingest.pipeline import ensure_sample_book, index_docs
     from bookchat.ingest.siteconfig import SiteConfigError
     from bookchat.rag.eval import QuestionsError, evaluate, read_questions
-    from bookchat.rag.retrieve import ConfigurationError, open_retriever
     from bookchat.rag.types import RetrievalUnavailable
     from bookchat.stores.vectors import VectorStoreError
 
@@ -70,10 +71,12 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> tuple[EvalResul
     except (VectorStoreError, ConfigurationError) as exc:
         raise CommandError(str(exc)) from None
     try:
+        embedders = {"dense": retriever.dense, "sparse": retriever.sparse}
+        report = None
         if docs is not None:
-            report = await retriever.ingest_path(docs)
-        else:
-            report = await retriever.ensure_sample_book()
+            report = await index_docs(docs, store=retriever.store, **embedders)
+        elif settings.sample_book:
+            report = await ensure_sample_book(store=retriever.store, **embedders)
         if report is not None:
             sys.stderr.write(f"bookchat eval: ingested: {report.summary()}\n")
         result = await evaluate(retriever=retriever, questions=questions, k=args.k)

@@ -72,16 +72,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _ingest(args: argparse.Namespace, settings: Settings) -> IngestReport:
-    from bookchat.ingest.chunker import chunk_book
+    from bookchat.backends import ConfigurationError, make_dense_embedder, make_sparse_encoder
     from bookchat.ingest.indexer import IngestReport, ingest
-    from bookchat.ingest.siteconfig import SiteConfigError, read_site_config
+    from bookchat.ingest.pipeline import read_book
+    from bookchat.ingest.siteconfig import SiteConfigError
     from bookchat.providers.gemini_embedder import EmbeddingError
-    from bookchat.rag.retrieve import ConfigurationError, make_dense_embedder, make_sparse_encoder
     from bookchat.stores.vectors import VectorStore, VectorStoreError, point_id
 
     docs_dir = resolve_docs_dir(args.path)
     try:
-        site = read_site_config(
+        book = read_book(
             docs_dir,
             site_url=args.site_url,
             base_url=args.base_url,
@@ -89,7 +89,6 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> IngestReport:
         )
     except SiteConfigError as exc:
         raise CommandError(str(exc)) from None
-    book = chunk_book(docs_dir, site)
     if not book.chunks and book.pages == 0 and not book.problems:
         raise CommandError(f"{docs_dir} holds no Markdown pages (.md or .mdx)", code=2)
     try:

@@ -55,15 +55,6 @@ class _Plan:
     unchanged: int
 
 
-def identity_of(dense: DenseEmbedder | None, sparse: Bm25Encoder) -> IndexIdentity:
-    """The identity a collection built by these embedders records."""
-    return IndexIdentity(
-        dense=dense.name if dense else None,
-        dense_dims=dense.dimensions if dense else None,
-        sparse=sparse.name,
-    )
-
-
 def embedding_text(chunk: Chunk) -> str:
     """What gets embedded: the title and heading path help retrieval; the reader sees text."""
     return f"{chunk.title}\n{chunk.heading}\n{chunk.text}"
@@ -101,7 +92,7 @@ async def ingest(
 ) -> IngestReport:
     """Bring the collection in line with the book; unchanged chunks cost nothing."""
     started = time.perf_counter()
-    using = identity_of(dense, sparse)
+    using = IndexIdentity.of(dense, sparse)
     if dry_run:
         exists = await store.check_identity(using)
         stored = await store.stored_chunks() if exists else {}

@@ -4,25 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bookchat.config import Settings
-
 if TYPE_CHECKING:
     from google import genai
 
 
-def make_genai_client(settings: Settings) -> genai.Client:
-    """An async-capable google-genai client for the Gemini Developer API (or GEMINI_BASE_URL)."""
+def genai_client(*, api_key: str, base_url: str | None, timeout: float) -> genai.Client:
+    """An async-capable google-genai client for the Gemini Developer API (or base_url)."""
     from google import genai
     from google.genai import types
 
-    if settings.gemini_api_key is None:
-        raise ValueError("GEMINI_API_KEY is not set")
     http_options = types.HttpOptions(
-        base_url=settings.gemini_base_url,
+        base_url=base_url,
         # The SDK's timeout is in milliseconds and applies per HTTP request.
-        timeout=int(settings.gemini_timeout * 1000),
+        timeout=int(timeout * 1000),
     )
-    return genai.Client(
-        api_key=settings.gemini_api_key.get_secret_value(),
-        http_options=http_options,
-    )
+    return genai.Client(api_key=api_key, http_options=http_options)

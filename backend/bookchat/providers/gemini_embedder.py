@@ -11,8 +11,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from google import genai
 
-    from bookchat.config import Settings
-
 log = logging.getLogger(__name__)
 
 # batchEmbedContents takes at most 100 requests per call.
@@ -58,17 +56,6 @@ class GeminiEmbedder:
         self._query_attempts = max(1, query_attempts)
         self._initial_delay = initial_delay
         self._max_delay = max_delay
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> GeminiEmbedder:
-        """The embedder the settings ask for (GEMINI_API_KEY must be set)."""
-        from bookchat.providers.gemini_client import make_genai_client
-
-        return cls(
-            client=make_genai_client(settings),
-            model=settings.gemini_embedding_model,
-            dimensions=settings.embedding_dimensions,
-        )
 
     @property
     def name(self) -> str:

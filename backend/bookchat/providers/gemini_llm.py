@@ -1,10 +1,11 @@
-"""Gemini answers through google-genai's async streaming, with retries before the first token.
+"""The Gemini LLM adapter: streams a built prompt, retrying until the first token arrives.
 
 Retries: 429 and 502/503/504 responses and connection failures are retried with exponential
 backoff and jitter, but only until the first token arrives and only within the time-out; the
 SDK's own retries are switched off per request so attempts do not multiply. After the first
-token nothing is retried (the reader has seen part of the answer): a failure is an AnswerError
-with started=True. Exception text never reaches the reader; `AnswerError.message` does.
+token nothing is retried (the reader has seen part of the answer): a failure is an LLMError
+with started=True. The prompt is built above this adapter (rag/prompt.py); the reader-facing
+wording of each error code lives there too (rag/gemini_answerer.py).
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from bookchat.providers.answerer import AnswerError, AnswerRequest
 from bookchat.providers.gemini_responses import (
     BLOCKED_FINISH_REASONS,
-    answer_error,
+    LLMError,
     block_reason,
     code_for_status,
     describe_error,
@@ -28,7 +28,6 @@ from bookchat.providers.gemini_responses import (
     retry_delay,
     text_of,
 )
-from bookchat.rag.prompt import build_prompt
 
 if TYPE_CHECKING:
     from google import genai
@@ -52,8 +51,8 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-class GeminiAnswerer:
-    """Answers with a Gemini model, streaming; see the module docstring for failure handling."""
+class GeminiLLM:
+    """Streams a Gemini model's reply to a prompt; see the module docstring for failures."""
 
     def __init__(
         self,
@@ -115,21 +114,27 @@ class GeminiAnswerer:
             await self._client.aio.aclose()
             self._client.close()
 
-    async def stream(self, request: AnswerRequest) -> AsyncIterator[str]:
-        """The answer's text as Gemini streams it."""
+    async def stream(
+        self, system_instruction: str, contents: list[dict[str, Any]]
+    ) -> AsyncIterator[str]:
+        """The reply's text as Gemini streams it; raises LLMError when it cannot be had."""
         try:
-            async with contextlib.aclosing(self._stream(request)) as texts:
+            async with contextlib.aclosing(self._stream(system_instruction, contents)) as texts:
                 async for text in texts:
                     yield text
-        except AnswerError as exc:
+        except LLMError as exc:
             self._last_outcome = (time.monotonic(), exc.code)
             raise
         self._last_outcome = (time.monotonic(), None)
 
-    async def _stream(self, request: AnswerRequest) -> AsyncIterator[str]:
+    async def _stream(
+        self, system_instruction: str, contents: list[dict[str, Any]]
+    ) -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
         started_at = loop.time()
-        chunks, first = await self._first_text(request, deadline=started_at + self.timeout)
+        chunks, first = await self._first_text(
+            system_instruction, contents, deadline=started_at + self.timeout
+        )
         end = started_at + self.max_duration
         try:
             yield first
@@ -149,39 +154,38 @@ class GeminiAnswerer:
                 if failure is not None:
                     # Raised outside the except block so the SDK's traceback (and the HTTP
                     # generators its frames hold) is not kept alive as __context__.
-                    raise answer_error(failure, started=True)
+                    raise LLMError(failure, started=True)
                 text = text_of(chunk)
                 if text:
                     yield text
                 if finish_reason(chunk) in BLOCKED_FINISH_REASONS:
-                    raise answer_error("llm_blocked", started=True)
+                    raise LLMError("llm_blocked", started=True)
         finally:
             await _close(chunks)
 
     async def _first_text(
-        self, request: AnswerRequest, *, deadline: float
+        self, system_instruction: str, contents: list[dict[str, Any]], *, deadline: float
     ) -> tuple[AsyncIterator[Any], str]:
         """Open the stream and read up to its first text, retrying what is worth retrying."""
         from google.genai import errors
 
-        prompt = build_prompt(request)
-        config = self._config(prompt.system_instruction)
+        config = self._config(system_instruction)
         loop = asyncio.get_running_loop()
         for attempt in range(1, self.max_attempts + 1):
             chunks: AsyncIterator[Any] | None = None
             try:
                 async with asyncio.timeout_at(deadline):
                     chunks = await self._client.aio.models.generate_content_stream(
-                        model=self.model, contents=prompt.contents, config=config
+                        model=self.model, contents=contents, config=config
                     )
                     async for chunk in chunks:
                         text = text_of(chunk)
                         if text:
                             return chunks, text
                         if finish_reason(chunk) in BLOCKED_FINISH_REASONS or block_reason(chunk):
-                            raise answer_error("llm_blocked")
-                raise answer_error("llm_empty")
-            except AnswerError:
+                            raise LLMError("llm_blocked")
+                raise LLMError("llm_empty")
+            except LLMError:
                 await _close(chunks)
                 raise
             except TimeoutError:
@@ -204,11 +208,11 @@ class GeminiAnswerer:
             # Errors are raised here, outside the except blocks, so the SDK's traceback (and
             # the HTTP generators its frames hold) does not live on as __context__.
             if not retry or attempt == self.max_attempts:
-                raise answer_error(code)
+                raise LLMError(code)
             wait = self._backoff(attempt, hint)
             if loop.time() + wait >= deadline:
                 # Waiting would use up the time-out: better to say so now.
-                raise answer_error(code)
+                raise LLMError(code)
             await self._sleep(wait)
         raise AssertionError("unreachable: the loop returns or raises")
 

@@ -5,29 +5,19 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bookchat.providers.answerer import AnswerError
-
 BLOCKED_FINISH_REASONS = frozenset(
     {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "LANGUAGE"}
 )
-MESSAGES = {
-    "llm_rate_limited": "The language model is receiving too many requests; please try again "
-    "in a minute.",
-    "llm_unavailable": "The language model is unavailable right now; please try again shortly.",
-    "llm_timeout": "The language model took too long to answer; please try again.",
-    "llm_stream_interrupted": "The answer was interrupted; please ask again.",
-    "llm_blocked": "The language model declined to answer this question.",
-    "llm_empty": "The language model returned an empty answer; please rephrase the question.",
-    "llm_rejected": "The language model could not process this question.",
-    "llm_misconfigured": "The language model is not configured correctly (key or model name); "
-    "the site's operator has to fix it.",
-}
 _RETRY_DELAY = re.compile(r"^(\d+(?:\.\d+)?)s$")
 
 
-def answer_error(code: str, *, started: bool = False) -> AnswerError:
-    """The AnswerError for a code, with its reader-facing message."""
-    return AnswerError(code, MESSAGES[code], started=started)
+class LLMError(Exception):
+    """Gemini gave no (complete) reply; `code` says why, e.g. "llm_rate_limited"."""
+
+    def __init__(self, code: str, *, started: bool = False) -> None:
+        super().__init__(code)
+        self.code = code
+        self.started = started  # True when some of the reply had already been streamed
 
 
 def code_for_status(status: int | None) -> str:

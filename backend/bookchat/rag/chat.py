@@ -22,7 +22,7 @@ from bookchat.rag.types import Passage, RetrievalUnavailable
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-    from bookchat.providers.answerer import Answerer
+    from bookchat.rag.answerer import Answerer
     from bookchat.rag.retrieve import BookRetriever
 
 log = logging.getLogger(__name__)
@@ -211,7 +211,7 @@ async def stream_turn(
     turn: ChatTurn, *, retriever: BookRetriever, answerer: Answerer
 ) -> AsyncIterator[dict[str, Any]]:
     """The turn's events: metadata, tokens, then done or error (stored before the last event)."""
-    from bookchat.providers.answerer import AnswerError, AnswerRequest
+    from bookchat.rag.answerer import AnswerError, AnswerRequest
 
     metadata: dict[str, Any] = {
         "type": "metadata",

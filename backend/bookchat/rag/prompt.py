@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bookchat.providers.answerer import AnswerRequest
+    from bookchat.rag.answerer import AnswerRequest
     from bookchat.rag.types import Passage
 
 # Both answerers open with these words when the book has nothing on the question, so the

@@ -13,31 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bookchat.providers.embedders import (  # re-exported: callers import them from here
-    ConfigurationError,
-    make_dense_embedder,
-    make_sparse_encoder,
-)
 from bookchat.rag.types import Passage, RetrievalUnavailable
-
-__all__ = [
-    "CANDIDATES",
-    "BookRetriever",
-    "ConfigurationError",
-    "make_dense_embedder",
-    "make_sparse_encoder",
-    "open_retriever",
-]
+from bookchat.stores.vectors import EmbedderMismatch, IndexIdentity, VectorStoreError
 
 if TYPE_CHECKING:
-    from bookchat.config import Settings
-    from bookchat.ingest.indexer import IngestReport
     from bookchat.providers.embedding import DenseEmbedder
     from bookchat.providers.local_sparse import Bm25Encoder
-    from bookchat.stores.vectors import Hit, IndexIdentity, VectorStore
+    from bookchat.stores.vectors import Hit, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -63,28 +47,28 @@ def _lexical_similarity(query: list[int], doc: tuple[list[int], list[float]], to
 
 
 class BookRetriever:
-    """Retrieval for the chat service; also reports health and ingests the sample book."""
+    """Retrieval for the chat service; also reports the collection's health."""
 
     def __init__(
-        self,
-        *,
-        settings: Settings,
-        store: VectorStore,
-        dense: DenseEmbedder | None,
-        sparse: Bm25Encoder,
+        self, *, store: VectorStore, dense: DenseEmbedder | None, sparse: Bm25Encoder
     ) -> None:
-        from bookchat.ingest.indexer import identity_of
-
-        self._settings = settings
         self._store = store
         self._dense = dense
         self._sparse = sparse
-        self._identity: IndexIdentity = identity_of(dense, sparse)
+        self._identity = IndexIdentity.of(dense, sparse)
         self._checked = False  # the collection's identity matched ours
 
     @property
     def store(self) -> VectorStore:
         return self._store
+
+    @property
+    def dense(self) -> DenseEmbedder | None:
+        return self._dense
+
+    @property
+    def sparse(self) -> Bm25Encoder:
+        return self._sparse
 
     def describe(self) -> dict[str, Any]:
         """Which embedders and legs run, for logs and /api/health."""
@@ -110,8 +94,6 @@ class BookRetriever:
         similarity in 0..1: the cosine between question and passage when a dense leg runs,
         otherwise the share of the question's terms the passage contains (BM25-saturated).
         """
-        from bookchat.stores.vectors import EmbedderMismatch, VectorStoreError
-
         try:
             if not await self._ensure_identity():
                 return []
@@ -165,62 +147,19 @@ class BookRetriever:
             score=round(score, 4),
         )
 
-    async def ensure_sample_book(self) -> IngestReport | None:
-        """Ingest the bundled sample book into an empty embedded collection; else do nothing.
-
-        Never writes into a configured Qdrant server (QDRANT_URL set). An embedded collection
-        that has points is loaded into memory instead, so the first question is not the one
-        that waits for it (about 2.5 s at 10,000 chunks).
-        """
-        if not self._store.embedded:
-            return None
-        if await self._store.count(exact=True) > 0:
-            await self.warm()
-            return None
-        if not self._settings.sample_book:
-            return None
-        from bookchat.sample_book import sample_book_path
-
-        report = await self.ingest_path(sample_book_path())
-        log.info("sample book ingested: %s", report.summary())
-        return report
-
     async def warm(self) -> None:
         """Load the embedded collection's vectors into memory now rather than on first use.
 
         Problems (an embedder mismatch) are logged here and reported by retrieve and check.
         """
-        from bookchat.stores.vectors import VectorStoreError
-
         try:
             if self._store.embedded and await self._ensure_identity():
                 await self._store.warm()
         except VectorStoreError as exc:
             log.warning("%s", exc)
 
-    async def ingest_path(
-        self, docs_dir: Path, *, dry_run: bool = False, **site: str | None
-    ) -> IngestReport:
-        """Chunk a docs folder and ingest it with this retriever's embedders."""
-        from bookchat.ingest.chunker import chunk_book
-        from bookchat.ingest.indexer import ingest
-        from bookchat.ingest.siteconfig import read_site_config
-
-        book = chunk_book(docs_dir, read_site_config(docs_dir, **site))
-        report = await ingest(
-            chunked_book=book,
-            store=self._store,
-            dense=self._dense,
-            sparse=self._sparse,
-            dry_run=dry_run,
-        )
-        self._checked = False
-        return report
-
     async def check(self, timeout: float = 2.0) -> dict[str, Any]:
         """Health for /api/health: cheap, bounded, reader-facing detail when down."""
-        from bookchat.stores.vectors import VectorStoreError
-
         loc = self._store.location
         result: dict[str, Any] = {
             "backend": loc.backend,
@@ -252,16 +191,3 @@ class BookRetriever:
             close = getattr(self._dense, "aclose", None)
             if close is not None:
                 await close()
-
-
-async def open_retriever(settings: Settings, *, timeout: float = 3.0) -> BookRetriever:
-    """Open the collection and the embedders; never ingests and never waits on the network.
-
-    Raises StoreUnavailable when the embedded folder is locked by another process, and
-    ConfigurationError when the settings ask for an embedder that cannot work.
-    """
-    from bookchat.stores.vectors import VectorStore
-
-    dense = make_dense_embedder(settings)
-    store = VectorStore.open(settings, timeout=timeout)
-    return BookRetriever(settings=settings, store=store, dense=dense, sparse=make_sparse_encoder())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 METADATA_KEY = "bookchat_index"  # collection metadata entry holding the IndexIdentity
 # Collection layout version: bump when point ids, payload or vector names change.
@@ -22,6 +22,28 @@ def point_id(file: str, content_hash: str, title: str = "") -> str:
     return str(uuid.uuid5(POINT_NAMESPACE, f"{file}\n{title}\n{content_hash}"))
 
 
+class SparseVector(Protocol):
+    """A sparse vector as the lexical encoder makes it (providers/local_sparse.SparseVec)."""
+
+    @property
+    def indices(self) -> list[int]: ...
+
+    @property
+    def values(self) -> list[float]: ...
+
+
+class Embedder(Protocol):
+    """What a collection records of an embedder (providers' DenseEmbedder and Bm25Encoder)."""
+
+    @property
+    def name(self) -> str: ...
+
+
+class DenseEmbedder(Embedder, Protocol):
+    @property
+    def dimensions(self) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class IndexIdentity:
     """Which embedders built a collection; queries must use the same ones."""
@@ -30,6 +52,15 @@ class IndexIdentity:
     dense_dims: int | None
     sparse: str  # e.g. "bm25:v1"
     layout: int = LAYOUT
+
+    @classmethod
+    def of(cls, dense: DenseEmbedder | None, sparse: Embedder) -> IndexIdentity:
+        """The identity a collection built by these embedders records."""
+        return cls(
+            dense=dense.name if dense else None,
+            dense_dims=dense.dimensions if dense else None,
+            sparse=sparse.name,
+        )
 
     def label(self) -> str:
         """Human wording, e.g. "gemini:gemini-embedding-001 (768 dims) + bm25:v1"."""

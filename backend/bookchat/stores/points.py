@@ -11,8 +11,8 @@ from bookchat.stores.identity import DENSE, SPARSE
 if TYPE_CHECKING:
     from qdrant_client import AsyncQdrantClient
 
-    from bookchat.providers.local_sparse import SparseVec
     from bookchat.stores.errors import Call
+    from bookchat.stores.identity import SparseVector
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +29,7 @@ class NewPoint:
 
     id: str
     payload: dict[str, Any]
-    sparse: SparseVec
+    sparse: SparseVector
     dense: list[float] | None = None
 
 

@@ -11,8 +11,8 @@ from bookchat.stores.identity import DENSE, SPARSE
 if TYPE_CHECKING:
     from qdrant_client import AsyncQdrantClient
 
-    from bookchat.providers.local_sparse import SparseVec
     from bookchat.stores.errors import Call
+    from bookchat.stores.identity import SparseVector
     from bookchat.stores.memory_index import DenseIndex, LexicalIndex
 
     MemoryIndex = Callable[[], Awaitable[tuple[LexicalIndex, DenseIndex | None]]]
@@ -33,7 +33,7 @@ async def hybrid_search(
     collection: str,
     call: Call,
     memory: MemoryIndex | None,
-    sparse: SparseVec,
+    sparse: SparseVector,
     dense: list[float] | None,
     limit: int,
     candidates: int,
@@ -76,7 +76,7 @@ async def _search_query_api(
     client: AsyncQdrantClient,
     collection: str,
     call: Call,
-    sparse: SparseVec,
+    sparse: SparseVector,
     dense: list[float] | None,
     limit: int,
     candidates: int,
@@ -121,7 +121,7 @@ async def _search_embedded(
     client: AsyncQdrantClient,
     collection: str,
     indexes: tuple[LexicalIndex, DenseIndex | None],
-    sparse: SparseVec,
+    sparse: SparseVector,
     dense: list[float] | None,
     limit: int,
     candidates: int,

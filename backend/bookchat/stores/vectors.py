@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from qdrant_client import AsyncQdrantClient
 
     from bookchat.config import Settings
-    from bookchat.providers.local_sparse import SparseVec
+    from bookchat.stores.identity import SparseVector
     from bookchat.stores.memory_index import DenseIndex, LexicalIndex
 
 T = TypeVar("T")
@@ -158,7 +158,7 @@ class VectorStore:
     async def search(
         self,
         *,
-        sparse: SparseVec,
+        sparse: SparseVector,
         dense: list[float] | None,
         limit: int,
         candidates: int,

@@ -1,0 +1,140 @@
+"""The one place that chooses the backends: Gemini or offline, for answers and for embeddings.
+
+Everything else asks here (or the Runtime, which asks here) instead of reading the settings
+itself, so "is Gemini on?" has one answer. The clients are built from values taken out of the
+settings; the adapters below never see a Settings object.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from bookchat.config import Settings
+
+if TYPE_CHECKING:
+    from google import genai
+
+    from bookchat.providers.embedding import DenseEmbedder
+    from bookchat.providers.local_sparse import Bm25Encoder
+    from bookchat.rag.answerer import Answerer
+    from bookchat.rag.retrieve import BookRetriever
+
+
+class ConfigurationError(Exception):
+    """The settings ask for something that cannot work; the message says what to change."""
+
+
+def answers_with_gemini(settings: Settings) -> bool:
+    """Gemini answers when GEMINI_API_KEY is set; the extractive answerer otherwise."""
+    return settings.gemini_api_key is not None
+
+
+def embeds_with_gemini(settings: Settings) -> bool:
+    """BOOKCHAT_EMBEDDER=gemini, or auto with GEMINI_API_KEY set."""
+    if settings.embedder == "auto":
+        return settings.gemini_api_key is not None
+    return settings.embedder == "gemini"
+
+
+def describe_llm(settings: Settings) -> dict[str, Any]:
+    """Which answerer the settings choose, without opening anything."""
+    if answers_with_gemini(settings):
+        return {"backend": "gemini", "model": settings.gemini_model}
+    return {"backend": "offline"}
+
+
+def describe_embedder(settings: Settings) -> dict[str, Any]:
+    """Which dense embedder the settings choose, without opening anything."""
+    if embeds_with_gemini(settings):
+        return {"backend": "gemini", "model": settings.gemini_embedding_model}
+    return {"backend": "offline"}
+
+
+def preload_modules(settings: Settings) -> list[str]:
+    """The modules the chosen backends import, to load off the event loop at start-up."""
+    modules = ["bookchat.stores.conversations", "bookchat.rag.retrieve", "qdrant_client"]
+    if settings.sample_book:
+        modules.append("bookchat.ingest.pipeline")
+    modules.append("aiosqlite" if settings.sqlalchemy_url.startswith("sqlite") else "psycopg")
+    if answers_with_gemini(settings):
+        modules += ["google.genai", "bookchat.rag.gemini_answerer"]
+    else:
+        modules.append("bookchat.rag.extractive")
+    return modules
+
+
+def make_genai_client(settings: Settings) -> genai.Client:
+    """The google-genai client for GEMINI_API_KEY and GEMINI_BASE_URL."""
+    from bookchat.providers.gemini_client import genai_client
+
+    if settings.gemini_api_key is None:
+        raise ConfigurationError("GEMINI_API_KEY is not set")
+    return genai_client(
+        api_key=settings.gemini_api_key.get_secret_value(),
+        base_url=settings.gemini_base_url,
+        timeout=settings.gemini_timeout,
+    )
+
+
+def make_answerer(settings: Settings) -> Answerer:
+    """Gemini when GEMINI_API_KEY is set, the extractive answerer otherwise."""
+    if answers_with_gemini(settings):
+        from bookchat.providers.gemini_llm import GeminiLLM
+        from bookchat.rag.gemini_answerer import GeminiAnswerer
+
+        llm = GeminiLLM(
+            make_genai_client(settings),
+            model=settings.gemini_model,
+            timeout=settings.gemini_timeout,
+        )
+        return GeminiAnswerer(llm)
+    return make_offline_answerer()
+
+
+def make_offline_answerer() -> Answerer:
+    """The offline extractive answerer (no key, no network): the fallback past the LLM budget."""
+    from bookchat.rag.extractive import OfflineAnswerer
+
+    return OfflineAnswerer()
+
+
+def make_dense_embedder(settings: Settings) -> DenseEmbedder | None:
+    """Gemini when chosen, else the offline static model when installed, else None."""
+    if embeds_with_gemini(settings):
+        if settings.gemini_api_key is None:
+            raise ConfigurationError("BOOKCHAT_EMBEDDER=gemini needs GEMINI_API_KEY")
+        from bookchat.providers.gemini_embedder import GeminiEmbedder
+
+        return GeminiEmbedder(
+            client=make_genai_client(settings),
+            model=settings.gemini_embedding_model,
+            dimensions=settings.embedding_dimensions,
+        )
+    try:
+        from bookchat.providers.static_embedder import StaticEmbedder
+    except ModuleNotFoundError as exc:
+        if exc.name != "bookchat.providers.static_embedder":
+            raise
+        return None
+    return StaticEmbedder.load()
+
+
+def make_sparse_encoder() -> Bm25Encoder:
+    """The lexical encoder (always present)."""
+    from bookchat.providers.local_sparse import Bm25Encoder
+
+    return Bm25Encoder()
+
+
+async def open_retriever(settings: Settings, *, timeout: float = 3.0) -> BookRetriever:
+    """The collection and the embedders the settings choose; never ingests, never waits.
+
+    Raises StoreUnavailable when the embedded folder is locked by another process, and
+    ConfigurationError when the settings ask for an embedder that cannot work.
+    """
+    from bookchat.rag.retrieve import BookRetriever
+    from bookchat.stores.vectors import VectorStore
+
+    dense = make_dense_embedder(settings)
+    store = VectorStore.open(settings, timeout=timeout)
+    return BookRetriever(store=store, dense=dense, sparse=make_sparse_encoder())

@@ -1,0 +1,251 @@
+"""The offline answerer: an extractive answer built from the retrieved passages, with citations.
+
+It needs no network and no model: it scores each sentence of the passages by the question's
+terms (weighted by how rare they are among those sentences), keeps the best few, and cites
+each with the number of its passage, so `[n]` matches the order of the reply's sources. A
+question asking how to do something also gets the book's matching code block, fenced and
+cited (see extractive_code).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from bookchat.rag.answerer import AnswerRequest
+from bookchat.rag.extractive_code import CodeBlock, asks_how_to, pick_blocks, shown
+from bookchat.rag.extractive_text import placed_sentences, sentences, terms
+from bookchat.rag.prompt import NO_ANSWER, standalone_query
+from bookchat.rag.types import Passage
+from bookchat.text import first_word, matched
+
+MAX_SENTENCES = 4
+MAX_PER_PASSAGE = 2
+MAX_ANSWER_CHARS = 900
+MAX_SENTENCE_CHARS = 400
+MAX_SENTENCES_WITH_CODE = 2
+# A sentence scoring under this share of the best one adds more noise than answer.
+WEAKEST_SHARE = 0.6
+SELECTION_QUOTE_CHARS = 320
+# A sentence must carry this share of the question's terms (see _best_sentences; its page
+# title and heading count for half) to be used; below it the book is taken not to cover it.
+MIN_COVERAGE = 0.34
+
+_TOKEN = re.compile(r"\S+\s*")
+# "That gives …", "This is why …": a pronoun standing for the sentence before ("This guide
+# is …" names its own subject). A following verb ends in -s or is an auxiliary.
+_BACK_REFERENCE = re.compile(
+    r"(?:This|That|These|Those|It)\s+(?:\w+s|is|was|are|were|can|will|would|also|way|has|have)\b"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    passage: int  # 1-based: the citation number
+    position: int
+    section: int  # which heading-delimited part of the passage the sentence is in
+    text: str
+    score: float
+    coverage: float
+
+
+class OfflineAnswerer:
+    """Composes an extractive, cited answer from the retrieved passages; no network, no model."""
+
+    def describe(self) -> dict[str, str]:
+        """This answerer's identity for metadata and /api/health."""
+        return {"backend": "offline", "model": "extractive"}
+
+    async def check(self, timeout: float) -> dict[str, Any]:
+        """Always available: it runs in-process."""
+        return {"status": "ok", **self.describe()}
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+    async def stream(self, request: AnswerRequest) -> AsyncIterator[str]:
+        """The composed answer, word by word."""
+        for piece in _TOKEN.findall(compose_answer(request)):
+            yield piece
+            # Lets the event loop send each piece; not a delay.
+            await asyncio.sleep(0)
+
+
+def compose_answer(request: AnswerRequest) -> str:
+    """The whole extractive answer for a request."""
+    question = standalone_query(request.question, request.history)
+    question_terms = terms(question)
+    selection = (request.selection or "").strip() if request.mode == "selection" else ""
+    parts: list[str] = []
+    if selection:
+        parts.append(_selection_quote(selection, question_terms))
+        if not question_terms:
+            # "Explain this": what the selection is about is what to look up.
+            question_terms = terms(selection)
+    missing = [] if selection else _missing_names(question, question_terms, request.passages)
+    chosen = [] if missing else _best_sentences(request.passages, question_terms)
+    code: list[tuple[int, CodeBlock]] = []
+    if not (selection or missing) and asks_how_to(question):
+        sections: dict[tuple[int, int], set[str]] = {}
+        for c in chosen:
+            framing = sections.setdefault((c.passage, c.section), set())
+            framing |= matched(question_terms, set(terms(c.text)))
+        code = pick_blocks(
+            request.passages, question_terms, sections=sections, min_coverage=MIN_COVERAGE
+        )
+    if code and len(chosen) > MAX_SENTENCES_WITH_CODE:
+        # The code is the answer to a how-to question; the prose only frames it.
+        kept = {
+            (c.passage, c.position)
+            for c in sorted(chosen, key=lambda c: -c.score)[:MAX_SENTENCES_WITH_CODE]
+        }
+        # A kept sentence pointing back keeps the one it points to.
+        kept |= {
+            (c.passage, c.position - 1)
+            for c in chosen
+            if (c.passage, c.position) in kept and _BACK_REFERENCE.match(c.text)
+        }
+        chosen = [c for c in chosen if (c.passage, c.position) in kept]
+    if chosen:
+        parts.append(_cited(chosen))
+    elif not (selection or code):
+        parts.append(_not_covered(missing or list(question_terms.values())))
+    # Code goes after the prose, each block a paragraph of its own, fenced as in the book.
+    blocks = [shown(number, block, request.passages[number - 1]) for number, block in code]
+    return "\n\n".join(part for part in [" ".join(parts), *blocks] if part)
+
+
+def _missing_names(
+    question: str, question_terms: dict[str, str], passages: Sequence[Passage]
+) -> list[str]:
+    """Names in the question (Kubernetes, GPU, ROS2) that no passage mentions at all.
+
+    Sentences about configuring something else are no answer to "How do I configure
+    Kubernetes?": a named thing the question is about has to appear in the book.
+    """
+    first = first_word(question)
+    present: set[str] = set()
+    for passage in passages:
+        present |= set(terms(f"{passage.title} {passage.heading} {passage.text}"))
+    missing = []
+    for key, word in question_terms.items():
+        is_name = (
+            (word[0].isupper() and word != first)
+            or (word.isupper() and len(word) > 1)
+            or any(c.isdigit() for c in word)
+        )
+        if is_name and not matched([key], present):
+            missing.append(word)
+    return missing
+
+
+def _selection_quote(selection: str, question_terms: dict[str, str]) -> str:
+    options = sentences(selection) or [" ".join(selection.split())]
+    wanted = set(question_terms)
+    if wanted:
+        ranked = sorted(
+            range(len(options)), key=lambda i: (-len(wanted & set(terms(options[i]))), i)
+        )
+        picked = sorted(ranked[:2])
+    else:
+        picked = [0, 1][: len(options)]
+    quote = " ".join(options[i] for i in picked)
+    if len(quote) > SELECTION_QUOTE_CHARS:
+        quote = quote[:SELECTION_QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
+    return f"The selected text says: “{quote}”"
+
+
+def _best_sentences(
+    passages: Sequence[Passage], question_terms: dict[str, str]
+) -> list[_Candidate]:
+    if not question_terms:
+        return []
+    placed = [placed_sentences(p.text) for p in passages]
+    split = [[sentence for _, sentence in group] for group in placed]
+    # Which question terms each sentence carries, computed once.
+    found_in = [[matched(question_terms, set(terms(s))) for s in group] for group in split]
+    total = sum(len(group) for group in split)
+    frequency = {t: sum(t in own for group in found_in for own in group) for t in question_terms}
+    weights = {t: 1.0 + math.log((total + 1) / (frequency[t] + 1)) for t in question_terms}
+    full = sum(weights.values())
+    candidates: list[_Candidate] = []
+    for number, (passage, group) in enumerate(zip(passages, split, strict=True), start=1):
+        context = matched(question_terms, set(terms(f"{passage.title} {passage.heading}")))
+        for position, (sentence, own) in enumerate(zip(group, found_in[number - 1], strict=True)):
+            if not own:
+                continue
+            nearby = context - own
+            found = sum(weights[t] for t in own) + 0.5 * sum(weights[t] for t in nearby)
+            # Half by weight (rare terms matter more), half by count: the passages were
+            # retrieved for the question's terms, so a common one is not worthless.
+            count = len(own) + 0.5 * len(nearby)
+            coverage = 0.5 * found / full + 0.5 * count / len(weights)
+            if coverage < MIN_COVERAGE:
+                continue
+            # Earlier passages ranked higher in retrieval; a small nudge breaks ties toward them.
+            score = found - 0.01 * number - 0.001 * position
+            section = placed[number - 1][position][0]
+            candidates.append(_Candidate(number, position, section, sentence, score, coverage))
+
+    chosen: list[_Candidate] = []
+    per_passage: dict[int, int] = {}
+    length = 0
+    top = max((c.score for c in candidates), default=0.0)
+    for candidate in sorted(candidates, key=lambda c: -c.score):
+        if len(chosen) == MAX_SENTENCES or candidate.score < WEAKEST_SHARE * top:
+            break
+        if (candidate.passage, candidate.position) in {(c.passage, c.position) for c in chosen}:
+            continue  # already in, as the sentence a later one points back to
+        unit = [candidate]
+        # "That gives a fresh installation …" needs the sentence "that" points back to.
+        if _BACK_REFERENCE.match(candidate.text) and candidate.position > 0:
+            section, before = placed[candidate.passage - 1][candidate.position - 1]
+            taken = any(
+                c.passage == candidate.passage and c.position == candidate.position - 1
+                for c in chosen
+            )
+            if section == candidate.section and not taken:
+                unit.insert(0, replace(candidate, position=candidate.position - 1, text=before))
+        if per_passage.get(candidate.passage, 0) + len(unit) > MAX_PER_PASSAGE:
+            continue
+        size = sum(min(len(c.text), MAX_SENTENCE_CHARS) for c in unit)
+        if chosen and length + size > MAX_ANSWER_CHARS:
+            continue
+        chosen.extend(unit)
+        per_passage[candidate.passage] = per_passage.get(candidate.passage, 0) + len(unit)
+        length += size
+    # In the book's order: by passage, then by place in the passage.
+    return sorted(chosen, key=lambda c: (c.passage, c.position))
+
+
+def _cited(chosen: list[_Candidate]) -> str:
+    pieces: list[str] = []
+    for index, candidate in enumerate(chosen):
+        text = candidate.text
+        if len(text) > MAX_SENTENCE_CHARS:
+            text = text[:MAX_SENTENCE_CHARS].rsplit(" ", 1)[0] + " …"
+        last_of_group = index == len(chosen) - 1 or chosen[index + 1].passage != candidate.passage
+        if last_of_group:
+            text = _with_citation(text, candidate.passage)
+        pieces.append(text)
+    return " ".join(pieces)
+
+
+def _with_citation(sentence: str, number: int) -> str:
+    # "… is middleware [1]." reads better than "… is middleware. [1]"
+    if sentence[-1] in ".!?":
+        return f"{sentence[:-1]} [{number}]{sentence[-1]}"
+    return f"{sentence} [{number}]."
+
+
+def _not_covered(words: list[str]) -> str:
+    words = words[:4]
+    if not words:
+        return NO_ANSWER
+    quoted = [f"“{w}”" for w in words]
+    listing = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+    return f"{NO_ANSWER} The passages found do not address {listing}."

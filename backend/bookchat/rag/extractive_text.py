@@ -1,0 +1,102 @@
+"""The prose sentences of a passage, for the extractive answerer (terms come from bookchat.text)."""
+
+from __future__ import annotations
+
+import re
+
+from bookchat.text import QUESTION_FILLER, count_words
+from bookchat.text import terms as text_terms
+
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“(\[]?[A-Z0-9`])")
+_MARKDOWN_LEAD = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|>\s*|\d+[.)]\s+)+")
+MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")  # [text](target): keep the text
+_CLOSED = re.compile(r"[.!?][\"”’)\]`*_]*$")
+_RULE_CELL = re.compile(r"^:?-{3,}:?$")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+\S")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_NAVIGATION = re.compile(
+    r"\b(?:see|read|visit|follow|continue\s+(?:with|to)|refer\s+to|go\s+to|head\s+to)"
+    r"\s+(?:the\s+)?\[[^\]]*\]\([^)]*\)",
+    re.IGNORECASE,
+)
+
+
+def terms(text: str) -> dict[str, str]:
+    """A text's terms as the answerer weighs them: bookchat.text's, less question filler."""
+    return text_terms(text, ignore=QUESTION_FILLER)
+
+
+def sentences(text: str) -> list[str]:
+    """Prose sentences of a passage, without code blocks or markdown list and heading marks."""
+    return [sentence for _, sentence in placed_sentences(text)]
+
+
+def placed_sentences(text: str) -> list[tuple[int, str]]:
+    """The prose sentences of a passage, each with the number of the section it sits in.
+
+    A heading line inside the passage starts a new section, so a sentence can be matched to
+    the code block under the same heading.
+    """
+    result: list[tuple[int, str]] = []
+    section = 0
+    in_code = False
+    header: list[str] = []  # the column names of the table being read
+    for line in text.splitlines():
+        if line.strip().startswith(("```", "~~~")):
+            in_code = not in_code
+            continue
+        if in_code:
+            continue
+        if line.strip().startswith("|"):
+            cells = _cells(line)
+            if not header:
+                header = cells
+            elif not all(_RULE_CELL.match(c) for c in cells):
+                row = _row_sentence(header, cells)
+                if row:
+                    result.append((section, row))
+            continue
+        header = []
+        if not line.strip():
+            continue
+        if _HEADING.match(line):
+            section += 1
+            continue
+        is_item = bool(_LIST_ITEM.match(line))
+        line = _MARKDOWN_LEAD.sub("", line).strip()
+        for sentence in SENTENCE_END.split(line):
+            if _is_navigation(sentence):
+                continue
+            sentence = MARKDOWN_LINK.sub(r"\1", sentence).strip()
+            # A sentence ending in ":" introduces code or a list that is not quoted; a list
+            # item ending in ";" or "," is a fragment of a sentence begun elsewhere.
+            if count_words(sentence) < 3 or sentence.endswith(":"):
+                continue
+            if is_item and sentence.endswith((";", ",")):
+                continue
+            # A line with no closing stop that is not a list item is a title ("Preview first").
+            if not is_item and not _CLOSED.search(sentence):
+                continue
+            result.append((section, sentence))
+    return result
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def _row_sentence(header: list[str], cells: list[str]) -> str:
+    # "| `PORT` | `8000` | The port it listens on. |" under "| Variable | Default | Meaning |"
+    # reads "Variable `PORT`, Default `8000`: The port it listens on."
+    if len(cells) != len(header) or len(cells) < 2 or not all(cells):
+        return ""
+    first = ", ".join(
+        f"{name} {cell}".strip() for name, cell in zip(header[:-1], cells[:-1], strict=True)
+    )
+    return MARKDOWN_LINK.sub(r"\1", f"{first}: {cells[-1]}")
+
+
+def _is_navigation(sentence: str) -> bool:
+    # "See [Deploying](./deploy) for the rest." or "…, follow [Ingesting](./ingest)." points
+    # elsewhere instead of saying anything; the reader has the citation links for that.
+    return bool(_NAVIGATION.search(sentence))

@@ -1,0 +1,138 @@
+"""Bad input gets a clear 4xx JSON error that names what is wrong; nothing becomes a 500."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from tests.api.conftest import app_client
+
+
+async def test_invalid_json_is_400_naming_the_problem(make_settings) -> None:
+    async with app_client(make_settings()) as (_, client):
+        response = await client.post(
+            "/api/chat", content=b'{"message": "hi"', headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid_json"
+    assert "not valid JSON" in body["detail"]
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "expected"),
+    [
+        (b"", "application/json", "empty"),
+        (b'["a list"]', "application/json", "JSON object"),
+        (b"message=hi", "application/x-www-form-urlencoded", "JSON object"),
+    ],
+)
+async def test_a_body_that_is_not_a_json_object_is_422(
+    make_settings, content: bytes, content_type: str, expected: str
+) -> None:
+    async with app_client(make_settings()) as (_, client):
+        response = await client.post(
+            "/api/chat", content=content, headers={"content-type": content_type}
+        )
+    assert response.status_code == 422
+    assert expected in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"message": "x" * 2001}, "message", "2000"),
+        ({"message": ""}, "message", "at least 1"),
+        ({"message": "   "}, "message", "not only spaces"),
+        ({}, "message", "required"),
+        ({"message": 42}, "message", "string"),
+        ({"message": "hi", "mode": "poetry"}, "mode", "'general' or 'selection'"),
+        ({"message": "hi", "mode": "selection"}, "context", "highlighted text"),
+        ({"message": "hi", "mode": "selection", "context": "  "}, "context", "required"),
+        ({"message": "hi", "conversation_id": "123"}, "conversation_id", "UUID"),
+    ],
+)
+async def test_out_of_range_fields_are_422_naming_the_field(
+    make_settings, body: dict, field: str, words: str
+) -> None:
+    async with app_client(make_settings()) as (_, client):
+        response = await client.post("/api/chat", json=body)
+    assert response.status_code == 422, response.text
+    payload = response.json()
+    assert payload["code"] == "invalid_request"
+    assert payload["detail"].startswith(f"{field}: ")
+    assert words in payload["detail"]
+    assert [e["field"] for e in payload["errors"]] == [field]
+    assert "Traceback" not in response.text
+
+
+async def test_a_body_over_64_kib_is_413(make_settings) -> None:
+    huge = b'{"message": "' + b"x" * (70 * 1024) + b'"}'
+    async with app_client(make_settings()) as (_, client):
+        response = await client.post(
+            "/api/chat", content=huge, headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 413
+    assert response.json() == {
+        "detail": "the request body is larger than the 64 KiB limit",
+        "code": "body_too_large",
+    }
+
+
+async def test_a_streamed_body_over_64_kib_is_413(make_settings) -> None:
+    async def chunks():
+        yield b'{"message": "'
+        for _ in range(70):
+            yield b"x" * 1024
+        yield b'"}'
+
+    async with app_client(make_settings()) as (_, client):
+        response = await client.post(
+            "/api/chat", content=chunks(), headers={"content-type": "application/json"}
+        )
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 413
+    assert response.json()["code"] == "body_too_large"
+
+
+async def test_nothing_is_stored_for_a_rejected_request(make_settings) -> None:
+    async with app_client(make_settings()) as (app, client):
+        await client.post("/api/chat", json={"message": "x" * 2001})
+        from sqlalchemy import text
+
+        async with app.state.runtime.sessionmaker() as session:
+            count = (await session.execute(text("SELECT count(*) FROM messages"))).scalar_one()
+    assert count == 0
+
+
+async def test_unknown_paths_and_methods_are_json(make_settings) -> None:
+    async with app_client(make_settings()) as (_, client):
+        missing = await client.get("/api/nothing-here")
+        wrong_method = await client.get("/api/chat")
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "not_found"
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["code"] == "method_not_allowed"
+
+
+async def test_an_unexpected_error_is_a_generic_500_and_a_logged_trace(
+    make_settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import bookchat.stores.conversations as store
+
+    async def broken(**_: object) -> None:
+        raise RuntimeError("internal detail: /srv/secret/path")
+
+    monkeypatch.setattr(store, "get_conversation", broken)
+    caplog.set_level(logging.INFO)
+    async with app_client(make_settings()) as (_, client):
+        response = await client.get("/api/conversation/123e4567-e89b-12d3-a456-426614174000")
+    assert response.status_code == 500
+    assert response.json() == {
+        "detail": "something went wrong on our side; please retry",
+        "code": "internal_error",
+    }
+    assert "secret" not in response.text
+    # The trace is in the log for the operator.
+    assert any(r.exc_info and "internal detail" in str(r.exc_info[1]) for r in caplog.records)

@@ -1,0 +1,116 @@
+"""Gemini through the real google-genai SDK against the fake server (GEMINI_BASE_URL)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from bookchat.config import DEFAULT_GEMINI_MODEL
+from tests.api.conftest import answer_text, app_client, assert_contract, widget_events
+from tests.fakes.gemini import DropConnection, HttpError, Reply, Stall
+
+KEY = "AIzaFAKE-gemini-test-key-0c4e"
+QUESTION = "How do I install bookchat?"
+
+
+@pytest.fixture
+def gemini_settings(make_settings, fake_gemini, database_url):
+    def make(**overrides):
+        return make_settings(
+            database_url,
+            GEMINI_API_KEY=KEY,
+            GEMINI_BASE_URL=fake_gemini.base_url,
+            **overrides,
+        )
+
+    return make
+
+
+async def chat_and_read(client, message: str = QUESTION):
+    response = await client.post("/api/chat", json={"message": message})
+    assert response.status_code == 200
+    events = widget_events(response.text)
+    stored = await client.get(f"/api/conversation/{events[0]['conversation_id']}")
+    return response, events, stored.json()["messages"]
+
+
+async def test_answer_streams_from_gemini_with_numbered_sources(gemini_settings, fake_gemini):
+    async with app_client(gemini_settings()) as (_, client):
+        response, events, messages = await chat_and_read(client)
+        health = await client.get("/api/health")
+    assert health.json()["services"]["llm"]["backend"] == "gemini"
+    assert health.json()["services"]["llm"]["status"] == "up"
+    for text in (health.text, response.text):
+        assert KEY not in text
+    assert_contract(events)
+    assert events[0]["answerer"]["backend"] == "gemini"
+    assert events[0]["answerer"]["model"] == DEFAULT_GEMINI_MODEL
+    # The fake echoes the numbered sources it was given: the prompt carried the passages.
+    answer = answer_text(events)
+    assert "Sources seen: [1]" in answer
+    assert len(fake_gemini.generate_requests()) == 1
+    assert fake_gemini.generate_requests()[0].had_api_key
+    assert messages[-1]["content"] == answer
+    assert messages[-1]["status"] == "complete"
+
+
+async def test_rate_limited_once_then_answers(gemini_settings, fake_gemini):
+    fake_gemini.script(HttpError(429), Reply("Install it with pip [1]."))
+    async with app_client(gemini_settings()) as (_, client):
+        _, events, messages = await chat_and_read(client)
+    assert_contract(events)
+    assert answer_text(events) == "Install it with pip [1]."
+    assert len(fake_gemini.generate_requests()) == 2
+    assert messages[-1]["status"] == "complete"
+
+
+async def test_server_error_before_the_first_token(
+    gemini_settings, fake_gemini, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO)
+    fake_gemini.script(*[HttpError(500, message="internal boom at /srv/gemini")] * 10)
+    async with app_client(gemini_settings()) as (_, client):
+        response, events, messages = await chat_and_read(client)
+    assert [e["type"] for e in events] == ["metadata", "error"]
+    error = events[-1]
+    assert error["code"].startswith("llm_")
+    assert error["message"]
+    assert "boom" not in error["message"]
+    assert "Traceback" not in response.text
+    assert "/srv/gemini" not in response.text
+    assert [(m["role"], m["status"]) for m in messages] == [
+        ("user", "complete"),
+        ("assistant", "failed"),
+    ]
+    assert KEY not in caplog.text
+
+
+async def test_connection_dropped_mid_stream_keeps_the_partial_answer(gemini_settings, fake_gemini):
+    text = "Install bookchat with pip [1]. Then run bookchat serve [1]. More words follow here."
+    fake_gemini.script(DropConnection(after_chunks=3, text=text))
+    async with app_client(gemini_settings()) as (_, client):
+        _, events, messages = await chat_and_read(client)
+    types = [e["type"] for e in events]
+    assert types[0] == "metadata"
+    assert types[-1] == "error"
+    assert "token" in types
+    assert events[-1]["code"].startswith("llm_")
+    partial = answer_text(events)
+    assert partial
+    assert text.startswith(partial)
+    assert partial != text
+    assert messages[-1]["role"] == "assistant"
+    assert messages[-1]["status"] == "partial"
+    assert messages[-1]["content"] == partial
+
+
+async def test_a_stall_past_the_timeout_is_llm_timeout(gemini_settings, fake_gemini):
+    text = "Install bookchat with pip [1]. Then run it [1]."
+    fake_gemini.script(*[Stall(seconds=30, after_chunks=2, text=text)] * 3)
+    async with app_client(gemini_settings(GEMINI_TIMEOUT=1)) as (_, client):
+        _, events, messages = await chat_and_read(client)
+    assert events[-1]["type"] == "error"
+    assert events[-1]["code"] == "llm_timeout"
+    assert messages[-1]["status"] in {"partial", "failed"}
+    assert messages[-1]["content"] == answer_text(events)

@@ -1,0 +1,190 @@
+"""`bookchat ingest` as a user runs it: exit codes, one-line errors, the summary line."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+
+from bookchat.cli import main
+from bookchat.stores.vectors import VectorStore
+from tests.books import make_settings
+from tests.network import free_port
+
+SUMMARY = re.compile(
+    r"^(\d+) files, (\d+) chunks: (?:would embed|embedded) (\d+), (\d+) unchanged, "
+    r"(?:would delete|deleted) (\d+)(?:, (\d+) skipped)? in [\d.]+ s$",
+    re.MULTILINE,
+)
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An offline environment with BOOKCHAT_DATA_DIR in tmp_path; returns the data dir."""
+    data = tmp_path / "data"
+    for name, value in {
+        "BOOKCHAT_DATA_DIR": str(data),
+        "GEMINI_API_KEY": "",
+        "QDRANT_URL": "",
+        "QDRANT_COLLECTION": "cli-book",
+        "BOOKCHAT_EMBEDDER": "local",
+    }.items():
+        monkeypatch.setenv(name, value)
+    return data
+
+
+def run(*argv: str) -> int:
+    with pytest.raises(SystemExit) as exited:
+        main(["ingest", *map(str, argv)])
+    return int(exited.value.code or 0)
+
+
+def summary(out: str) -> tuple[int, ...]:
+    match = SUMMARY.search(out)
+    assert match, out
+    return tuple(int(g or 0) for g in match.groups())
+
+
+def test_ingest_then_rerun(env: Path, small_book: Path, capsys: pytest.CaptureFixture[str]):
+    assert run(small_book) == 0
+    files, chunks, embedded, _, deleted, skipped = summary(capsys.readouterr().out)
+    assert (files, deleted, skipped) == (4, 0, 0)
+    assert embedded == chunks > 4
+    assert run(small_book) == 0
+    assert summary(capsys.readouterr().out)[2:5] == (0, chunks, 0)
+
+
+def test_site_folder_is_accepted(env: Path, small_book: Path, capsys: pytest.CaptureFixture[str]):
+    assert run(small_book.parent) == 0
+    assert summary(capsys.readouterr().out)[0] == 4
+
+
+def test_missing_path(env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    assert run(tmp_path / "nowhere") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "nowhere does not exist" in err
+
+
+def test_unreadable_site_config(env: Path, small_book: Path, capsys: pytest.CaptureFixture[str]):
+    (small_book.parent / "docusaurus.config.js").write_text(
+        "module.exports = { url: process.env.SITE_URL };\n", encoding="utf-8"
+    )
+    assert run(small_book) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "docusaurus.config.js" in err
+    assert "Traceback" not in err
+    # The flag that config would have given makes it work.
+    assert run(small_book, "--site-url", "https://robots.example.org") == 0
+
+
+def test_bad_file_is_reported_and_skipped(
+    env: Path, small_book: Path, capsys: pytest.CaptureFixture[str]
+):
+    (small_book / "broken.md").write_text("---\ntitle: [unclosed\n---\n\nText.\n", "utf-8")
+    assert run(small_book) == 0
+    captured = capsys.readouterr()
+    assert "skipped broken.md" in captured.err
+    files, _, embedded, _, _, skipped = summary(captured.out)
+    assert (files, skipped) == (4, 1)
+    assert embedded > 0
+
+
+def test_dry_run_writes_nothing(env: Path, small_book: Path, capsys: pytest.CaptureFixture[str]):
+    assert run(small_book, "--dry-run") == 0
+    assert "would embed" in capsys.readouterr().out
+    assert not env.exists()  # not even the embedded Qdrant folder
+
+    assert run(small_book) == 0
+    chunks = summary(capsys.readouterr().out)[1]
+    (small_book / "software" / "config.md").unlink()
+    assert run(small_book, "--dry-run") == 0
+    _, _, embedded, _, deleted, _ = summary(capsys.readouterr().out)
+    assert embedded == 0
+    assert deleted >= 1
+    assert run(small_book) == 0  # the dry run left every chunk in place: now they go
+    assert summary(capsys.readouterr().out)[4] == deleted
+    assert chunks > deleted
+
+
+def test_embedder_mismatch_exits_with_one_message(
+    env: Path, small_book: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+):
+    assert run(small_book) == 0
+    capsys.readouterr()
+    monkeypatch.setattr("bookchat.backends.make_dense_embedder", lambda settings: None)
+    assert run(small_book) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "was built with local:" in err
+    assert "QDRANT_COLLECTION" in err
+
+
+def test_locked_embedded_folder(
+    env: Path, small_book: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    store = VectorStore.open(make_settings(tmp_path))  # same data dir as the env fixture
+    try:
+        assert run(small_book) == 1
+    finally:
+        asyncio.run(store.close())
+    err = capsys.readouterr().err
+    assert "in use by another bookchat process" in err
+    assert "Traceback" not in err
+
+
+def test_gemini_without_key_is_a_configuration_error(
+    env: Path, small_book: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+):
+    monkeypatch.setenv("BOOKCHAT_EMBEDDER", "gemini")
+    assert run(small_book) == 2
+    assert "GEMINI_API_KEY" in capsys.readouterr().err
+
+
+def test_progress_bar_only_on_a_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bookchat.cli import ingest as cli_ingest
+
+    assert cli_ingest._progress_bar() is None  # captured stderr is not a TTY
+    monkeypatch.setattr(cli_ingest.sys.stderr, "isatty", lambda: True)
+    bar = cli_ingest._progress_bar()
+    assert bar is not None
+    for done in (0, 100, 150):
+        bar.update(done, 150)
+    bar.close()
+    assert "150/150" in capsys.readouterr().err
+
+
+def test_unreachable_qdrant_server_is_one_line(
+    env: Path, small_book: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+):
+
+    port = free_port()
+    monkeypatch.setenv("QDRANT_URL", f"http://127.0.0.1:{port}")
+    assert run(small_book) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"Qdrant at 127.0.0.1:{port}" in err
+
+
+def test_ingest_with_gemini_embeddings(
+    env: Path, small_book: Path, capsys: pytest.CaptureFixture[str], monkeypatch, fake_gemini
+):
+    monkeypatch.setenv("BOOKCHAT_EMBEDDER", "auto")  # a key means Gemini embeddings
+    monkeypatch.setenv("GEMINI_API_KEY", "cli-secret")
+    monkeypatch.setenv("GEMINI_BASE_URL", fake_gemini.base_url)
+    monkeypatch.setenv("BOOKCHAT_EMBEDDING_DIMENSIONS", "128")
+    assert run(small_book) == 0
+    out, err = capsys.readouterr()
+    chunks = summary(out)[1]
+    assert set(fake_gemini.task_types) == {"RETRIEVAL_DOCUMENT"}
+    assert len(fake_gemini.task_types) == chunks
+    assert "cli-secret" not in out + err
+    # Switching back to the offline embedder on this collection is refused.
+    monkeypatch.setenv("GEMINI_API_KEY", "")
+    assert run(small_book) == 1
+    assert "gemini:gemini-embedding-001 (128 dims)" in capsys.readouterr().err

@@ -1,1 +1,0 @@
-"""Tests of the chat service building blocks: prompt, answerers, conversation store."""

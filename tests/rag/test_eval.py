@@ -1,0 +1,151 @@
+"""`bookchat eval`: recall@k and MRR, on the sample book and on exact hand-made rankings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from bookchat.backends import make_sparse_encoder
+from bookchat.cli import main
+from bookchat.rag.eval import Question, QuestionsError, evaluate, read_questions
+from bookchat.rag.retrieve import BookRetriever
+from bookchat.rag.types import Passage
+from bookchat.sample_book import sample_book_path
+from bookchat.stores.vectors import VectorStore
+from tests.books import index_into, make_settings
+
+QUESTIONS_TSV = sample_book_path().parent / "questions.tsv"
+RESULT = re.compile(r"recall@(\d+) ([\d.]+)  MRR ([\d.]+)  \((\d+) questions\)")
+
+
+class RankedRetriever:
+    """Returns passages from the given files in order, whatever the question."""
+
+    def __init__(self, ranking: dict[str, list[str]]) -> None:
+        self.ranking = ranking
+
+    async def retrieve(self, question: str, k: int = 5) -> list[Passage]:
+        return [
+            Passage(file=f, title="", heading="", url="", text="", score=0.5)
+            for f in self.ranking[question][:k]
+        ]
+
+    async def check(self, timeout: float) -> dict[str, object]:
+        return {}
+
+
+async def test_recall_and_mrr_are_computed_from_first_hit_ranks() -> None:
+    retriever = RankedRetriever(
+        {
+            "q1": ["a.md", "b.md"],  # rank 1
+            "q2": ["x.md", "b.md", "b.md"],  # rank 2 (first passage of b.md)
+            "q3": ["x.md", "y.md", "z.md"],  # miss
+            "q4": ["x.md", "y.md", "z.md", "w.md"],  # rank 4
+        }
+    )
+    questions = [
+        Question("q1", "a.md"),
+        Question("q2", "b.md"),
+        Question("q3", "c.md"),
+        Question("q4", "w.md"),
+    ]
+    result = await evaluate(retriever=retriever, questions=questions, k=3)
+    assert result.ranks == [1, 2, None, None]  # w.md is past k=3
+    assert result.recall == pytest.approx(2 / 4)
+    assert result.mrr == pytest.approx((1 + 1 / 2) / 4)
+    assert [q.text for q in result.misses] == ["q3", "q4"]
+    result = await evaluate(retriever=retriever, questions=questions, k=4)
+    assert result.mrr == pytest.approx((1 + 1 / 2 + 1 / 4) / 4)
+
+
+def test_questions_file_needs_its_header(tmp_path: Path) -> None:
+    bad = tmp_path / "q.tsv"
+    bad.write_text("What is it?\tintro.md\n", encoding="utf-8")
+    with pytest.raises(QuestionsError, match="header"):
+        read_questions(bad)
+    with pytest.raises(QuestionsError, match="cannot read"):
+        read_questions(tmp_path / "missing.tsv")
+
+
+def test_sample_questions_parse() -> None:
+    questions = read_questions(QUESTIONS_TSV)
+    assert len(questions) >= 20
+    assert all(q.file.endswith((".md", ".mdx")) for q in questions)
+
+
+def test_eval_command_on_the_sample_book(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in {
+        "BOOKCHAT_DATA_DIR": str(tmp_path / "data"),
+        "GEMINI_API_KEY": "",
+        "QDRANT_URL": "",
+        "BOOKCHAT_EMBEDDER": "local",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exited:
+        main(["eval", str(QUESTIONS_TSV), "-k", "5"])
+    assert exited.value.code == 0
+    captured = capsys.readouterr()
+    print(captured.out)  # the numbers, for whoever runs pytest -s
+    match = RESULT.search(captured.out)
+    assert match, captured.out
+    assert "ingested" in captured.err  # the empty embedded collection got the sample book
+    assert "legs: bm25+dense" in captured.out
+    k, recall, mrr, count = int(match[1]), float(match[2]), float(match[3]), int(match[4])
+    assert (k, count) == (5, len(read_questions(QUESTIONS_TSV)))
+    assert recall >= 0.6
+    assert mrr >= 0.4
+
+
+async def test_lexical_leg_alone_on_the_sample_book(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    retriever = BookRetriever(
+        store=VectorStore.open(settings),
+        dense=None,
+        sparse=make_sparse_encoder(),
+    )
+    try:
+        await index_into(retriever, sample_book_path())
+        result = await evaluate(retriever=retriever, questions=read_questions(QUESTIONS_TSV), k=5)
+    finally:
+        await retriever.aclose()
+    print(result.summary())
+    assert result.recall >= 0.6
+    assert result.mrr >= 0.4
+
+
+def test_eval_with_a_bad_questions_file_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BOOKCHAT_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(SystemExit) as exited:
+        main(["eval", str(tmp_path / "nope.tsv")])
+    assert exited.value.code == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_eval_ingests_the_docs_it_is_given(
+    tmp_path: Path,
+    small_book: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("BOOKCHAT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("BOOKCHAT_EMBEDDER", "local")
+    monkeypatch.setenv("GEMINI_API_KEY", "")
+    monkeypatch.setenv("QDRANT_URL", "")
+    questions = tmp_path / "q.tsv"
+    questions.write_text(
+        "question\tfile\n"
+        "Which motor holds its position without feedback?\thardware/motors.md\n"
+        "What does the A* planner search?\tsoftware/navigation.md\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(SystemExit) as exited:
+        main(["eval", str(questions), "-k", "1", "--docs", str(small_book)])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "recall@1 1.000  MRR 1.000  (2 questions)" in out

@@ -1,0 +1,406 @@
+"""The offline extractive answerer."""
+
+from __future__ import annotations
+
+import re
+
+from bookchat.rag.answerer import AnswerRequest
+from bookchat.rag.extractive import OfflineAnswerer, compose_answer
+from bookchat.rag.extractive_code import MAX_CODE_CHARS, MAX_CODE_LINES, asks_how_to
+from bookchat.rag.extractive_text import sentences
+from bookchat.rag.prompt import NO_ANSWER
+from bookchat.rag.types import Passage
+from bookchat.text import same_term, stem
+
+
+def _passage(title: str, heading: str, text: str) -> Passage:
+    slug = title.lower().replace(" ", "-")
+    return Passage(
+        file=f"{slug}.md", title=title, heading=heading, url=f"https://b/{slug}", text=text, score=1
+    )
+
+
+PASSAGES = [
+    _passage(
+        "Topics",
+        "Publishing",
+        "Topics are named buses over which nodes exchange messages. A publisher sends messages "
+        "on a topic and every subscriber of that topic receives them. Topics are one-to-many.",
+    ),
+    _passage(
+        "Services",
+        "Calls",
+        "A service is a request and response pair. Services suit quick remote procedure calls, "
+        "while topics suit continuous data streams such as sensor readings.",
+    ),
+    _passage(
+        "Launch files",
+        "Starting many nodes",
+        "## Launch files\n\nA launch file starts several nodes at once.\n\n```python\n"
+        "LaunchDescription([Node(package='demo')])\n```\n- Launch files can set parameters "
+        "for every node they start.",
+    ),
+]
+
+
+async def _answer(request: AnswerRequest) -> tuple[list[str], str]:
+    pieces = [piece async for piece in OfflineAnswerer().stream(request)]
+    return pieces, "".join(pieces)
+
+
+def _citations(text: str) -> list[int]:
+    return [int(n) for n in re.findall(r"\[(\d+)\]", text)]
+
+
+async def test_answer_uses_relevant_sentences_and_cites_them_in_range() -> None:
+    pieces, text = await _answer(
+        AnswerRequest(question="How do subscribers receive messages on a topic?", passages=PASSAGES)
+    )
+    assert len(pieces) > 5
+    assert "every subscriber of that topic receives them" in text
+    cited = _citations(text)
+    assert cited
+    assert all(1 <= n <= len(PASSAGES) for n in cited)
+    assert 1 in cited
+    assert "[3]" not in text  # launch files say nothing about subscribers
+
+
+async def test_citation_numbers_follow_the_passage_order() -> None:
+    request = AnswerRequest(question="When should I use a service?", passages=PASSAGES)
+    assert _citations(compose_answer(request)) == [2]
+    swapped = AnswerRequest(question=request.question, passages=[PASSAGES[1], PASSAGES[0]])
+    assert _citations(compose_answer(swapped)) == [1]
+
+
+async def test_unrelated_question_says_the_book_does_not_cover_it() -> None:
+    _, text = await _answer(
+        AnswerRequest(question="How do I bake sourdough bread?", passages=PASSAGES)
+    )
+    assert text.startswith(NO_ANSWER)
+    assert "“sourdough”" in text
+    assert _citations(text) == []
+
+
+async def test_no_passages_at_all() -> None:
+    _, text = await _answer(AnswerRequest(question="What is a topic?", passages=[]))
+    assert text.startswith(NO_ANSWER)
+
+
+async def test_a_weak_single_word_match_is_not_an_answer() -> None:
+    # "messages" appears in the book, but nothing about encrypting them or certificates.
+    text = compose_answer(
+        AnswerRequest(
+            question="How are messages encrypted with TLS certificates and keys?",
+            passages=PASSAGES,
+        )
+    )
+    assert text.startswith(NO_ANSWER)
+
+
+async def test_code_blocks_and_markdown_marks_are_not_quoted() -> None:
+    text = compose_answer(
+        AnswerRequest(question="What does a launch file start?", passages=PASSAGES)
+    )
+    assert "A launch file starts several nodes at once." in text
+    assert _citations(text) == [3]
+    assert "LaunchDescription" not in text
+    assert "##" not in text
+
+
+async def test_selection_mode_quotes_the_selection_first() -> None:
+    selection = "Quality of Service profiles decide how reliably a topic delivers messages."
+    request = AnswerRequest(
+        question="What does this mean for subscribers?",
+        mode="selection",
+        selection=selection,
+        passages=PASSAGES,
+    )
+    _, text = await _answer(request)
+    assert text.startswith(f"The selected text says: “{selection}”")
+    assert all(1 <= n <= len(PASSAGES) for n in _citations(text))
+
+
+async def test_selection_mode_without_a_question_explains_the_selection() -> None:
+    request = AnswerRequest(
+        question="",
+        mode="selection",
+        selection="A service is a request and response pair.",
+        passages=PASSAGES,
+    )
+    text = compose_answer(request)
+    assert text.startswith("The selected text says: “A service is a request and response pair.”")
+    assert "[2]" in text
+    assert NO_ANSWER not in text
+
+
+async def test_follow_up_uses_the_previous_question() -> None:
+    history = [("user", "What are launch files?"), ("assistant", "They start nodes [1].")]
+    text = compose_answer(
+        AnswerRequest(question="Can they set parameters?", passages=PASSAGES, history=history)
+    )
+    assert "Launch files can set parameters for every node they start [3]." in text
+
+
+async def test_describe_and_check_say_offline() -> None:
+    answerer = OfflineAnswerer()
+    assert answerer.describe() == {"backend": "offline", "model": "extractive"}
+    assert (await answerer.check(timeout=1))["backend"] == "offline"
+    await answerer.aclose()
+
+
+def test_sentences_and_stems() -> None:
+    assert sentences("First one here. Second one here!\n- third item in a list") == [
+        "First one here.",
+        "Second one here!",
+        "third item in a list",
+    ]
+    assert stem("sensors") == stem("sensor")
+    assert stem("launching") == stem("launch")
+    assert stem("queries") == stem("query")
+
+
+async def test_a_name_the_book_never_mentions_means_not_covered() -> None:
+    # "topics" matches, but the question is about Kafka, which no passage names.
+    text = compose_answer(AnswerRequest(question="How do topics work in Kafka?", passages=PASSAGES))
+    assert text.startswith(NO_ANSWER)
+    assert "“Kafka”" in text
+
+
+async def test_word_families_match() -> None:
+    passages = [
+        _passage(
+            "Configuration",
+            "Server and logging",
+            "The [log level](./config#levels) is set with LOG_LEVEL. Other settings come later.",
+        )
+    ]
+    text = compose_answer(AnswerRequest(question="How do I configure the logs?", passages=passages))
+    assert text == "The log level is set with LOG_LEVEL [1]."
+    assert same_term(stem("configure"), stem("configuration"))
+    assert same_term(stem("deploy"), stem("deployment"))
+    assert not same_term(stem("log"), stem("login"))
+    assert stem("logging") == "log"
+
+
+INSTALL = _passage(
+    "Installing demo",
+    "Install from a checkout",
+    "Clone the repository and install the package into a virtual environment:\n\n"
+    "```bash\n# create a virtual environment\npython3 -m venv .venv\npip install .\n```\n\n"
+    "The install puts the `demo` command on your path.\n\n"
+    "## Clean up\n\n"
+    "Deleting the cache folder frees disk space.\n\n"
+    "```bash\nrm -rf ~/.cache/demo\n```",
+)
+LOGS = _passage(
+    "Logging",
+    "Log files",
+    "Logs rotate every day and old logs are compressed.\n\n```bash\ntail -f /var/log/demo.log\n```",
+)
+INSTALL_BLOCK = "```bash\n# create a virtual environment\npython3 -m venv .venv\npip install .\n```"
+
+
+async def test_a_how_to_question_gets_the_relevant_code_block_fenced_and_cited() -> None:
+    request = AnswerRequest(question="How do I install demo?", passages=[INSTALL, LOGS])
+    pieces, text = await _answer(request)
+    assert text == compose_answer(request)
+    prose, code = text.split("\n\n", 1)
+    assert prose == "The install puts the `demo` command on your path [1]."
+    # The book's own line introducing the block carries the citation; the block is verbatim.
+    assert code == (
+        "Clone the repository and install the package into a virtual environment [1]:\n"
+        + INSTALL_BLOCK
+    )
+    # The cache block under another heading and the log block share nothing with the question.
+    assert "rm -rf" not in text
+    assert "tail -f" not in text
+    # Word tokens put back together give the fences and line breaks exactly.
+    assert "".join(pieces) == text
+    assert any(piece.startswith("```bash\n") for piece in pieces)
+
+
+async def test_a_question_that_is_not_how_to_gets_no_code() -> None:
+    text = compose_answer(
+        AnswerRequest(question="What does the install put on the path?", passages=[INSTALL, LOGS])
+    )
+    assert "The install puts the `demo` command on your path [1]." in text
+    assert "```" not in text
+    assert "pip install" not in text
+
+
+async def test_a_code_block_sharing_no_term_with_the_question_is_left_out() -> None:
+    # The passage about logs is cited, but its block has nothing about compressing.
+    text = compose_answer(
+        AnswerRequest(question="How do I get old ones compressed daily?", passages=[LOGS])
+    )
+    assert text == "Logs rotate every day and old logs are compressed [1]."
+    text = compose_answer(
+        AnswerRequest(question="How do I follow the log file?", passages=[INSTALL, LOGS])
+    )
+    assert text.endswith("Log files [2]:\n```bash\ntail -f /var/log/demo.log\n```")
+    assert "pip install" not in text
+
+
+async def test_a_block_of_code_alone_answers_a_how_to_question() -> None:
+    example = _passage(
+        "Configuration",
+        "A complete example",
+        "```bash\n# production settings for a shell session\nexport DEMO_KEY=abc\ndemo serve\n```",
+    )
+    text = compose_answer(
+        AnswerRequest(question="How do I configure production settings?", passages=[example])
+    )
+    assert text == (
+        "A complete example [1]:\n```bash\n# production settings for a shell session\n"
+        "export DEMO_KEY=abc\ndemo serve\n```"
+    )
+    uncovered = compose_answer(
+        AnswerRequest(question="How do I bake sourdough bread?", passages=[example, INSTALL])
+    )
+    assert uncovered.startswith(NO_ANSWER)
+    assert "```" not in uncovered
+
+
+async def test_long_empty_and_unclosed_blocks_are_not_quoted() -> None:
+    long_block = "\n".join(f"pip install part{i}" for i in range(MAX_CODE_LINES + 1))
+    passage = _passage(
+        "Installing demo",
+        "Everything",
+        f"The install needs every part.\n\n```bash\n{long_block}\n```\n\n```bash\npip install",
+    )
+    text = compose_answer(AnswerRequest(question="How do I install demo?", passages=[passage]))
+    assert text == "The install needs every part [1]."
+    wide = _passage(
+        "Installing demo",
+        "Everything",
+        f"The install needs every part.\n\n```bash\npip install {'x' * MAX_CODE_CHARS}\n```\n\n"
+        "Or install nothing:\n\n```bash\n```",
+    )
+    text = compose_answer(AnswerRequest(question="How do I install demo?", passages=[wide]))
+    assert text == "The install needs every part [1]."
+
+
+async def test_indented_blocks_are_quoted_flush_and_repeats_once() -> None:
+    tabbed = _passage(
+        "Ingesting",
+        "Running it",
+        "Run the ingest command on the docs folder:\n\n"
+        "  ```bash\n  # the docs folder\n  demo ingest ./docs\n  ```",
+    )
+    again = _passage(
+        "Commands", "demo ingest", "```bash\n# another comment\ndemo ingest ./docs\n```"
+    )
+    text = compose_answer(AnswerRequest(question="How do I run ingest?", passages=[tabbed, again]))
+    assert text.count("```bash\n") == 1
+    assert "Run the ingest command on the docs folder [1]:\n```bash\n# the docs folder\n" in text
+
+
+def test_what_counts_as_a_how_to_question() -> None:
+    for question in [
+        "How do I install it?",
+        "how to change the port",
+        "How can I force the offline model?",
+        "Which command pins a release?",
+        "What flags does ingest take?",
+        "Can I run it in Docker?",
+        "Install on Windows?",
+    ]:
+        assert asks_how_to(question), question
+    for question in [
+        "What does a launch file start?",
+        "How long can a message be?",
+        "Why is the health check degraded?",
+        "Where are chats stored if I never set up a database?",
+    ]:
+        assert not asks_how_to(question), question
+
+
+def test_navigation_list_fragments_and_titles_are_not_sentences() -> None:
+    text = (
+        "See [Deploying](./deploy) for the rest. Tokens expire after an hour.\n\n"
+        "When you are ready, follow [Ingesting your book](./ingest).\n\n"
+        "You need:\n\n- a key for the API;\n- nothing else at all.\n\n"
+        "Preview first\n\n"
+        "Run with `--dry-run` the first time, as described in [Ingesting](./ingest)."
+    )
+    assert sentences(text) == [
+        "Tokens expire after an hour.",
+        "nothing else at all.",
+        "Run with `--dry-run` the first time, as described in Ingesting.",
+    ]
+
+
+async def test_a_sentence_pointing_back_brings_the_one_before_it() -> None:
+    passage = _passage(
+        "Sample",
+        "Why",
+        "The server ingests the bundled guide at first start. "
+        "That gives a fresh installation something to answer from.",
+    )
+    text = compose_answer(
+        AnswerRequest(question="What gives a fresh installation answers?", passages=[passage])
+    )
+    assert text == (
+        "The server ingests the bundled guide at first start. "
+        "That gives a fresh installation something to answer from [1]."
+    )
+
+
+async def test_a_table_row_reads_as_a_sentence_under_its_column_names() -> None:
+    table = _passage(
+        "Configuration",
+        "Gemini",
+        "| Variable | Default | Meaning |\n| --- | :---: | --- |\n"
+        "| `GEMINI_MODEL` | `gemini-2.5-flash` | The model that writes answers. |\n"
+        "| `GEMINI_BASE_URL` | unset | Another address for the Gemini API, such as a proxy. |\n"
+        "| broken | row |",
+    )
+    assert sentences(table.text) == [
+        "Variable `GEMINI_MODEL`, Default `gemini-2.5-flash`: The model that writes answers.",
+        "Variable `GEMINI_BASE_URL`, Default unset: Another address for the Gemini API, such as "
+        "a proxy.",
+    ]
+    text = compose_answer(
+        AnswerRequest(question="How do I send Gemini calls through a proxy?", passages=[table])
+    )
+    assert text == (
+        "Variable `GEMINI_BASE_URL`, Default unset: Another address for the Gemini API, such as "
+        "a proxy [1]."
+    )
+
+
+async def test_with_code_the_prose_keeps_its_two_best_sentences() -> None:
+    passages = [
+        INSTALL,
+        _passage("Requirements", "Python", "The install needs Python 3.11 for demo."),
+        _passage("Upgrades", "Newer versions", "Upgrading demo repeats the install in place."),
+    ]
+    request = AnswerRequest(question="How do I install demo?", passages=passages)
+    prose, code = compose_answer(request).split("\n\n", 1)
+    assert len(sentences(prose)) == 2
+    assert code.startswith("Clone the repository and install the package")
+    # Without code to show, the same sentences are all quoted.
+    plain = compose_answer(AnswerRequest(question="Why install demo?", passages=passages))
+    assert len(sentences(plain)) == 3
+
+
+async def test_a_sentence_far_weaker_than_the_best_is_left_out() -> None:
+    passages = [
+        _passage(
+            "Images", "Pinning", "Deployments refer to the image by its digest, never by a tag."
+        ),
+        # Carries enough of the question to be quoted alone, but far less than the first.
+        _passage(
+            "Release", "Pin", "Pinning rewrites the image line of the Dockerfile to a digest."
+        ),
+    ]
+    text = compose_answer(
+        AnswerRequest(
+            question="Why reference the image by digest rather than a tag?", passages=passages
+        )
+    )
+    assert text == "Deployments refer to the image by its digest, never by a tag [1]."
+    alone = compose_answer(
+        AnswerRequest(question="Why reference the image by digest?", passages=passages[1:])
+    )
+    assert alone == "Pinning rewrites the image line of the Dockerfile to a digest [1]."
