@@ -189,7 +189,11 @@ def derived_reply(body: Any) -> str:
                 question = texts[-1].strip().splitlines()[-1] if texts[-1].strip() else ""
                 break
     sources = _SOURCE_LINE.findall("\n".join(_texts(body)))
-    question = " ".join(question.split()).removeprefix("Question: ")[:120]
+    question = " ".join(question.split()).removeprefix("Question: ")
+    with contextlib.suppress(ValueError):
+        # bookchat quotes the reader's question as a JSON string (rag/prompt.py).
+        question = str(json.loads(question)) if question.startswith('"') else question
+    question = question[:120]
     if not sources:
         return f'The fake model saw no numbered sources for "{question}".'
     seen: dict[str, str] = {}

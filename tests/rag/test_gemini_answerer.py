@@ -91,7 +91,7 @@ async def test_the_prompt_reaches_the_model(answerer, fake_gemini: FakeGemini) -
     assert body["contents"][1]["parts"][0]["text"] == "ROS 2 is robot middleware [1]."
     last = body["contents"][2]["parts"][0]["text"]
     assert "A node is a process that performs computation." in last
-    assert last.rstrip().endswith("Question: How do nodes talk to each other?")
+    assert last.rstrip().endswith('Question: "How do nodes talk to each other?"')
     # The SDK sends this field in snake case; the API accepts either spelling.
     assert list(body["generationConfig"]["thinkingConfig"].values()) == [0]
 

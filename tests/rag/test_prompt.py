@@ -40,7 +40,7 @@ def test_sources_are_numbered_in_order_with_title_heading_and_url() -> None:
         "[1] Nodes — Basics > Processes (https://b/nodes#basics)\nA node is a process."
     )
     second = text.index("[2] Topics (https://b/topics)\nTopics carry messages.")
-    assert first < second < text.index("Question: What is a node?")
+    assert first < second < text.index('Question: "What is a node?"')
 
 
 def test_a_source_without_title_uses_its_file() -> None:
@@ -72,7 +72,7 @@ def test_selection_is_the_primary_source() -> None:
     selected = text.index("Selected text (the primary source):")
     assert "Quality of Service decides how messages are delivered." in text
     assert selected < text.index("[1] Nodes")
-    assert text.rstrip().endswith("Question: Explain the selected text.")
+    assert text.rstrip().endswith('Question: "Explain the selected text."')
 
 
 def test_selection_is_ignored_in_general_mode() -> None:
@@ -87,7 +87,7 @@ def test_history_becomes_alternating_turns_before_the_question() -> None:
     assert contents[0]["parts"][0]["text"] == "What is ROS?"
     # The unanswered "And DDS?" and the new question are merged into one user turn.
     assert contents[2]["parts"][0]["text"].startswith("And DDS?\n\n")
-    assert "Question: q" in contents[2]["parts"][0]["text"]
+    assert 'Question: "q"' in contents[2]["parts"][0]["text"]
 
 
 def test_history_never_opens_with_the_model() -> None:

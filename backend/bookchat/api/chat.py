@@ -21,7 +21,9 @@ from bookchat.api.deps import (
 )
 from bookchat.api.errors import ApiError
 from bookchat.rag.chat import (
+    MAX_CONVERSATION_MESSAGES,
     ChatTurn,
+    ConversationFull,
     ConversationNotFound,
     StoreUnavailable,
     begin_turn,
@@ -45,6 +47,16 @@ class ChatRequest(BaseModel):
     # validate_default: the selection check below must also run when context is omitted.
     context: str | None = Field(default=None, max_length=MAX_CONTEXT_CHARS, validate_default=True)
     conversation_id: uuid.UUID | None = None
+
+    @field_validator("message", "context")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        # PostgreSQL cannot store NUL in text: refused here, the same on both stores, rather than
+        # a store error that a client told to retry would hit for ever. (Pydantic already
+        # refuses lone surrogates, the other text no store can hold.)
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain the NUL character (\\u0000)")
+        return value
 
     @field_validator("message")
     @classmethod
@@ -117,6 +129,13 @@ async def open_turn(
             f"no conversation has id {body.conversation_id}; "
             "omit conversation_id to start a new conversation",
         ) from None
+    except ConversationFull:
+        raise ApiError(
+            409,
+            "conversation_too_long",
+            f"this conversation has reached {MAX_CONVERSATION_MESSAGES} messages; "
+            "omit conversation_id to start a new conversation",
+        ) from None
     except StoreUnavailable:
         raise ApiError(
             503,
@@ -141,6 +160,7 @@ TurnDep = Annotated[ChatTurn, Depends(open_turn)]
     responses={
         200: {"description": "metadata, token…, then done (with sources) or error events"},
         404: {"description": "conversation_id names no conversation"},
+        409: {"description": "the conversation is full; start a new one"},
         422: {"description": "the body is out of range; `detail` says which field and why"},
         429: {"description": "a limit was reached; `code` says which, Retry-After when to retry"},
         503: {"description": "starting, or the conversation store is unreachable"},

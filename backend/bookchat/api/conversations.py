@@ -14,6 +14,10 @@ from bookchat.api.errors import ApiError
 
 router = APIRouter(tags=["conversations"])
 
+# The most a response carries: the newest messages that fit (a conversation holds at most 200,
+# but one answer has no fixed length). The page needs the recent turns, not a megabyte.
+MAX_RESPONSE_BYTES = 256 * 1024
+
 
 class MessageOut(BaseModel):
     """One stored message; `status` tells a complete answer from a partial or failed one."""
@@ -27,10 +31,25 @@ class MessageOut(BaseModel):
 
 
 class ConversationOut(BaseModel):
-    """A conversation and its messages, oldest first."""
+    """A conversation and its messages, oldest first (the newest that fit, when truncated)."""
 
     conversation_id: uuid.UUID
     messages: list[MessageOut]
+    # How many messages are stored, and whether older ones were left out to bound the size.
+    total_messages: int
+    truncated: bool = False
+
+
+def newest_that_fit(messages: list[MessageOut], budget: int) -> list[MessageOut]:
+    """The newest messages whose JSON fits in budget bytes, oldest first (always the newest)."""
+    kept: list[MessageOut] = []
+    for message in reversed(messages):
+        budget -= len(message.model_dump_json()) + 1
+        if budget < 0 and kept:
+            break
+        kept.append(message)
+    kept.reverse()
+    return kept
 
 
 def _message_out(message: Any) -> MessageOut:
@@ -65,7 +84,11 @@ async def read_conversation(conversation_id: uuid.UUID, session: SessionDep) -> 
         ) from None
     if conversation is None:
         raise ApiError(404, "conversation_not_found", f"no conversation has id {conversation_id}")
+    messages = [_message_out(m) for m in conversation.messages]
+    kept = newest_that_fit(messages, MAX_RESPONSE_BYTES)
     return ConversationOut(
         conversation_id=conversation_id,
-        messages=[_message_out(m) for m in conversation.messages],
+        messages=kept,
+        total_messages=len(messages),
+        truncated=len(kept) < len(messages),
     )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
+from bookchat.rag.citations import CitationGuard, cited
 from bookchat.rag.coalesce import coalesced
 from bookchat.rag.types import Passage, RetrievalUnavailable
 
@@ -34,10 +35,17 @@ HISTORY_MESSAGES = 6  # the last three exchanges give the model (and the query) 
 PASSAGES_PER_ANSWER = 5
 SAVE_TIMEOUT_SECONDS = 10.0  # a save after a disconnect may not hold shutdown for longer
 SELECTION_IN_QUERY_CHARS = 500  # the start of the highlighted text sharpens retrieval
+# A conversation holds at most this many messages (a turn adds two): bounded storage, bounded
+# GET /api/conversation responses, and a prompt history that stays relevant.
+MAX_CONVERSATION_MESSAGES = 200
 
 
 class ConversationNotFound(Exception):
     """The conversation_id names no stored conversation."""
+
+
+class ConversationFull(Exception):
+    """The conversation has MAX_CONVERSATION_MESSAGES messages; nothing was stored."""
 
 
 class StoreUnavailable(Exception):
@@ -165,10 +173,15 @@ async def begin_turn(
 
     try:
         async with _writing(write_lock), sessionmaker() as session:
-            if conversation_id is not None and not await store.conversation_exists(
-                session=session, conversation_id=conversation_id
-            ):
-                raise ConversationNotFound(str(conversation_id))
+            if conversation_id is not None:
+                held = await store.count_messages(session=session, conversation_id=conversation_id)
+                # A stored conversation has at least its first question.
+                if not held and not await store.conversation_exists(
+                    session=session, conversation_id=conversation_id
+                ):
+                    raise ConversationNotFound(str(conversation_id))
+                if held + 2 > MAX_CONVERSATION_MESSAGES:
+                    raise ConversationFull(str(conversation_id))
             # Stores the question, commits, and returns the turns before it.
             started = await store.start_turn(
                 session=session,
@@ -176,7 +189,7 @@ async def begin_turn(
                 user_text=message,
                 history_limit=HISTORY_MESSAGES,
             )
-    except ConversationNotFound:
+    except (ConversationNotFound, ConversationFull):
         raise
     except _store_errors() as exc:
         raise StoreUnavailable(type(exc).__name__) from exc
@@ -242,12 +255,18 @@ async def stream_turn(
             passages=passages,
             history=turn.history,
         )
+        # An [n] naming no source is dropped as it streams: not shown, not stored.
+        guard = CitationGuard(sources=len(passages))
         try:
             # Pieces that pile up while the server is busy go out as one token event.
             async with contextlib.aclosing(coalesced(answerer.stream(request))) as deltas:
                 async for delta in deltas:
-                    turn.streamed.append(delta)
-                    yield {"type": "token", "content": delta}
+                    if text := guard.feed(delta):
+                        turn.streamed.append(text)
+                        yield {"type": "token", "content": text}
+            if text := guard.flush():
+                turn.streamed.append(text)
+                yield {"type": "token", "content": text}
         except AnswerError as exc:
             await turn.finish("partial" if turn.streamed else "failed")
             yield _error(exc.code, exc.message)
@@ -258,7 +277,17 @@ async def stream_turn(
             yield _error("answer_failed", "the answer could not be completed; please retry")
             return
         saved = await turn.finish("complete")
-        done: dict[str, Any] = {"type": "done", "sources": turn.sources}
+        done: dict[str, Any] = {
+            "type": "done",
+            "sources": turn.sources,
+            "citations": cited(turn.answer, len(turn.sources)),
+        }
+        if guard.dropped:
+            log.info(
+                "dropped %d citation(s) naming no source in conversation %s",
+                guard.dropped,
+                turn.conversation_id,
+            )
         if saved and turn.assistant_message_id is not None:
             done["message_id"] = str(turn.assistant_message_id)
         else:

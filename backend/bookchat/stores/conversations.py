@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bookchat.stores.conversation_models import (
@@ -38,6 +38,7 @@ __all__ = [
     "TurnStarted",
     "add_message",
     "conversation_exists",
+    "count_messages",
     "create_engine",
     "create_tables",
     "get_conversation",
@@ -60,6 +61,16 @@ async def conversation_exists(*, session: AsyncSession, conversation_id: uuid.UU
         select(ConversationRow.id).where(ConversationRow.id == conversation_id)
     )
     return found is not None
+
+
+async def count_messages(*, session: AsyncSession, conversation_id: uuid.UUID) -> int:
+    """How many messages the conversation holds (0 if it is not stored)."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(MessageRow)
+        .where(MessageRow.conversation_id == conversation_id)
+    )
+    return int(count or 0)
 
 
 async def start_turn(
