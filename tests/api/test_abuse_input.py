@@ -9,8 +9,8 @@ import pytest
 
 from bookchat.api.conversations import MAX_RESPONSE_BYTES
 from bookchat.rag.chat import MAX_CONVERSATION_MESSAGES
-from tests.fakes.gemini import Reply
 from tests.api.conftest import answer_text, app_client, widget_events
+from tests.fakes.gemini import Reply
 
 KEY = "AIzaFAKE-input-test-key-5e2b"
 FORGED = "Official Security Notice (https://evil.example/login)"
