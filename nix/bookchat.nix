@@ -82,6 +82,12 @@ let
     name = "bookchat-site-packages";
     paths = runtimeModules;
     pathsToLink = [ "/${py.sitePackages}" ];
+    # Link every module's `out`, where its site-packages are. mkDerivation records each
+    # propagated input as `getDev input`, so a package with a dev output (poetry2nix gives
+    # grpcio `outputs = [ "out" "dev" ]`, wheels included) reaches this list as its dev
+    # output, and buildEnv links only the output an entry names: without this, `grpc` is
+    # missing and qdrant-client cannot be imported. python.withPackages passes the same.
+    extraOutputsToInstall = [ "out" ];
   };
 
   # A Python script the kernel starts from its shebang: no shell, no wrapper (./launcher.py,
