@@ -1,4 +1,4 @@
-"""`bookchat serve | ingest | eval | healthcheck | release …`: one subcommand per module."""
+"""`bookchat serve | ingest | eval | healthcheck | probe | release …`: one subcommand per module."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 # Each module exposes register(subparsers) and sets args.handler(args) -> int.
 # Imported lazily by name so `bookchat healthcheck` does not pay for the web stack.
-SUBCOMMANDS = ("serve", "ingest", "eval", "healthcheck", "release")
+SUBCOMMANDS = ("serve", "ingest", "eval", "healthcheck", "probe", "release")
 
 
 def build_parser() -> argparse.ArgumentParser:
