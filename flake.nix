@@ -38,11 +38,16 @@
           # The flake's own tree as a path value (lib.fileset needs paths, not the flake attrset).
           src = ./.;
           built = import ./nix/bookchat.nix { inherit pkgs poetry2nix src; };
-          image = import ./nix/image.nix {
-            inherit pkgs;
+          # The image for one book. `nix build .#image` bakes the sample book; a book owner
+          # bakes theirs with `bookchat.lib.${system}.mkImage { book = ./.; }` in their own
+          # flake (backend/docs/deploying.md: a function, not a flake input, because a book
+          # needs arguments beside its path and an input would need a lock entry and a default).
+          mkImage = import ./nix/mk-image.nix {
+            inherit pkgs self;
             inherit (nix2container.packages.${system}) nix2container;
             inherit (built) bookchat;
           };
+          image = mkImage { };
           # Runtime and dev dependencies (pytest, ruff, ...) at their locked versions; bookchat
           # itself comes from the working tree (`PYTHONPATH=backend`, set by the dev shell).
           devEnv = built.p2n.mkPoetryEnv (
@@ -62,7 +67,10 @@
             default = built.bookchat;
             app = built.app;
             inherit image;
+            # The sample book's index as the image bakes it.
+            inherit (image) index;
           };
+          lib = { inherit mkImage; };
           apps.default = {
             type = "app";
             program = "${built.bookchat}/bin/bookchat-serve";
@@ -95,6 +103,8 @@
       apps = lib.mapAttrs (_: s: s.apps) each;
       devShells = lib.mapAttrs (_: s: s.devShells) each;
       checks = lib.mapAttrs (_: s: s.checks) each;
+      # bookchat.lib.<system>.mkImage { book = ./my-site; siteUrl = "…"; revision = …; }
+      lib = lib.mapAttrs (_: s: s.lib) each;
       formatter = lib.mapAttrs (_: s: s.formatter) each;
     };
 }

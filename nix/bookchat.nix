@@ -53,6 +53,9 @@ let
       };
       # pytest runs as its own check (checks.pytest) against the installed package.
       doCheck = false;
+      # The app's own bin/ scripts are never run (the launchers below are), and the wrappers
+      # wrapPythonPrograms would write are bash scripts: they would put bash in the closure.
+      dontWrapPythonPrograms = true;
       # Bytecode that is never checked against its source: the store is immutable, so a
       # start neither compiles (cold start is about twice as slow without .pyc) nor hashes
       # sources. checks.bytecode verifies every module `serve` loads has usable bytecode.
@@ -90,6 +93,12 @@ let
     extraOutputsToInstall = [ "out" ];
   };
 
+  # The launcher's sys.path additions, in order; checks.imports imports through exactly these.
+  siteDirs = [
+    "${app}/${py.sitePackages}"
+    "${sitePackages}/${py.sitePackages}"
+  ];
+
   # A Python script the kernel starts from its shebang: no shell, no wrapper (./launcher.py,
   # whose placeholders are filled in here; tests/delivery runs the same file).
   launcher =
@@ -108,8 +117,8 @@ let
           ]
           [
             py.interpreter
-            "${app}/${py.sitePackages}"
-            "${sitePackages}/${py.sitePackages}"
+            (builtins.elemAt siteDirs 0)
+            (builtins.elemAt siteDirs 1)
             "PREFIX: list[str] = ${builtins.toJSON prefix}"
           ]
           (builtins.readFile ./launcher.py);
@@ -124,7 +133,12 @@ let
       (launcher "bookchat-serve" [ "serve" ])
     ];
     passthru = {
-      inherit app sitePackages py;
+      inherit
+        app
+        sitePackages
+        siteDirs
+        py
+        ;
     };
     meta = {
       description = "Retrieval-augmented chat backend for a Docusaurus book";

@@ -1,5 +1,7 @@
 # `nix flake check`: the build itself, the image, pytest and ruff against the locked dev tools,
-# and two properties of the shipped package that no unit test sees (bytecode, shell-free start).
+# and what no unit test sees: the image's own command answering a question in the sandbox
+# (smoke), every preloaded module importable through the launcher's site directories (imports),
+# bytecode, a shell-free start, and what the image's closure holds (closure).
 {
   pkgs,
   src,
@@ -10,6 +12,11 @@
 let
   inherit (pkgs) lib;
   inherit (built) app bookchat py;
+  inherit (image) runtime index;
+  # The image's environment as `env` arguments, and its command on loopback: the sandbox has
+  # only 127.0.0.1, and nothing else may listen there anyway.
+  imageEnv = lib.mapAttrsToList (name: value: "${name}=${value}") runtime.env;
+  loopbackCmd = map (a: if a == "0.0.0.0" then "127.0.0.1" else a) runtime.cmd;
 
   # What pytest and ruff read: sources, tests, benchmarks, the delivery files the delivery tests
   # check, and the config in pyproject.toml.
@@ -113,4 +120,106 @@ in
     case "$line" in *127.0.0.1:9*) ;; *) echo "unexpected healthcheck output: $line"; exit 1 ;; esac
     echo ok > $out
   '';
+
+  # The image's own command and environment (nix/runtime.nix: the launcher, PATH with nothing
+  # but the launcher, the baked index read-only in the store), started on 127.0.0.1 inside the
+  # build sandbox; bookchat.probe (through the same launcher) waits for healthy, asks one
+  # question and requires metadata, a token, done with sources and the stored conversation.
+  # HOME and BOOKCHAT_DATA_DIR are the only values changed: /home/user does not exist here.
+  smoke = pkgs.runCommand "bookchat-smoke" { } ''
+    home="$TMPDIR/home"
+    mkdir -p "$home/data"
+    # TMPDIR too: the image has a /tmp, the sandbox only its build directory.
+    env -i ${lib.escapeShellArgs imageEnv} HOME="$home" BOOKCHAT_DATA_DIR="$home/data" \
+      TMPDIR="$TMPDIR" ${lib.escapeShellArgs loopbackCmd} > server.log 2>&1 &
+    server=$!
+    if ! env -i ${lib.escapeShellArgs imageEnv} HOME="$home" \
+        ${bookchat}/bin/bookchat probe http://127.0.0.1:${toString runtime.port} --wait 300 > probe.txt
+    then
+      cat probe.txt server.log; kill "$server"; exit 1
+    fi
+    env -i ${lib.escapeShellArgs imageEnv} HOME="$home" ${bookchat}/bin/bookchat healthcheck
+    kill -TERM "$server"
+    wait "$server" || true
+    cat probe.txt
+    # The baked index was served, from a copy: the read-only store path was never opened.
+    grep -q 'index baked' probe.txt
+    mkdir -p $out
+    cp probe.txt server.log $out/
+  '';
+
+  # Every module start-up may preload (bookchat.backends.PRELOADABLE) and the native modules under
+  # them, imported through exactly the launcher's site directories with no environment: a module
+  # the image lacks fails the build with its own name, not as a start-up that retries forever.
+  imports = pkgs.runCommand "bookchat-imports" { } ''
+    env -i ${py.interpreter} - <<'PY'
+    import importlib
+    import site
+    import sys
+
+    for directory in ${builtins.toJSON built.siteDirs}:
+        site.addsitedir(directory)
+    from bookchat.backends import PRELOADABLE
+
+    native = ["grpc", "sqlalchemy.ext.asyncio", "tokenizers", "numpy", "pydantic_core",
+              "uvicorn", "uvloop", "httptools", "bookchat.app", "bookchat.cli.serve"]
+    failed = []
+    for name in [*PRELOADABLE, *native]:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            failed.append(f"{name}: {type(exc).__name__}: {exc}")
+    import psycopg
+
+    # psycopg's C implementation from psycopg-binary: no libpq is installed beside it.
+    if psycopg.pq.__impl__ != "binary":
+        failed.append(f"psycopg: implementation {psycopg.pq.__impl__!r}, expected 'binary'")
+    print("\n".join(failed) or f"{len(PRELOADABLE) + len(native)} modules import")
+    sys.exit(1 if failed else 0)
+    PY
+    touch $out
+  '';
+
+  # What "no shell" means, checked on the image's whole closure: no shell on the image's PATH,
+  # and the command and every program on PATH start Python from their shebang. Shells that
+  # are in the closure anyway (nixpkgs' Python references bash through its python3-config
+  # script) are listed with the store path that brings each in, in $out/shells.txt.
+  closure =
+    pkgs.runCommand "bookchat-closure"
+      {
+        closure = pkgs.closureInfo {
+          rootPaths = [
+            bookchat
+            index
+            built.sitePackages
+            py
+            pkgs.cacert
+          ];
+        };
+      }
+      ''
+        mkdir -p $out
+        for dir in ${lib.concatStringsSep " " (lib.splitString ":" runtime.env.PATH)}; do
+          for program in "$dir"/*; do
+            case "$(basename "$program")" in sh|bash|dash|ash|zsh|ksh|busybox)
+              echo "a shell on the image's PATH: $program"; exit 1 ;;
+            esac
+            read -r shebang < "$program"
+            case "$shebang" in "#!${py.interpreter}"*) ;;
+              *) echo "$program does not start Python: $shebang"; exit 1 ;;
+            esac
+          done
+        done
+        : > $out/shells.txt
+        while read -r path; do
+          for shell in "$path"/bin/sh "$path"/bin/bash "$path"/bin/dash "$path"/bin/busybox; do
+            [ -e "$shell" ] || continue
+            echo "$shell, referenced by:" >> $out/shells.txt
+            grep -l -r -F "$path" $(cat $closure/store-paths) 2>/dev/null \
+              | cut -d/ -f1-4 | sort -u | grep -v -F "$path" | sed 's/^/  /' >> $out/shells.txt || true
+          done
+        done < $closure/store-paths
+        cp $closure/store-paths $out/
+        cat $out/shells.txt
+      '';
 }

@@ -1,20 +1,27 @@
 # The OCI image the Hugging Face Space runs (hf/Dockerfile is a FROM of it by digest).
 # Layers, from least to most often changed, so a code change re-pushes one small layer:
 #   1. Python, the locked dependencies (site-packages) and CA certificates;
-#   2. /etc/passwd, /etc/group, /home/user, /tmp and /etc/ssl: a few hundred bytes;
-#   3. (buildImage's own layer) the application and its launcher.
+#   2. the baked book's index (changes with the book, not with the code);
+#   3. /etc/passwd, /etc/group, /home/user, /tmp and /etc/ssl: a few hundred bytes;
+#   4. (buildImage's own layer) the application and its launcher.
 {
   pkgs,
   nix2container,
   bookchat,
+  # nix/runtime.nix: the command and environment (checks.smoke runs the same).
+  runtime,
+  # nix/index.nix: the baked book.
+  index,
+  # OCI annotations from the commit (source, revision, version, created).
+  labels ? { },
+  # The commit's time, so that the image's date is real and two builds still agree.
+  created ? "1970-01-01T00:00:01Z",
 }:
 let
   inherit (bookchat.passthru) app sitePackages py;
   uid = 1000;
   gid = 1000;
-  home = "/home/user";
-  dataDir = "${home}/data";
-  caBundle = "${pkgs.cacert}/etc/ssl/certs/ca-bundle.crt";
+  inherit (runtime) home dataDir;
 
   dependencies = nix2container.buildLayer {
     deps = [
@@ -40,6 +47,9 @@ let
     EOF
   '';
 
+  # Its own layer: the index references no other store path, and a code change leaves it be.
+  book = nix2container.buildLayer { deps = [ index ]; };
+
   # /etc/ssl/certs/ca-certificates.crt for libraries that look at the conventional path instead
   # of SSL_CERT_FILE (libpq with sslrootcert=system, gRPC).
   certificates = pkgs.buildEnv {
@@ -53,7 +63,10 @@ let
       accounts
       certificates
     ];
-    layers = [ dependencies ];
+    layers = [
+      dependencies
+      book
+    ];
     perms = [
       {
         # Sticky and world-writable like any /tmp: tempfile, SQLite journals and uvicorn use it.
@@ -76,50 +89,28 @@ let
 in
 nix2container.buildImage {
   name = "bookchat";
+  inherit created;
   # A content-derived tag (nix2container's default) so two builds never fight over `latest`;
   # the release workflow pushes by this tag and pins the registry's digest.
   layers = [
     dependencies
+    book
     system
   ];
   config = {
     # Numeric, so the runtime never has to resolve a name; the passwd layer still names it.
     User = "${toString uid}:${toString gid}";
     WorkingDir = home;
-    Cmd = [
-      "${bookchat}/bin/bookchat"
-      "serve"
-      # Spaces route to app_port (7860, hf/README.md) and reach the container from outside.
-      "--host"
-      "0.0.0.0"
-      "--port"
-      "7860"
-    ];
+    Cmd = runtime.cmd;
     ExposedPorts = {
-      "7860/tcp" = { };
+      "${toString runtime.port}/tcp" = { };
     };
-    Env = [
-      # Only the launcher: exec-form HEALTHCHECK ["bookchat", "healthcheck"] resolves here.
-      "PATH=${bookchat}/bin"
-      "HOME=${home}"
-      # The app's default is ~/.local/share/bookchat; make the location explicit and writable by uid 1000.
-      "BOOKCHAT_DATA_DIR=${dataDir}"
-      # Read by `bookchat healthcheck` (and `serve` without --port), so both agree on 7860.
-      "PORT=7860"
-      # Python's ssl, httpx and OpenSSL-based libraries all honour these.
-      "SSL_CERT_FILE=${caBundle}"
-      "SSL_CERT_DIR=${pkgs.cacert}/etc/ssl/certs"
-      # Log lines reach the Space's log viewer as they happen, not when a buffer fills.
-      "PYTHONUNBUFFERED=1"
-      # Bytecode is compiled at build time and the store is read-only: never try to write .pyc.
-      "PYTHONDONTWRITEBYTECODE=1"
-      # glibc's built-in UTF-8 locale; no locale archive is needed.
-      "LANG=C.UTF-8"
-    ];
+    Env = builtins.attrValues (builtins.mapAttrs (name: value: "${name}=${value}") runtime.env);
     Labels = {
       "org.opencontainers.image.title" = "bookchat";
       "org.opencontainers.image.description" = app.meta.description or "bookchat";
       "org.opencontainers.image.licenses" = "Apache-2.0";
-    };
+    }
+    // labels;
   };
 }

@@ -50,8 +50,26 @@ def describe_embedder(settings: Settings) -> dict[str, Any]:
     return {"backend": "offline"}
 
 
+# Every module start-up may preload, whatever the configuration: checks.imports (nix/checks.nix)
+# imports each through the image launcher's site directories, so a module missing from the
+# image names itself at build time instead of as a start-up that retries forever.
+PRELOADABLE = (
+    "bookchat.stores.conversations",
+    "bookchat.rag.retrieve",
+    "qdrant_client",
+    "bookchat.ingest.pipeline",
+    "aiosqlite",
+    "psycopg",
+    "google.genai",
+    "bookchat.rag.gemini_answerer",
+    "bookchat.rag.extractive",
+    "bookchat.providers.static_embedder",
+)
+
+
 def preload_modules(settings: Settings) -> list[str]:
-    """The modules the chosen backends import, to load off the event loop at start-up."""
+    """The modules the chosen backends import, to load off the event loop at start-up
+    (always a subset of PRELOADABLE)."""
     modules = ["bookchat.stores.conversations", "bookchat.rag.retrieve", "qdrant_client"]
     if settings.sample_book:
         modules.append("bookchat.ingest.pipeline")

@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default_factory=default_data_dir, validation_alias=AliasChoices("BOOKCHAT_DATA_DIR")
     )
+    # A prebuilt embedded index (the image's baked book), possibly read-only; unset: the index
+    # lives under BOOKCHAT_DATA_DIR. Everything written at run time stays under the data dir.
+    index_dir: Path | None = Field(default=None, validation_alias="BOOKCHAT_INDEX_DIR")
     # Ingest the bundled sample book into an empty embedded collection at startup.
     sample_book: bool = Field(default=True, validation_alias="BOOKCHAT_SAMPLE_BOOK")
 
@@ -151,6 +154,13 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             return None
         return value.strip() if isinstance(value, str) else value
+
+    @field_validator("index_dir", mode="before")
+    @classmethod
+    def _blank_path_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
 
     @field_validator("qdrant_url", "gemini_base_url", mode="before")
     @classmethod
@@ -249,8 +259,9 @@ class Settings(BaseSettings):
 
     @property
     def qdrant_path(self) -> Path:
-        """Where the embedded (local-mode) Qdrant keeps its files."""
-        return self.data_dir / "qdrant"
+        """Where the embedded (local-mode) Qdrant keeps its files: BOOKCHAT_INDEX_DIR, else
+        `qdrant` under the data dir. (`bookchat serve` serves a read-only one from a copy.)"""
+        return self.index_dir if self.index_dir is not None else self.data_dir / "qdrant"
 
     @property
     def embedded_qdrant(self) -> bool:

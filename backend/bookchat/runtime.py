@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from bookchat.rag.answerer import Answerer
     from bookchat.rag.retrieve import BookRetriever
+    from bookchat.stores.index_dir import ServedIndex
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ class Runtime:
     # One future per chat turn whose answer is not stored yet; shutdown waits for them.
     turns_in_flight: set[asyncio.Future[bool]] = field(default_factory=set)
     retriever: BookRetriever | None = None
+    # Which embedded index is served (the baked one, copied if read-only), once prepared.
+    index: ServedIndex | None = None
     answerer: Answerer | None = None
     # Answers once the day's LLM budget is spent; made on first use.
     fallback_answerer: Answerer | None = None
@@ -135,8 +138,15 @@ class Runtime:
             self.step = "opening the answerer"
             self.answerer = backends.make_answerer(self.settings)
         if self.retriever is None:
+            from bookchat.stores.index_dir import prepare_served_index
+
+            self.step = "preparing the index"
+            self.index = await asyncio.to_thread(prepare_served_index, self.settings)
+            settings = self.settings
+            if self.index.path is not None and self.index.path != settings.qdrant_path:
+                settings = settings.model_copy(update={"index_dir": self.index.path})
             self.step = "opening the vector store"
-            self.retriever = await backends.open_retriever(self.settings)
+            self.retriever = await backends.open_retriever(settings)
         if not self._tables_ready:
             self.step = "creating the conversation tables"
             await conversations.create_tables(self.engine)

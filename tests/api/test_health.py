@@ -42,6 +42,9 @@ async def test_healthy_names_each_dependency_and_backend(make_settings) -> None:
     assert services["llm"]["backend"] == "offline"
     assert services["embedder"]["backend"] == "offline"
     assert services["vector_store"]["points"] > 0
+    # Which index is served: the one under the data dir (no BOOKCHAT_INDEX_DIR, no manifest
+    # since the sample book was not ingested by `bookchat ingest`).
+    assert body["index"] == {"source": "data_dir"}
 
 
 async def test_starting_until_the_sample_book_is_ready(

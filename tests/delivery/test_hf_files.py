@@ -100,10 +100,13 @@ def test_frontmatter_configures_a_docker_space_on_7860() -> None:
 
 
 def test_image_serves_the_port_the_space_routes_to() -> None:
-    image_nix = (REPO / "nix" / "image.nix").read_text(encoding="utf-8")
+    from tests.delivery.test_image_definition import image
+
+    config = image()["config"]
     data, _ = frontmatter()
-    assert f'"{data["app_port"]}/tcp"' in image_nix
-    assert re.search(rf'"--port"\s+"{data["app_port"]}"', image_nix)
+    assert config["ExposedPorts"] == {f"{data['app_port']}/tcp": {}}
+    argv = config["Cmd"]
+    assert argv[argv.index("--port") + 1] == str(data["app_port"])
 
 
 def test_readme_documents_the_endpoints_that_exist(tmp_path: object) -> None:

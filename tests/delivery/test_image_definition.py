@@ -30,17 +30,23 @@ let
       py = drv "python3";
     };
   };
-  image = import REPO/nix/image.nix { inherit pkgs nix2container bookchat; };
+  index = drv "bookchat-index";
+  runtime = import REPO/nix/runtime.nix { inherit pkgs bookchat index; };
+  image = import REPO/nix/image.nix {
+    inherit pkgs nix2container bookchat runtime index;
+    labels."org.opencontainers.image.revision" = "0123abc";
+    created = "2026-11-30T12:00:00Z";
+  };
   names = map (d: d.name);
 in {
-  inherit (image) name config;
+  inherit (image) name config created;
   layers = map (l: {
     deps = names (l.layer.deps or [ ]);
     copyToRoot = names (l.layer.copyToRoot or [ ]);
     layers = builtins.length (l.layer.layers or [ ]);
     perms = map (p: p // { path = p.path.name; }) (l.layer.perms or [ ]);
   }) image.layers;
-  accounts = (builtins.head (builtins.elemAt image.layers 1).layer.copyToRoot).script;
+  accounts = (builtins.head (builtins.elemAt image.layers 2).layer.copyToRoot).script;
 }
 """
 
@@ -92,12 +98,14 @@ def test_environment_points_at_writable_home_data_and_certificates() -> None:
     assert variables["PYTHONDONTWRITEBYTECODE"] == "1"
 
 
-def test_dependencies_and_application_are_separate_layers() -> None:
-    dependencies, system = image()["layers"]
+def test_dependencies_book_and_application_are_separate_layers() -> None:
+    dependencies, book, system = image()["layers"]
     assert dependencies["deps"] == ["python3", "bookchat-site-packages", "nss-cacert"]
-    # The small layer skips what the dependency layer has; the app itself is in neither:
+    # The baked index changes with the book, not with the code.
+    assert book["deps"] == ["bookchat-index"]
+    # The small layer skips what the other two have; the app itself is in none of them:
     # it goes in buildImage's own layer, the only one a code change re-pushes.
-    assert system["layers"] == 1
+    assert system["layers"] == 2
     assert system["copyToRoot"] == ["bookchat-accounts", "bookchat-certificates"]
     assert "bookchat" not in dependencies["deps"] + system["copyToRoot"]
 
@@ -110,7 +118,7 @@ def test_passwd_and_group_name_uid_and_gid_1000() -> None:
 
 
 def test_tmp_is_sticky_and_home_belongs_to_uid_1000() -> None:
-    _, system = image()["layers"]
+    _, _, system = image()["layers"]
     store = "/nix/store/00000000000000000000000000000000-bookchat-accounts"
 
     def applied(path: str) -> dict[str, Any]:
@@ -130,3 +138,21 @@ def test_tmp_is_sticky_and_home_belongs_to_uid_1000() -> None:
     assert applied("/home/user/data") == {"uid": 1000, "gid": 1000, "mode": "0755"}
     assert applied("/etc/passwd") == {"uid": 0, "gid": 0, "mode": None}
     assert applied("/home") == {"uid": 0, "gid": 0, "mode": None}
+
+
+def test_the_baked_index_is_served_and_the_data_dir_is_explicit() -> None:
+    variables = env()
+    assert (
+        variables["BOOKCHAT_INDEX_DIR"]
+        == "/nix/store/00000000000000000000000000000000-bookchat-index"
+    )
+    # Explicit, so the image never depends on the app's default data dir.
+    assert variables["BOOKCHAT_DATA_DIR"] == "/home/user/data"
+    assert "QDRANT_URL" not in variables
+
+
+def test_labels_and_creation_time_come_from_the_commit() -> None:
+    config = image()["config"]
+    assert config["Labels"]["org.opencontainers.image.revision"] == "0123abc"
+    assert config["Labels"]["org.opencontainers.image.title"] == "bookchat"
+    assert image()["created"] == "2026-11-30T12:00:00Z"

@@ -75,20 +75,65 @@ def test_release_probes_the_image_before_anything_is_pushed() -> None:
     def first(text: str) -> int:
         return next(i for i, run in enumerate(runs) if text in run)
 
-    build = first("nix build .#image")
+    book = first("IMAGE_EXPR=")
+    build = first('nix build --impure --expr "$IMAGE_EXPR"')
     probe = first("/api/health")
-    load = first(".#image.copyToDockerDaemon")
-    push = first(".#image.copyTo -- ")
+    load = first('"($IMAGE_EXPR).copyToDockerDaemon"')
+    push = first('"($IMAGE_EXPR).copyTo" -- ')
+    public = first("skopeo inspect --no-creds")
     pin = first("bookchat release pin")
     sync = first("upload_folder")
-    assert build < load < probe < push < pin < sync
+    assert book < build < load < probe < push < public < pin < sync
     probe_script = runs[probe]
     assert "--user 1000:1000" in probe_script
     assert "7860:7860" in probe_script
     assert "bookchat healthcheck" in probe_script
     assert '.status == "healthy"' in probe_script
+    # The one probe (bookchat/probe.py), from the runner and from inside the container.
+    assert "PYTHONPATH=backend python3 -m bookchat.probe http://127.0.0.1:7860" in probe_script
+    assert "docker exec bookchat bookchat probe http://127.0.0.1:7860" in probe_script
+    assert '.index.source == "baked"' in probe_script
+    assert "org.opencontainers.image.revision" in probe_script
     assert "--digestfile" in runs[push]
     assert "ghcr.io/" in script(data)
+    # Every nix/checks.nix check that proves the image runs, before anything is pushed.
+    for check in ("bytecode", "launcher", "imports", "smoke", "closure"):
+        assert f".#checks.x86_64-linux.{check}" in runs[build]
+
+
+def test_release_pins_nothing_a_space_cannot_pull() -> None:
+    data = workflow("release.yml")
+    step = next(s for s in steps(data) if "skopeo inspect --no-creds" in s.get("run", ""))
+    run = step["run"]
+    # The failure names the one thing to do, as the deployment guide says it.
+    assert "Change visibility → Public" in run
+    assert "Change visibility* → Public" in (REPO / "backend/docs/deploying.md").read_text()
+    assert run.index("skopeo inspect --no-creds") < run.index('echo "digest=')
+    assert "exit 1" in run
+
+
+def test_release_takes_the_book_to_bake() -> None:
+    data = workflow("release.yml")
+    inputs = triggers(data)["workflow_dispatch"]["inputs"]
+    assert inputs["book"]["required"] is False
+    assert inputs["book"]["default"] == ""
+    choose = next(s for s in steps(data) if "IMAGE_EXPR=" in s.get("run", ""))["run"]
+    assert "lib.x86_64-linux.mkImage" in choose
+    assert "git clone" in choose
+    assert 'revision = \\"$revision\\"' in choose
+
+
+def test_release_installs_huggingface_hub_into_a_venv() -> None:
+    sync = next(s for s in steps(workflow("release.yml")) if "upload_folder" in s.get("run", ""))
+    assert "python3 -m venv" in sync["run"]
+    assert "python3 -m pip install" not in sync["run"]
+
+
+def test_ci_rebuilds_the_image_and_compares() -> None:
+    run = script(workflow("ci.yml"))
+    assert "nix-store --realise --check" in run
+    for part in ("image-bookchat", "layers", "bookchat-index", "bookchat-site-packages"):
+        assert part in run
 
 
 def test_release_syncs_the_space_with_hf_token() -> None:

@@ -130,6 +130,8 @@ async def health(runtime: RuntimeDep) -> JSONResponse:
     body: dict[str, Any] = {
         "status": status,
         "services": services,
+        # Which book's index is served: baked into the image, under the data dir, or a server.
+        "index": runtime.index.describe() if runtime.index is not None else None,
         "timestamp": datetime.now(UTC).isoformat(),
         "startup": {
             "phase": runtime.phase,

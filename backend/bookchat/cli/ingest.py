@@ -38,6 +38,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--dry-run", action="store_true", help="parse and chunk, report what would change"
     )
+    parser.add_argument(
+        "--source-revision",
+        help="the book's source revision (e.g. a git commit), recorded beside an embedded "
+        "index and shown by /api/health",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -75,8 +80,9 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> IngestReport:
     from bookchat.backends import ConfigurationError, make_dense_embedder, make_sparse_encoder
     from bookchat.ingest.indexer import IngestReport, ingest
     from bookchat.ingest.pipeline import read_book
-    from bookchat.ingest.siteconfig import SiteConfigError
+    from bookchat.ingest.siteconfig import SiteConfigError, read_site_config
     from bookchat.providers.gemini_embedder import EmbeddingError
+    from bookchat.stores.index_dir import write_manifest
     from bookchat.stores.vectors import VectorStore, VectorStoreError, point_id
 
     docs_dir = resolve_docs_dir(args.path)
@@ -114,7 +120,7 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> IngestReport:
         raise CommandError(str(exc)) from None
     bar = _progress_bar()
     try:
-        return await ingest(
+        report = await ingest(
             chunked_book=book,
             store=store,
             dense=dense,
@@ -122,6 +128,25 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> IngestReport:
             progress=bar.update if bar else None,
             dry_run=args.dry_run,
         )
+        if store.embedded and not args.dry_run:
+            # What /api/health reports about a prebuilt (baked) index (the config was read
+            # fine a moment ago by read_book).
+            site = read_site_config(
+                docs_dir,
+                site_url=args.site_url,
+                base_url=args.base_url,
+                route_base_path=args.route_base_path,
+            )
+            write_manifest(
+                settings.qdrant_path,
+                site_url=f"{site.site_url}{site.base_url}",
+                collection=settings.qdrant_collection,
+                pages=book.pages,
+                chunks=await store.count(exact=True),
+                source_revision=args.source_revision,
+                embedder=getattr(dense, "name", None),
+            )
+        return report
     except (VectorStoreError, EmbeddingError) as exc:
         raise CommandError(str(exc)) from None
     finally:

@@ -1,0 +1,142 @@
+"""The embedded index a server serves: under BOOKCHAT_DATA_DIR, or a prebuilt BOOKCHAT_INDEX_DIR.
+
+A prebuilt index may be read-only (the image's baked book lives in the Nix store). Qdrant's local
+mode cannot open one: it takes a lock file in the folder and opens its SQLite file for writing.
+So a read-only index is served from a fresh copy under the data dir, made at each start (the
+store path may change with every image). Writes never go to the prebuilt folder.
+
+`bookchat ingest` leaves a small manifest beside the index (which book, how many chunks, from
+which revision) that /api/health reports; it holds no time, so a rebuild gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from bookchat.stores.errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from bookchat.config import Settings
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "bookchat-index.json"
+# Under the data dir; replaced at every start of a server that serves a read-only index.
+SERVED_COPY = "served-index"
+# Qdrant local mode's lock file: per process, never part of a prebuilt index.
+LOCK_FILE = ".lock"
+MANIFEST_FIELDS = ("site_url", "collection", "pages", "chunks", "source_revision", "embedder")
+
+# data_dir: the index under BOOKCHAT_DATA_DIR; baked: a prebuilt BOOKCHAT_INDEX_DIR (served in
+# place when writable, else from a copy); qdrant_server: QDRANT_URL (the manifest is not read).
+Source = Literal["data_dir", "baked", "qdrant_server"]
+
+
+@dataclass
+class ServedIndex:
+    """Which index a server serves, for the retriever and /api/health."""
+
+    source: Source
+    # The folder embedded Qdrant opens (None for a server).
+    path: Path | None = None
+    # The prebuilt folder it was copied from, and what the copy cost.
+    copied_from: Path | None = None
+    copy_seconds: float | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """The health report's `index` block (paths are local, never secrets)."""
+        info: dict[str, Any] = {"source": self.source}
+        for name in MANIFEST_FIELDS:
+            if name in self.manifest:
+                info[name] = self.manifest[name]
+        if self.copied_from is not None:
+            info["prebuilt"] = str(self.copied_from)
+            info["copy_seconds"] = self.copy_seconds
+        return info
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest `bookchat ingest` wrote into an index folder; {} when there is none."""
+    try:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: data[k] for k in MANIFEST_FIELDS if k in data} if isinstance(data, dict) else {}
+
+
+def write_manifest(folder: Path, **fields: Any) -> None:
+    """Record which book an index holds (stable bytes: sorted keys, no timestamps)."""
+    data = {k: v for k, v in fields.items() if k in MANIFEST_FIELDS and v is not None}
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    (folder / MANIFEST).write_text(text, encoding="utf-8")
+
+
+def _read_only(folder: Path) -> bool:
+    """Whether the folder or a file in it is read-only: not writable by this user, or with no
+    write bit at all (root may write anywhere, but a folder made read-only is meant to stay so,
+    like every path in the Nix store)."""
+    for root, _dirs, files in os.walk(folder):
+        for name in (root, *(os.path.join(root, f) for f in files if f != LOCK_FILE)):
+            if not os.access(name, os.W_OK) or not os.stat(name).st_mode & 0o222:
+                return True
+    return False
+
+
+def _copy(source: Path, target: Path) -> None:
+    if target.exists():
+        shutil.rmtree(target)
+    # copyfile, not copy2: the store's read-only modes must not come along.
+    shutil.copytree(
+        source,
+        target,
+        copy_function=shutil.copyfile,
+        ignore=shutil.ignore_patterns(LOCK_FILE),
+    )
+    # copytree still copies each directory's mode; local mode creates files in them.
+    for root, _dirs, _files in os.walk(target):
+        os.chmod(root, 0o700)
+
+
+def prepare_served_index(settings: Settings) -> ServedIndex:
+    """The index to open: as configured, or a fresh copy of a read-only BOOKCHAT_INDEX_DIR."""
+    if not settings.embedded_qdrant:
+        return ServedIndex(source="qdrant_server")
+    if settings.index_dir is None:
+        path = settings.qdrant_path
+        return ServedIndex(source="data_dir", path=path, manifest=read_manifest(path))
+    prebuilt = settings.index_dir
+    if not (prebuilt / "meta.json").is_file():
+        raise StoreUnavailable(
+            f"BOOKCHAT_INDEX_DIR={prebuilt} holds no embedded Qdrant index (no meta.json): "
+            "point it at a folder `bookchat ingest` wrote, or unset it"
+        )
+    manifest = read_manifest(prebuilt)
+    if not _read_only(prebuilt):
+        return ServedIndex(source="baked", path=prebuilt, manifest=manifest)
+    target = settings.data_dir / SERVED_COPY
+    started = time.perf_counter()
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        _copy(prebuilt, target)
+    except OSError as exc:
+        raise StoreUnavailable(
+            f"the read-only index {prebuilt} cannot be copied into BOOKCHAT_DATA_DIR="
+            f"{settings.data_dir}: {exc.strerror or exc}"
+        ) from None
+    seconds = round(time.perf_counter() - started, 3)
+    log.info("serving the read-only index %s from a copy in %s (%.3f s)", prebuilt, target, seconds)
+    return ServedIndex(
+        source="baked",
+        path=target,
+        copied_from=prebuilt,
+        copy_seconds=seconds,
+        manifest=manifest,
+    )
