@@ -53,12 +53,16 @@ def import_time() -> float:
 
 def spawn_to_health(data_dir: Path, *, timeout: float = 300) -> tuple[float, float]:
     """(seconds to the first /api/health answer, seconds to "healthy") for one server run."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/api/health"
+    return spawn_to_health_env(env_for(data_dir, free_port()), timeout=timeout)
+
+
+def spawn_to_health_env(env: dict[str, str], *, timeout: float = 300) -> tuple[float, float]:
+    """spawn_to_health for a server started with this environment (its PORT included)."""
+    url = f"http://127.0.0.1:{env['PORT']}/api/health"
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "bookchat", "serve"],
-        env=env_for(data_dir, port),
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=ROOT,
