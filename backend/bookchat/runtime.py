@@ -11,9 +11,11 @@ from urllib.parse import urlsplit
 
 from bookchat import backends
 from bookchat.config import Settings
+from bookchat.retry import retrying
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+    from tenacity import RetryCallState
 
     from bookchat.rag.answerer import Answerer
     from bookchat.rag.retrieve import BookRetriever
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Phase = Literal["starting", "ready", "failed"]
-# Retry failed start-up work after 1, 2, 4 … seconds, at most this long apart.
+# Failed start-up work is retried after up to 1, 2, 4 … seconds (jittered), at most this long.
 MAX_BACKOFF_SECONDS = 60.0
 SHUTDOWN_SAVE_WAIT_SECONDS = 15.0
 
@@ -99,27 +101,31 @@ class Runtime:
 
     async def start(self) -> None:
         """Do the start-up work, retrying with backoff until it succeeds or the app stops."""
-        delay = 1.0
-        while True:
-            self.attempts += 1
-            try:
+        async for attempt in retrying(
+            retry_on=lambda exc: isinstance(exc, Exception),
+            attempts=None,
+            initial=1.0,
+            maximum=MAX_BACKOFF_SECONDS,
+            before_sleep=self._failed,
+        ):
+            with attempt:
+                self.attempts += 1
                 await self._start_once()
-            except Exception as exc:
-                self.phase = "failed"
-                self.error = f"{self.step} failed: {self._reason(exc)}"
-                # The driver's own text (scrubbed) is for the log; people read self.error.
-                log.warning(
-                    "start-up: %s [%s] (retrying in %.0f s)",
-                    self.error,
-                    explain(exc, self.settings),
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF_SECONDS)
-                continue
-            self.phase, self.error, self.step = "ready", None, "done"
-            log.info("start-up complete after %d attempt(s)", self.attempts)
-            return
+        self.phase, self.error, self.step = "ready", None, "done"
+        log.info("start-up complete after %d attempt(s)", self.attempts)
+
+    def _failed(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        assert error is not None  # before_sleep runs only after a failed attempt
+        self.phase = "failed"
+        self.error = f"{self.step} failed: {self._reason(error)}"
+        # The driver's own text (scrubbed) is for the log; people read self.error.
+        log.warning(
+            "start-up: %s [%s] (retrying in %.1f s)",
+            self.error,
+            explain(error, self.settings),
+            state.upcoming_sleep,
+        )
 
     async def _start_once(self) -> None:
         self.step = "loading libraries"

@@ -171,6 +171,19 @@ def test_unreachable_qdrant_server_is_one_line(
     assert f"Qdrant at 127.0.0.1:{port}" in err
 
 
+@pytest.mark.slow
+def test_unreachable_gemini_embeddings_are_one_line_naming_gemini(
+    env: Path, small_book: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+):
+    # The bug this guards: httpx2's ConnectError was not retried and ended in a traceback.
+    monkeypatch.setenv("BOOKCHAT_EMBEDDER", "gemini")
+    monkeypatch.setenv("GEMINI_API_KEY", "cli-secret")
+    monkeypatch.setenv("GEMINI_BASE_URL", f"http://127.0.0.1:{free_port()}")
+    assert run(small_book) == 1
+    err = capsys.readouterr().err
+    assert err == "bookchat ingest: Gemini embeddings could not be reached: ConnectError\n"
+
+
 def test_ingest_with_gemini_embeddings(
     env: Path, small_book: Path, capsys: pytest.CaptureFixture[str], monkeypatch, fake_gemini
 ):

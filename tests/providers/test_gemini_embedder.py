@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from types import SimpleNamespace
 
@@ -10,6 +11,7 @@ import pytest
 from bookchat.providers.gemini_client import genai_client
 from bookchat.providers.gemini_embedder import EmbeddingError, GeminiEmbedder
 from tests.fakes.gemini import FakeGemini, HttpError
+from tests.network import free_port
 
 EMBED = "batchEmbedContents"
 
@@ -124,3 +126,21 @@ async def test_wrong_dimensions_are_an_error() -> None:
     emb = GeminiEmbedder(client=_stub_client([1.0, 0.0]), dimensions=768)  # type: ignore[arg-type]
     with pytest.raises(EmbeddingError, match="BOOKCHAT_EMBEDDING_DIMENSIONS"):
         await emb.embed_documents(["x"])
+
+
+async def test_a_closed_port_is_retried_then_names_gemini(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # google-genai's default HTTP stack is httpx2, whose errors are not httpx's: both count.
+    caplog.set_level(logging.INFO, logger="bookchat.providers.gemini_embedder")
+    client = genai_client(
+        api_key="test-secret-key", base_url=f"http://127.0.0.1:{free_port()}", timeout=5.0
+    )
+    emb = GeminiEmbedder(client=client, attempts=3, initial_delay=0.01, max_delay=0.02)
+    try:
+        with pytest.raises(EmbeddingError, match="Gemini embeddings could not be reached"):
+            await emb.embed_documents(["a passage"])
+    finally:
+        await emb.aclose()
+    retries = [r for r in caplog.records if "retry" in r.getMessage()]
+    assert len(retries) == 2  # three attempts

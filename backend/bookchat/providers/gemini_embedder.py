@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-import random
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
+
+from bookchat.retry import is_transport_error, retrying
 
 if TYPE_CHECKING:
     from google import genai
+    from google.genai import types
+    from tenacity import RetryCallState
 
 log = logging.getLogger(__name__)
 
@@ -110,36 +113,53 @@ class GeminiEmbedder:
             vectors.append(_normalise(values) if self._dimensions < FULL_DIMENSIONS else values)
         return vectors
 
-    async def _with_retries(self, call, attempts: int):  # type: ignore[no-untyped-def]
-        import httpx
-        from google.genai import errors
+    async def _with_retries(
+        self, call: Callable[[], Awaitable[types.EmbedContentResponse]], attempts: int
+    ) -> types.EmbedContentResponse:
+        try:
+            async for attempt in retrying(
+                retry_on=_worth_retrying,
+                attempts=attempts,
+                initial=self._initial_delay,
+                maximum=self._max_delay,
+                before_sleep=_log_retry,
+            ):
+                with attempt:
+                    return await call()
+        except Exception as exc:
+            raise _embedding_error(exc) from exc
+        raise AssertionError("unreachable: tenacity returns or raises")
 
-        delay = self._initial_delay
-        for attempt in range(1, attempts + 1):
-            try:
-                return await call()
-            except errors.APIError as exc:
-                if exc.code not in RETRYABLE_STATUS or attempt == attempts:
-                    raise EmbeddingError(
-                        f"Gemini embeddings failed: HTTP {exc.code} {exc.status or ''} "
-                        f"{(exc.message or '')[:200]}".strip()
-                    ) from exc
-                reason = f"HTTP {exc.code}"
-            except httpx.TransportError as exc:
-                if attempt == attempts:
-                    raise EmbeddingError(
-                        f"Gemini embeddings could not be reached: {type(exc).__name__}"
-                    ) from exc
-                reason = type(exc).__name__
-            # Full jitter keeps parallel ingesters from retrying in lockstep.
-            sleep = min(self._max_delay, delay) * (0.5 + random.random() / 2)
-            log.info(
-                "Gemini embeddings: %s, retry %d/%d in %.1fs",
-                reason,
-                attempt,
-                attempts - 1,
-                sleep,
-            )
-            await asyncio.sleep(sleep)
-            delay *= 2
-        raise AssertionError("unreachable")
+
+def _worth_retrying(exc: BaseException) -> bool:
+    from google.genai import errors
+
+    if isinstance(exc, errors.APIError):
+        return exc.code in RETRYABLE_STATUS
+    return is_transport_error(exc)
+
+
+def _embedding_error(exc: BaseException) -> BaseException:
+    """The error a caller sees: EmbeddingError naming Gemini, or the unexpected error itself."""
+    from google.genai import errors
+
+    if isinstance(exc, errors.APIError):
+        return EmbeddingError(
+            f"Gemini embeddings failed: HTTP {exc.code} {exc.status or ''} "
+            f"{(exc.message or '')[:200]}".strip()
+        )
+    if is_transport_error(exc):
+        return EmbeddingError(f"Gemini embeddings could not be reached: {type(exc).__name__}")
+    return exc
+
+
+def _log_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    code = getattr(error, "code", None)
+    reason = f"HTTP {code}" if isinstance(code, int) else type(error).__name__
+    log.info(
+        "Gemini embeddings: %s, retry %d in %.1fs",
+        reason,
+        state.attempt_number,
+        state.upcoming_sleep,
+    )

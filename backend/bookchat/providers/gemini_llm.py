@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -28,10 +27,12 @@ from bookchat.providers.gemini_responses import (
     retry_delay,
     text_of,
 )
+from bookchat.retry import is_transport_error, retrying
 
 if TYPE_CHECKING:
     from google import genai
     from google.genai import types
+    from tenacity import RetryCallState
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +40,35 @@ RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 RECENT_FAILURE_SECONDS = 300.0  # how long /api/health mentions a failed answer
 
 
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    # google-genai 3.x talks through httpx2 (or httpx when given a client); both are covered.
-    errors: list[type[BaseException]] = [OSError]
-    for name in ("httpx2", "httpx"):
-        try:
-            module = __import__(name)
-        except ImportError:
-            continue
-        errors.append(module.TransportError)
-    return tuple(errors)
+def _worth_retrying(exc: BaseException) -> bool:
+    # The time-out is the reader's whole wait (TimeoutError is an OSError, so it comes first).
+    if isinstance(exc, (LLMError, TimeoutError)):
+        return False
+    from google.genai import errors
+
+    if isinstance(exc, errors.APIError):
+        return exc.code in RETRIED_STATUSES
+    return is_transport_error(exc)
+
+
+def _code_for(exc: BaseException) -> str:
+    from google.genai import errors
+
+    if isinstance(exc, TimeoutError):
+        return "llm_timeout"
+    if isinstance(exc, errors.APIError):
+        return code_for_status(exc.code)
+    return "llm_unavailable"
+
+
+def _log_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    log.warning(
+        "gemini attempt %d failed: %s; retrying in %.2f s",
+        state.attempt_number,
+        describe_error(error) if error is not None else "?",
+        state.upcoming_sleep,
+    )
 
 
 class GeminiLLM:
@@ -82,7 +102,6 @@ class GeminiLLM:
         self.max_output_tokens = max_output_tokens
         self._owns_client = owns_client
         self._sleep = sleep
-        self._transport_errors = _transport_errors()
         self._last_outcome: tuple[float, str | None] | None = None  # (monotonic time, error code)
 
     def describe(self) -> dict[str, str]:
@@ -167,60 +186,55 @@ class GeminiLLM:
         self, system_instruction: str, contents: list[dict[str, Any]], *, deadline: float
     ) -> tuple[AsyncIterator[Any], str]:
         """Open the stream and read up to its first text, retrying what is worth retrying."""
-        from google.genai import errors
-
         config = self._config(system_instruction)
         loop = asyncio.get_running_loop()
-        for attempt in range(1, self.max_attempts + 1):
-            chunks: AsyncIterator[Any] | None = None
-            try:
-                async with asyncio.timeout_at(deadline):
-                    chunks = await self._client.aio.models.generate_content_stream(
-                        model=self.model, contents=contents, config=config
-                    )
-                    async for chunk in chunks:
-                        text = text_of(chunk)
-                        if text:
-                            return chunks, text
-                        if finish_reason(chunk) in BLOCKED_FINISH_REASONS or block_reason(chunk):
-                            raise LLMError("llm_blocked")
-                raise LLMError("llm_empty")
-            except LLMError:
-                await _close(chunks)
-                raise
-            except TimeoutError:
-                await _close(chunks)
-                code, retry, hint = "llm_timeout", False, None
-            except errors.APIError as exc:
-                await _close(chunks)
-                code = code_for_status(exc.code)
-                retry = exc.code in RETRIED_STATUSES
-                hint = retry_delay(exc)
-                log.warning("gemini attempt %d failed: HTTP %s %s", attempt, exc.code, exc.status)
-            except self._transport_errors as exc:
-                await _close(chunks)
-                code, retry, hint = "llm_unavailable", True, None
-                log.warning("gemini attempt %d failed: %s", attempt, describe_error(exc))
-            except Exception as exc:
-                await _close(chunks)
-                code, retry, hint = "llm_unavailable", False, None
-                log.warning("gemini request failed: %s", describe_error(exc))
-            # Errors are raised here, outside the except blocks, so the SDK's traceback (and
-            # the HTTP generators its frames hold) does not live on as __context__.
-            if not retry or attempt == self.max_attempts:
-                raise LLMError(code)
-            wait = self._backoff(attempt, hint)
-            if loop.time() + wait >= deadline:
-                # Waiting would use up the time-out: better to say so now.
-                raise LLMError(code)
-            await self._sleep(wait)
-        raise AssertionError("unreachable: the loop returns or raises")
+        try:
+            async for attempt in retrying(
+                retry_on=_worth_retrying,
+                attempts=self.max_attempts,
+                initial=self.initial_backoff,
+                maximum=self.max_backoff,
+                # A wait that would use up the time-out is not taken: better to say so now.
+                within=max(0.0, deadline - loop.time()),
+                hint=retry_delay,
+                sleep=self._sleep,
+                before_sleep=_log_retry,
+            ):
+                with attempt:
+                    return await self._open(config, contents, deadline=deadline)
+        except LLMError:
+            raise
+        except Exception as exc:
+            log.warning("gemini request failed: %s", describe_error(exc))
+            code = _code_for(exc)
+        # Raised here, outside the except block, so the SDK's traceback (and the HTTP
+        # generators its frames hold) does not live on as __context__.
+        raise LLMError(code)
 
-    def _backoff(self, attempt: int, hint: float | None) -> float:
-        base = min(self.max_backoff, self.initial_backoff * 2 ** (attempt - 1))
-        # Equal jitter: at least half the base, so clients that failed together spread out.
-        wait = base / 2 + random.uniform(0, base / 2)
-        return max(wait, hint) if hint is not None else wait
+    async def _open(
+        self,
+        config: types.GenerateContentConfig,
+        contents: list[dict[str, Any]],
+        *,
+        deadline: float,
+    ) -> tuple[AsyncIterator[Any], str]:
+        """One attempt: the stream and its first text; the stream is closed if it fails."""
+        chunks: AsyncIterator[Any] | None = None
+        try:
+            async with asyncio.timeout_at(deadline):
+                chunks = await self._client.aio.models.generate_content_stream(
+                    model=self.model, contents=contents, config=config
+                )
+                async for chunk in chunks:
+                    text = text_of(chunk)
+                    if text:
+                        return chunks, text
+                    if finish_reason(chunk) in BLOCKED_FINISH_REASONS or block_reason(chunk):
+                        raise LLMError("llm_blocked")
+            raise LLMError("llm_empty")
+        except BaseException:
+            await _close(chunks)
+            raise
 
     def _config(self, system_instruction: str) -> types.GenerateContentConfig:
         from google.genai import types
