@@ -73,7 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(chat.router)
     app.include_router(conversations.router)
-    app.include_router(page.router)
+    app.include_router(page.build_router(frame_ancestors=settings.frame_ancestors))
 
     # Innermost first: errors become JSON inside CORS, so a browser can read a 500 too.
     app.add_middleware(UnhandledErrorMiddleware)
@@ -85,6 +85,8 @@ def create_app(settings: Settings) -> FastAPI:
             allow_origins=settings.allowed_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type"],
+            # The widget on a book's site reads how long to wait after a 429 or 503.
+            expose_headers=["Retry-After"],
             max_age=600,
         )
     app.add_middleware(AccessLogMiddleware)

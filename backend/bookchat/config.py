@@ -20,6 +20,14 @@ log = logging.getLogger(__name__)
 DEFAULT_GEMINI_MODEL = "gemini-2.5-flash"
 DEFAULT_EMBEDDING_MODEL = "gemini-embedding-001"
 
+# Who may show the page at / in a frame: itself, and the Hugging Face Space page, which shows
+# the app in an iframe. BOOKCHAT_FRAME_ANCESTORS replaces this list.
+DEFAULT_FRAME_ANCESTORS = ("'self'", "https://huggingface.co")
+# A CSP source: 'self' or 'none', a scheme (https:), or an origin whose host may start with *.
+_FRAME_SOURCE = re.compile(
+    r"'self'|'none'|https?:|https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?"
+)
+
 # libpq options that psycopg accepts in a connection string; Neon hands out URLs with
 # sslmode=require&channel_binding=require, both of which psycopg understands as they are.
 _LIBPQ_QUERY_KEYS_DROPPED = {"pgbouncer"}  # a Prisma-ism some dashboards add; libpq rejects it
@@ -107,6 +115,10 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias="ALLOWED_ORIGINS"
+    )
+    frame_ancestors: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_FRAME_ANCESTORS),
+        validation_alias="BOOKCHAT_FRAME_ANCESTORS",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="INFO", validation_alias="LOG_LEVEL"
@@ -244,6 +256,28 @@ class Settings(BaseSettings):
     def _absolute_dir(cls, value: Path) -> Path:
         # Absolute once, so every message names the same folder wherever it was printed from.
         return value.expanduser().absolute()
+
+    @field_validator("frame_ancestors", mode="before")
+    @classmethod
+    def _frame_ancestors(cls, value: object) -> object:
+        # Each value becomes part of a header: only well-formed CSP sources get through.
+        if value is None:
+            return list(DEFAULT_FRAME_ANCESTORS)
+        if isinstance(value, str):
+            value = value.replace(",", " ").split()
+        sources = [str(source).strip().rstrip("/") for source in value]  # type: ignore[union-attr]
+        sources = [source for source in sources if source]
+        if not sources:
+            return ["'none'"]
+        for source in sources:
+            if not _FRAME_SOURCE.fullmatch(source):
+                raise ValueError(
+                    f"{source!r} is not a frame source: use 'self', 'none' or origins such as "
+                    "https://docs.example.org, separated by spaces or commas"
+                )
+        if "'none'" in sources and len(sources) > 1:
+            raise ValueError("'none' cannot be combined with other frame sources")
+        return sources
 
     @field_validator("log_level", mode="before")
     @classmethod

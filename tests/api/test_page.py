@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from html.parser import HTMLParser
 from importlib import resources
@@ -11,7 +12,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from bookchat.api.page import ASSET_TYPES, router
+from bookchat.api.page import (
+    ASSET_TYPES,
+    CONTENT_SECURITY_POLICY,
+    WIDGET_SCRIPTS,
+    content_security_policy,
+    router,
+)
 from bookchat.app import create_app
 from bookchat.config import Settings
 
@@ -143,7 +150,7 @@ def test_scripts_never_parse_html() -> None:
         r"createContextualFragment|srcdoc|DOMParser|setHTML|parseHTMLUnsafe"
     )
     scripts = sorted(web.glob("*.js"))
-    assert {p.name for p in scripts} >= {"app.js", "markdown.js"}
+    assert {p.name for p in scripts} >= {"app.js", "markdown.js", "chat.js", "embed.js"}
     for script in scripts:
         assert not sinks.findall(script.read_text()), script.name
 
@@ -159,3 +166,69 @@ async def test_the_app_serves_the_page(tmp_path: Path) -> None:
         assert "content-security-policy" in response.headers
         css = await client.get("/static/style.css")
         assert css.headers["content-type"] == "text/css; charset=utf-8"
+
+
+async def test_widget_is_the_shared_sources_in_one_private_scope(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/widget.js")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert response.headers["cross-origin-resource-policy"] == "cross-origin"
+    assert response.headers["cache-control"] == "public, max-age=600"
+    script = response.text
+    web = resources.files("bookchat.web")
+    # The page's renderer and conversation code, byte for byte, then the widget: no copy.
+    positions = [script.index(web.joinpath(name).read_text()) for name in WIDGET_SCRIPTS]
+    assert positions == sorted(positions)
+    for name in ("chat.css", "embed.css"):
+        assert json.dumps(web.joinpath(name).read_text())[1:-1] in script
+    assert script.startswith("/* bookchat widget")
+    assert script.rstrip().endswith("})({});")
+    again = await client.get("/widget.js", headers={"If-None-Match": response.headers["etag"]})
+    assert again.status_code == 304
+
+
+async def test_frame_ancestors_are_configurable(tmp_path: Path) -> None:
+    settings = Settings(
+        BOOKCHAT_DATA_DIR=tmp_path,
+        GEMINI_API_KEY="",
+        BOOKCHAT_FRAME_ANCESTORS="https://docs.example.org, https://*.example.net",
+    )
+    app = create_app(settings)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://page.test"
+    ) as client:
+        policy = (await client.get("/")).headers["content-security-policy"]
+    assert "frame-ancestors https://docs.example.org https://*.example.net;" in policy
+    assert "huggingface.co" not in policy
+    assert content_security_policy() == CONTENT_SECURITY_POLICY
+    assert "frame-ancestors 'self' https://huggingface.co;" in CONTENT_SECURITY_POLICY
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("", ["'none'"]),
+        ("'none'", ["'none'"]),
+        ("'self' https://docs.example.org/", ["'self'", "https://docs.example.org"]),
+        ("https:", ["https:"]),
+    ],
+)
+def test_frame_ancestors_values(value: str, expected: list[str]) -> None:
+    assert Settings(BOOKCHAT_FRAME_ANCESTORS=value).frame_ancestors == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://x.org; script-src *",  # a header injection
+        "'none' https://x.org",
+        "javascript:alert(1)",
+        "docs.example.org",
+        "'unsafe-inline'",
+    ],
+)
+def test_bad_frame_ancestors_are_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="frame"):
+        Settings(BOOKCHAT_FRAME_ANCESTORS=value)

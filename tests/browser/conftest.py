@@ -32,10 +32,17 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # The widget tests' book page is served by Playwright (no address), and Chromium's Local
+    # Network Access checks then refuse its calls to bookchat on 127.0.0.1. A real book and
+    # Space are both public, where these checks do not apply.
+    "--disable-features=LocalNetworkAccessChecks",
 ]
 # A deadline so a broken start-up fails the suite instead of hanging it; not a speed target.
 STARTUP_DEADLINE_SECONDS = 300
 TEST_MODEL = "gemini-page-test"
+# The sample book's site (its docusaurus.config url): the widget tests serve a book page there,
+# and every test server lets it call the API, as a book's ALLOWED_ORIGINS would.
+BOOK_ORIGIN = "http://localhost:3000"
 # Environment the service reads; the tests' servers get exactly what they set.
 _SERVICE_ENV_PREFIXES = ("GEMINI_", "QDRANT_", "BOOKCHAT_", "DATABASE_URL", "ALLOWED_ORIGINS")
 _SERVICE_ENV_NAMES = {"PORT", "HOST", "LOG_LEVEL"}
@@ -147,7 +154,14 @@ def _service_env(data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
         for name, value in os.environ.items()
         if not name.startswith(_SERVICE_ENV_PREFIXES) and name not in _SERVICE_ENV_NAMES
     }
-    env.update({"BOOKCHAT_DATA_DIR": str(data_dir), "LOG_LEVEL": "INFO", **extra})
+    env.update(
+        {
+            "BOOKCHAT_DATA_DIR": str(data_dir),
+            "LOG_LEVEL": "INFO",
+            "ALLOWED_ORIGINS": BOOK_ORIGIN,
+            **extra,
+        }
+    )
     return env
 
 

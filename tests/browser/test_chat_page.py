@@ -91,14 +91,21 @@ def test_offline_answer_cites_the_book_pages(
         number = int(cites.nth(i).inner_text())
         assert cites.nth(i).get_attribute("href") == sources[number - 1]["url"]
         assert cites.nth(i).get_attribute("href").startswith(SAMPLE_SITE)
-    listed = answer.locator(".sources li")
-    expect(listed).to_have_count(len(sources))
+    # Sources lists exactly what the answer cites, under its own number; the rest apart.
+    cited = sorted({int(cites.nth(i).inner_text()) for i in range(cites.count())})
+    listed = answer.locator(".sources ol > li")
+    assert sorted(listed.evaluate_all("items => items.map(li => li.value)")) == cited
+    related = answer.locator(".sources .related li")
+    expect(related).to_have_count(len(sources) - len(cited))
     first = listed.first.locator("a")
-    expect(first).to_have_text(sources[0]["title"])
-    expect(first).to_have_attribute("href", sources[0]["url"])
+    source = sources[cited[0] - 1]
+    expect(first).to_have_text(source["title"])
+    expect(first).to_have_attribute("href", source["url"])
     expect(first).to_have_attribute("rel", "noopener noreferrer")
-    if sources[0]["heading"] and sources[0]["heading"] != sources[0]["title"]:
-        expect(listed.first).to_contain_text(sources[0]["heading"])
+    if source["heading"] and source["heading"] != source["title"]:
+        # Page and heading are both on screen, not only in a tooltip.
+        expect(listed.first.locator(".heading")).to_be_visible()
+        expect(listed.first).to_contain_text(source["heading"])
 
     # The question left the input once the service took it; the answer reached the live region.
     expect(page.get_by_label("Ask a question")).to_have_value("")
@@ -389,7 +396,7 @@ def test_phone_width_has_no_horizontal_scroll(
         assert widths[2] <= widths[1], widths
         expect(page.get_by_role("button", name="Send")).to_be_in_viewport()
         # The page follows the answer to its end: the sources list is on screen.
-        expect(page.locator("article.assistant .sources li").last).to_be_in_viewport()
+        expect(page.locator("article.assistant .answer-tools").last).to_be_in_viewport()
         page.screenshot(path=str(artifacts / "chat-page-375.png"))
     finally:
         context.close()
@@ -431,8 +438,24 @@ TAGS = {
     "h6",
     "blockquote",
     "hr",
+    "div",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
 }
-ATTRIBUTES = {"href", "target", "rel", "class", "aria-label", "start", "data-language"}
+ATTRIBUTES = {
+    "href",
+    "target",
+    "rel",
+    "class",
+    "aria-label",
+    "start",
+    "data-language",
+    "data-align",
+}
 SOURCES = [
     {"url": "https://book.example/a#x", "title": "A", "heading": "X"},
     {"url": "https://book.example/b", "title": "B", "heading": ""},
@@ -465,6 +488,19 @@ CASES = [
     ("# Title", "<h3>Title</h3>"),
     ("> quoted <b>", "<blockquote><p>quoted &lt;b&gt;</p></blockquote>"),
     ("2 * 3 * 4 and snake_case_name", "<p>2 * 3 * 4 and snake_case_name</p>"),
+    (
+        "| a | b |\n|:--|--:|\n| `x\\|y` | **y** | extra |\n| only |",
+        '<div class="table-wrap"><table><thead><tr><th data-align="left">a</th>'
+        '<th data-align="right">b</th></tr></thead><tbody><tr><td data-align="left">'
+        '<code>x|y</code></td><td data-align="right"><strong>y</strong></td></tr><tr>'
+        '<td data-align="left">only</td><td data-align="right"></td></tr></tbody></table></div>',
+    ),
+    (
+        "intro\n| h |\n| - |\n| <b>c</b> |",
+        '<p>intro</p><div class="table-wrap"><table><thead><tr><th>h</th></tr></thead>'
+        "<tbody><tr><td>&lt;b&gt;c&lt;/b&gt;</td></tr></tbody></table></div>",
+    ),
+    ("a | b\n---", None),
 ]
 
 
@@ -484,3 +520,82 @@ def test_markdown_renderer(page: Page, bookchat: Bookchat) -> None:
     assert "javascript" not in rendered["html"]
     rendered = page.evaluate(RENDER, ["relative [1] and evil [2]", SOURCES[2:]])
     assert "<a" not in rendered["html"]
+
+
+# Answers readers can trust: tables, code, copying, what the sources are ------------------------
+
+
+def test_code_tables_copy_and_links_elsewhere(
+    browser, bookchat_gemini: Bookchat, fake_model: FakeGemini
+) -> None:
+    fake_model.script(
+        Reply(
+            "Run this [2]:\n\n```sh\npip install bookchat && bookchat serve --host 0.0.0.0 "
+            + "--port 7860 " * 12
+            + "\n```\n\n| variable | default |\n|---|---|\n| `PORT` | 8000 |\n\n"
+            "Also see [the login page](https://evil.example/login) and "
+            "[the book](http://localhost:3000/docs/intro)."
+        )
+    )
+    context = browser.new_context(viewport={"width": 700, "height": 850})
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    try:
+        page = context.new_page()
+        open_page(page, bookchat_gemini)
+        ask(page, "How do I run it?")
+        answer = page.locator("article.assistant").last
+        expect(answer.locator("table td code")).to_have_text("PORT")
+        block = answer.locator(".code-block")
+        expect(block.locator(".language")).to_have_text("sh")
+        # The block is wider than the answer: it says so, and scrolls inside itself.
+        expect(block).to_have_class(re.compile(r"\bscrolls\b"))
+        expect(block.locator(".scroll-cue")).to_be_visible()
+        block.get_by_role("button", name="Copy code").click()
+        expect(block.get_by_role("button", name="Copy code")).to_have_text("Copied")
+        copied = page.evaluate("() => navigator.clipboard.readText()")
+        assert copied.startswith("pip install bookchat && bookchat serve")
+        assert "Copy" not in copied
+        # Another site's link is text with its address; the book's own stays a link.
+        expect(answer.locator(".foreign-link")).to_have_text(
+            "the login page (https://evil.example/login)"
+        )
+        expect(answer.get_by_role("link", name="the book")).to_have_attribute(
+            "href", "http://localhost:3000/docs/intro"
+        )
+        expect(answer.locator(".sources ol > li")).to_have_count(1)
+        expect(answer.locator(".sources ol > li")).to_have_js_property("value", 2)
+        answer.get_by_role("button", name="Copy answer").click()
+        text = page.evaluate("() => navigator.clipboard.readText()")
+        assert text.startswith("Run this [2]:")
+        assert "\nSources:\n[2] " in text
+    finally:
+        context.close()
+
+
+def test_a_refusal_shows_no_sources(
+    page: Page, bookchat_gemini: Bookchat, fake_model: FakeGemini
+) -> None:
+    fake_model.script(Reply("The book does not seem to cover this."))
+    open_page(page, bookchat_gemini)
+    ask(page, "What is the capital of France?")
+    answer = page.locator("article.assistant").last
+    expect(answer.locator(".answer-body")).to_have_text("The book does not seem to cover this.")
+    expect(answer.locator(".sources")).to_have_count(0)
+    expect(answer.locator("a")).to_have_count(0)
+
+
+def test_too_many_questions_keeps_the_question(page: Page, bookchat: Bookchat) -> None:
+    open_page(page, bookchat)
+    page.route(
+        "**/api/chat",
+        lambda route: route.fulfill(
+            status=429,
+            headers={"Retry-After": "30"},
+            content_type="application/json",
+            body=json.dumps({"detail": "slow down", "code": "rate_limited"}),
+        ),
+    )
+    ask(page, "Am I asking too often?")
+    expect(page.locator("#form-error")).to_contain_text("Too many questions right now")
+    expect(page.locator("#form-error")).to_contain_text("30 s")
+    expect(page.get_by_label("Ask a question")).to_have_value("Am I asking too often?")

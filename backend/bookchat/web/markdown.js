@@ -3,7 +3,7 @@
 // Text only ever reaches the page through text nodes (no HTML parsing anywhere), so any HTML in a model
 // answer or a book passage shows as the characters it is made of. On top of that a whitelisted
 // subset becomes elements: paragraphs, headings, bold, italic, inline and fenced code, lists,
-// block quotes, http(s) links, and [n] citations linked to the n-th source.
+// block quotes, GitHub-flavoured tables, http(s) links, and [n] citations linked to the n-th source.
 (function () {
   "use strict";
 
@@ -13,6 +13,8 @@
   const RULE = /^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$/;
   const ITEM = /^( *)([-*+]|\d{1,9}[.)])[ \t]+(.*)$/;
   const BLANK = /^\s*$/;
+  // A GFM table: a header row, then a delimiter row such as | --- | :-: | with at least one pipe.
+  const TABLE_DELIMITER = /^ {0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$/;
   const ABSOLUTE_HTTP = /^https?:\/\//i;
   // One alternative per inline construct; the earliest match wins, left to right.
   const INLINE = new RegExp(
@@ -123,6 +125,55 @@
     return line.length - line.trimStart().length;
   }
 
+  function cells(line) {
+    let row = line.trim();
+    if (row.startsWith("|")) row = row.slice(1);
+    if (row.endsWith("|") && !row.endsWith("\\|")) row = row.slice(0, -1);
+    // Split on pipes that are not escaped; an escaped pipe is a literal one inside the cell.
+    return row.split(/(?<!\\)\|/).map((cell) => cell.trim().replace(/\\\|/g, "|"));
+  }
+
+  function startsTable(lines, i) {
+    if (i + 1 >= lines.length || !lines[i].includes("|") || !TABLE_DELIMITER.test(lines[i + 1])) {
+      return false;
+    }
+    const delimiter = lines[i + 1];
+    if (!delimiter.includes("|") && cells(lines[i]).length < 2) return false; // "a | b" over "---"
+    return cells(lines[i]).length === cells(delimiter).length;
+  }
+
+  function table(lines, i, sources) {
+    const header = cells(lines[i]);
+    const align = cells(lines[i + 1]).map((d) => {
+      if (d.startsWith(":") && d.endsWith(":")) return "center";
+      if (d.endsWith(":")) return "right";
+      return d.startsWith(":") ? "left" : "";
+    });
+    const row = (values, tag) =>
+      el(
+        "tr",
+        values.map((value, k) => {
+          const cell = el(tag, inline(value, sources, false));
+          if (align[k]) cell.dataset.align = align[k];
+          return cell;
+        }),
+      );
+    const body = [];
+    i += 2;
+    while (i < lines.length && !BLANK.test(lines[i]) && lines[i].includes("|")) {
+      // A row has exactly the header's cells: extra ones are dropped, missing ones are empty.
+      const values = cells(lines[i]).slice(0, header.length);
+      while (values.length < header.length) values.push("");
+      body.push(row(values, "td"));
+      i += 1;
+    }
+    const node = el("table", [el("thead", [row(header, "th")])]);
+    if (body.length) node.append(el("tbody", body));
+    const wrap = el("div", [node]);
+    wrap.className = "table-wrap";
+    return [wrap, i];
+  }
+
   function startsBlock(line) {
     return FENCE.test(line) || HEADING.test(line) || QUOTE.test(line) || ITEM.test(line);
   }
@@ -229,11 +280,15 @@
         let node;
         [node, i] = list(lines, i, sources);
         out.append(node);
+      } else if (startsTable(lines, i)) {
+        let node;
+        [node, i] = table(lines, i, sources);
+        out.append(node);
       } else {
         const para = [line];
         i += 1;
         while (i < lines.length && !BLANK.test(lines[i]) && !startsBlock(lines[i])) {
-          if (RULE.test(lines[i])) break;
+          if (RULE.test(lines[i]) || startsTable(lines, i)) break;
           para.push(lines[i]);
           i += 1;
         }
