@@ -155,5 +155,6 @@ in
     py
     bookchat
     sitePackages
+    siteDirs
     ;
 }

@@ -159,7 +159,10 @@ in
 
     for directory in ${builtins.toJSON built.siteDirs}:
         site.addsitedir(directory)
-    from bookchat.backends import PRELOADABLE
+    try:
+        from bookchat.backends import PRELOADABLE
+    except Exception as exc:
+        sys.exit(f"bookchat.backends: {type(exc).__name__}: {exc}")
 
     native = ["grpc", "sqlalchemy.ext.asyncio", "tokenizers", "numpy", "pydantic_core",
               "uvicorn", "uvloop", "httptools", "bookchat.app", "bookchat.cli.serve"]
@@ -201,10 +204,12 @@ in
         mkdir -p $out
         for dir in ${lib.concatStringsSep " " (lib.splitString ":" runtime.env.PATH)}; do
           for program in "$dir"/*; do
+            [ -e "$program" ] || continue
             case "$(basename "$program")" in sh|bash|dash|ash|zsh|ksh|busybox)
               echo "a shell on the image's PATH: $program"; exit 1 ;;
             esac
-            read -r shebang < "$program"
+            shebang=""
+            read -r shebang < "$program" || true
             case "$shebang" in "#!${py.interpreter}"*) ;;
               *) echo "$program does not start Python: $shebang"; exit 1 ;;
             esac
@@ -215,8 +220,12 @@ in
           for shell in "$path"/bin/sh "$path"/bin/bash "$path"/bin/dash "$path"/bin/busybox; do
             [ -e "$shell" ] || continue
             echo "$shell, referenced by:" >> $out/shells.txt
-            grep -l -r -F "$path" $(cat $closure/store-paths) 2>/dev/null \
-              | cut -d/ -f1-4 | sort -u | grep -v -F "$path" | sed 's/^/  /' >> $out/shells.txt || true
+            while read -r other; do
+              [ "$other" != "$path" ] || continue
+              if grep -r -q -F "$path" "$other" 2>/dev/null; then
+                echo "  $other" >> $out/shells.txt
+              fi
+            done < $closure/store-paths
           done
         done < $closure/store-paths
         cp $closure/store-paths $out/
