@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 
@@ -11,6 +12,49 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 access_log = logging.getLogger("bookchat.access")
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: any of them in a
+# logged value (a request path with %0a, an upstream error) could start a forged log line or
+# drive a terminal.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape_controls(text: str) -> str:
+    """The text with every control character written as an escape (\\n, \\x1b, \\u2028)."""
+
+    def escaped(match: re.Match[str]) -> str:
+        char = match.group()
+        if char in _NAMED:
+            return _NAMED[char]
+        return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+    return _CONTROL.sub(escaped, text)
+
+
+class OneLineFormatter(logging.Formatter):
+    """Each record is one line: control characters in the message are escaped.
+
+    A traceback keeps its lines (it is the one multi-line part a reader needs), each indented
+    and escaped, so no line of it can pass for a record of its own.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = record.getMessage()
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        line = escape_controls(self.formatMessage(record))
+        # Formatted here, not from record.exc_text: another handler may have cached it raw.
+        if record.exc_info:
+            line += "\n" + self._indented(self.formatException(record.exc_info))
+        elif record.exc_text:
+            line += "\n" + self._indented(record.exc_text)
+        if record.stack_info:
+            line += "\n" + self._indented(self.formatStack(record.stack_info))
+        return line
+
+    @staticmethod
+    def _indented(text: str) -> str:
+        return "\n".join("    " + escape_controls(line) for line in text.splitlines())
 
 
 def configure_logging(level: str) -> None:
@@ -21,7 +65,7 @@ def configure_logging(level: str) -> None:
         if getattr(handler, "_bookchat", False):
             root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(_FORMAT))
+    handler.setFormatter(OneLineFormatter(_FORMAT))
     handler._bookchat = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
