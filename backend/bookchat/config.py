@@ -156,6 +156,11 @@ class Settings(BaseSettings):
     space_id: str | None = Field(default=None, validation_alias="SPACE_ID")
     # `bookchat serve`: open connections served at once (more get 503) and idle keep-alive.
     max_connections: int = Field(default=200, ge=1, validation_alias="BOOKCHAT_MAX_CONNECTIONS")
+    # On SIGTERM, open answers get this long to finish; shortly before it ends, those still
+    # streaming end with a `server_restarting` event and their partial answers are stored.
+    shutdown_seconds: float = Field(
+        default=10.0, gt=0, le=600, validation_alias="BOOKCHAT_SHUTDOWN_SECONDS"
+    )
     keepalive_seconds: float = Field(
         default=5.0, gt=0, le=300, validation_alias="BOOKCHAT_KEEPALIVE_SECONDS"
     )

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from bookchat import backends
 from bookchat.config import Settings
+from bookchat.rag.coalesce import Stopping
 from bookchat.retry import retrying
 
 if TYPE_CHECKING:
@@ -83,6 +84,8 @@ class Runtime:
     write_lock: asyncio.Lock | None = None
     # One future per chat turn whose answer is not stored yet; shutdown waits for them.
     turns_in_flight: set[asyncio.Future[bool]] = field(default_factory=set)
+    # Set when the server is about to cut open streams: they end with `server_restarting`.
+    stopping: Stopping = field(default_factory=Stopping)
     retriever: BookRetriever | None = None
     # Which embedded index is served (the baked one, copied if read-only), once prepared.
     index: ServedIndex | None = None

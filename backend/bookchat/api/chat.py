@@ -177,7 +177,8 @@ async def chat(
     notice: dict[str, str] | None = None
     if not admitted.use_llm:
         answerer, notice = runtime.offline_answerer(), BUDGET_SPENT_NOTICE
-    async with aclosing(stream_turn(turn, retriever=retriever, answerer=answerer)) as events:
+    stream = stream_turn(turn, retriever=retriever, answerer=answerer, stopping=runtime.stopping)
+    async with aclosing(stream) as events:
         async for event in events:
             if notice is not None and event.get("type") == "metadata":
                 event = {**event, "notice": notice}

@@ -55,8 +55,31 @@ def first_request_deadline_protocol(seconds: float) -> type[Any]:
     return FirstRequestDeadline
 
 
+def stop_streams_after(grace: float) -> float:
+    """Seconds into a shutdown at which open answers are told to end (before the hard cut)."""
+    # The margin lets each stream send its last event and store its partial answer.
+    return max(0.0, grace - min(2.0, grace / 2))
+
+
+def draining_server(config: Any, stop_streams: Any, grace: float) -> Any:
+    """A uvicorn Server that tells the app's open streams to end before cutting them."""
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            # uvicorn waits `grace` seconds for open responses, then cancels them: a cancelled
+            # stream cannot send another event, so the streams are told to end just before.
+            handle = asyncio.get_running_loop().call_later(stop_streams_after(grace), stop_streams)
+            try:
+                await super().shutdown(sockets)
+            finally:
+                handle.cancel()
+
+    return DrainingServer(config)
+
+
 def serve(args: argparse.Namespace) -> int:
-    """Serve until interrupted; SIGTERM finishes open requests first (up to 10 s)."""
+    """Serve until interrupted; SIGTERM lets open answers finish (BOOKCHAT_SHUTDOWN_SECONDS)."""
     from bookchat.config import load_settings
     from bookchat.logs import configure_logging
 
@@ -66,8 +89,15 @@ def serve(args: argparse.Namespace) -> int:
 
     from bookchat.app import create_app
 
+    app = create_app(settings)
+
+    def stop_streams() -> None:
+        runtime = getattr(app.state, "runtime", None)
+        if runtime is not None:
+            runtime.stopping.set()
+
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=args.host or settings.host,
         port=args.port or settings.port,
         # Our own logging setup and access line (one per request, with latency).
@@ -85,9 +115,9 @@ def serve(args: argparse.Namespace) -> int:
         # The same idle limit before a connection's first request (see the protocol).
         http=first_request_deadline_protocol(settings.keepalive_seconds),
         # Open answer streams get this long to finish on shutdown, then are cut short
-        # (their partial answers are still stored).
-        timeout_graceful_shutdown=10,
+        # (with a server_restarting event first; their partial answers are stored).
+        timeout_graceful_shutdown=settings.shutdown_seconds,
         server_header=False,
     )
-    uvicorn.Server(config).run()
+    draining_server(config, stop_streams, settings.shutdown_seconds).run()
     return 0

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 
 from bookchat.rag.citations import CitationGuard, cited
-from bookchat.rag.coalesce import coalesced
+from bookchat.rag.coalesce import Interrupted, Stopping, coalesced
 from bookchat.rag.types import Passage, RetrievalUnavailable
 
 if TYPE_CHECKING:
@@ -221,7 +221,11 @@ def retrieval_query(turn: ChatTurn) -> str:
 
 
 async def stream_turn(
-    turn: ChatTurn, *, retriever: BookRetriever, answerer: Answerer
+    turn: ChatTurn,
+    *,
+    retriever: BookRetriever,
+    answerer: Answerer,
+    stopping: Stopping | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """The turn's events: metadata, tokens, then done or error (stored before the last event)."""
     from bookchat.rag.answerer import AnswerError, AnswerRequest
@@ -259,7 +263,9 @@ async def stream_turn(
         guard = CitationGuard(sources=len(passages))
         try:
             # Pieces that pile up while the server is busy go out as one token event.
-            async with contextlib.aclosing(coalesced(answerer.stream(request))) as deltas:
+            async with contextlib.aclosing(
+                coalesced(answerer.stream(request), stopping=stopping)
+            ) as deltas:
                 async for delta in deltas:
                     if text := guard.feed(delta):
                         turn.streamed.append(text)
@@ -267,6 +273,20 @@ async def stream_turn(
             if text := guard.flush():
                 turn.streamed.append(text)
                 yield {"type": "token", "content": text}
+        except Interrupted:
+            # The server is stopping and cannot wait for the rest: keep what was shown, and
+            # say so before the connection closes.
+            await turn.finish("partial" if turn.streamed else "failed")
+            log.warning(
+                "the server is stopping: the answer in conversation %s ends after %d pieces",
+                turn.conversation_id,
+                len(turn.streamed),
+            )
+            yield _error(
+                "server_restarting",
+                "bookchat is restarting; the answer so far is kept. Ask again in a moment.",
+            )
+            return
         except AnswerError as exc:
             await turn.finish("partial" if turn.streamed else "failed")
             yield _error(exc.code, exc.message)

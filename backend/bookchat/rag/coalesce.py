@@ -22,10 +22,44 @@ import anyio
 FLUSH_INTERVAL_SECONDS = 0.05
 
 
+class Interrupted(Exception):
+    """The server is stopping: the answer ends here, after the pieces already read."""
+
+
+class Stopping:
+    """Set once when the server starts to stop; wakes every answer waiting for its next piece."""
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiters: set[asyncio.Event] = set()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        for waiter in list(self._waiters):
+            waiter.set()
+
+    def watch(self, waiter: asyncio.Event) -> None:
+        self._waiters.add(waiter)
+        if self._set:
+            waiter.set()
+
+    def unwatch(self, waiter: asyncio.Event) -> None:
+        self._waiters.discard(waiter)
+
+
 async def coalesced(
-    source: AsyncIterator[str], *, interval: float = FLUSH_INTERVAL_SECONDS
+    source: AsyncIterator[str],
+    *,
+    interval: float = FLUSH_INTERVAL_SECONDS,
+    stopping: Stopping | None = None,
 ) -> AsyncIterator[str]:
-    """The source's non-empty pieces, joined within `interval`; its errors re-raised."""
+    """The source's non-empty pieces, joined within `interval`; its errors re-raised.
+
+    Once `stopping` is set, the pieces read so far go out and Interrupted is raised.
+    """
     loop = asyncio.get_running_loop()
     last_sent = -math.inf
     pending: list[str] = []
@@ -46,8 +80,16 @@ async def coalesced(
 
     task = asyncio.create_task(pump())
     task.add_done_callback(lambda _: ready.set())
+    if stopping is not None:
+        stopping.watch(ready)
     try:
         while True:
+            if stopping is not None and stopping.is_set():
+                if pending:
+                    text = "".join(pending)
+                    pending.clear()
+                    yield text
+                raise Interrupted
             if pending:
                 wait = last_sent + interval - loop.time()
                 if wait > 0 and not task.done():
@@ -64,6 +106,8 @@ async def coalesced(
                 ready.clear()
                 await ready.wait()
     finally:
+        if stopping is not None:
+            stopping.unwatch(ready)
         if not task.done():
             task.cancel()
             # The source's own clean-up (closing an HTTP stream) ends before we do; a second
