@@ -68,17 +68,25 @@ def test_missing_path(env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "nowhere does not exist" in err
 
 
-def test_unreadable_site_config(env: Path, small_book: Path, capsys: pytest.CaptureFixture[str]):
+def test_unreadable_site_url_falls_back_with_one_warning(
+    env: Path, small_book: Path, capsys: pytest.CaptureFixture[str]
+):
     (small_book.parent / "docusaurus.config.js").write_text(
         "module.exports = { url: process.env.SITE_URL };\n", encoding="utf-8"
     )
-    assert run(small_book) != 0
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert "docusaurus.config.js" in err
-    assert "Traceback" not in err
-    # The flag that config would have given makes it work.
+    assert run(small_book) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1
+    assert "docusaurus.config.js" in captured.err
+    assert "`url`" in captured.err
+    assert "Traceback" not in captured.err
+    # What was resolved is printed before indexing, so a wrong guess is visible.
+    assert "site http://localhost:3000/" in captured.out
+    # The flag that config would have given silences the warning.
     assert run(small_book, "--site-url", "https://robots.example.org") == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert "site https://robots.example.org/" in captured.out
 
 
 def test_bad_file_is_reported_and_skipped(
@@ -201,3 +209,35 @@ def test_ingest_with_gemini_embeddings(
     monkeypatch.setenv("GEMINI_API_KEY", "")
     assert run(small_book) == 1
     assert "gemini:gemini-embedding-001 (128 dims)" in capsys.readouterr().err
+
+
+def test_site_folder_with_docs_elsewhere_and_versions(
+    env: Path, capsys: pytest.CaptureFixture[str]
+):
+    """Jest keeps its docs at ../docs and serves version 30.4 at /docs/: that is indexed."""
+    website = Path(__file__).resolve().parents[1] / "fixtures/sites/jest/website"
+    assert run(website) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].startswith("site https://jestjs.io/ (docusaurus.config.mjs")
+    assert lines[1].endswith("version-30.4 -> /docs/ (version 30.4)")
+    assert lines[2] == "not indexed (--versions all to include): versions current, 29.7"
+    assert summary(out)[0] == 1
+    assert run(website, "--versions", "all") == 0
+    out = capsys.readouterr().out
+    assert "jest/docs -> /docs/next/ (version current)" in out
+    assert "version-29.7 -> /docs/29.7/ (version 29.7)" in out
+    assert summary(out)[0] == 3
+
+
+def test_a_config_that_serves_no_docs_is_one_line(
+    env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    (tmp_path / "docusaurus.config.js").write_text(
+        "module.exports = {url: 'https://x.example', presets: [['classic', {docs: false}]]};",
+        encoding="utf-8",
+    )
+    assert run(tmp_path) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "serves no docs folder" in err

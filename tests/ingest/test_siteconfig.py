@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from bookchat.ingest.siteconfig import (
     DEFAULT_SITE_URL,
     SiteConfig,
-    SiteConfigError,
     read_site_config,
+    resolve_site,
 )
 
 CLASSIC_JS = """
@@ -132,33 +130,37 @@ def test_defaults_without_a_config_file(tmp_path: Path) -> None:
     assert read_site_config(docs, route_base_path="/").route_base_path == "/"
 
 
-def test_unbalanced_config_is_a_clear_error(tmp_path: Path) -> None:
+def test_unbalanced_config_still_gives_what_it_can(tmp_path: Path) -> None:
     docs = _site(tmp_path, "docusaurus.config.js", "module.exports = { url: 'https://x.example',")
-    with pytest.raises(SiteConfigError, match=r"cannot understand .*docusaurus\.config\.js"):
-        read_site_config(docs)
+    assert read_site_config(docs).site_url == "https://x.example"
 
 
-def test_computed_url_needs_the_flag(tmp_path: Path) -> None:
+def test_url_from_the_environment_falls_back_with_one_warning(tmp_path: Path) -> None:
     config = "module.exports = { url: process.env.SITE_URL, baseUrl: '/' };"
-    docs = _site(tmp_path, "docusaurus.config.js", config)
-    with pytest.raises(SiteConfigError, match="--site-url"):
-        read_site_config(docs)
-    assert read_site_config(docs, site_url="https://flag.example").site_url == (
-        "https://flag.example"
-    )
+    _site(tmp_path, "docusaurus.config.js", config)
+    site = resolve_site(tmp_path)
+    assert site.site_url == DEFAULT_SITE_URL
+    assert len(site.warnings) == 1
+    assert "docusaurus.config.js" in site.warnings[0]
+    assert "`url`" in site.warnings[0]
+    assert "process.env.SITE_URL" in site.warnings[0]
+    flagged = resolve_site(tmp_path, site_url="https://flag.example")
+    assert flagged.site_url == "https://flag.example"
+    assert flagged.warnings == []
 
 
-def test_template_literal_with_interpolation_is_not_a_literal(tmp_path: Path) -> None:
+def test_template_literal_with_an_unknown_name_is_named(tmp_path: Path) -> None:
     config = "module.exports = { url: `https://${host}`, baseUrl: '/' };"
-    docs = _site(tmp_path, "docusaurus.config.js", config)
-    with pytest.raises(SiteConfigError):
-        read_site_config(docs)
+    _site(tmp_path, "docusaurus.config.js", config)
+    site = resolve_site(tmp_path)
+    assert site.site_url == DEFAULT_SITE_URL
+    assert ["`https://${host}`" in w for w in site.warnings] == [True]
 
 
-def test_config_that_is_not_utf8_is_an_error(tmp_path: Path) -> None:
+def test_config_that_is_not_utf8_uses_defaults_and_says_so(tmp_path: Path) -> None:
     docs = _site(tmp_path, "docusaurus.config.js", b"module.exports = {url: '\xff\xfe'};")
-    with pytest.raises(SiteConfigError, match="cannot read"):
-        read_site_config(docs)
+    assert read_site_config(docs) == SiteConfig(site_url=DEFAULT_SITE_URL)
+    assert "not UTF-8" in resolve_site(tmp_path).warnings[0]
 
 
 def test_blog_route_is_not_taken_for_docs(tmp_path: Path) -> None:
@@ -170,3 +172,157 @@ module.exports = {
 """
     docs = _site(tmp_path, "docusaurus.config.js", config)
     assert read_site_config(docs).route_base_path == "docs"
+
+
+# ---------------------------------------------------------------- real sites (tests/fixtures)
+SITES = Path(__file__).resolve().parents[1] / "fixtures" / "sites"
+
+
+def _routes(site) -> list[tuple[str, str | None, str | None, str]]:
+    return [
+        (r.path.relative_to(SITES).as_posix(), r.plugin, r.version, r.site.route_base_path)
+        for r in site.roots
+    ]
+
+
+def test_react_native_site_folder_gives_every_docs_instance() -> None:
+    site = resolve_site(SITES / "react-native-website" / "website")
+    assert (site.site_url, site.base_url, site.trailing_slash) == (
+        "https://reactnative.dev",
+        "/",
+        False,
+    )
+    assert _routes(site) == [
+        ("react-native-website/website/versioned_docs/version-0.86", "default", "0.86", "docs"),
+        ("react-native-website/website/architecture", "architecture", None, "architecture"),
+        ("react-native-website/website/contributing", "contributing", None, "contributing"),
+        ("react-native-website/website/community", "community", None, "community"),
+    ]
+    assert site.warnings == []
+    text = "\n".join(site.describe())
+    assert "site https://reactnative.dev/" in text
+    assert "trailing slash removed" in text
+    assert "-> /docs/ (plugin default, version 0.86)" in text
+    assert "not indexed (--versions all to include): versions current, 0.85" in text
+
+
+def test_react_native_all_versions_and_a_filter() -> None:
+    website = SITES / "react-native-website" / "website"
+    every = resolve_site(website, versions="all")
+    default = [(v, route) for _, plugin, v, route in _routes(every) if plugin == "default"]
+    # current is the docs folder beside website/, at /docs/next; 0.85 at /docs/0.85.
+    assert default == [("current", "docs/next"), ("0.86", "docs"), ("0.85", "docs/0.85")]
+    # The fixture keeps two released versions; the eight others have no folder here.
+    assert sum("no docs folder at" in w for w in every.warnings) == 8
+    picked = resolve_site(website, versions="current,0.8?")
+    assert [v for _, p, v, _ in _routes(picked) if p == "default"] == ["current", "0.86", "0.85"]
+    assert resolve_site(website, versions="9.9").roots[0].plugin == "architecture"
+
+
+def test_jest_docs_beside_the_site_folder_and_each_version_folder() -> None:
+    jest = SITES / "jest"
+    site = resolve_site(jest / "website")
+    assert site.site_url == "https://jestjs.io"
+    assert _routes(site) == [
+        ("jest/website/versioned_docs/version-30.4", "default", "30.4", "docs")
+    ]
+    # The docs folder itself is the unreleased version, which Docusaurus serves at /docs/next/.
+    current = resolve_site(jest / "docs")
+    assert _routes(current) == [("jest/docs", "default", "current", "docs/next")]
+    older = read_site_config(jest / "website" / "versioned_docs" / "version-29.7")
+    assert older.route_base_path == "docs/29.7"
+
+
+def test_redux_docs_at_the_site_root() -> None:
+    site = resolve_site(SITES / "redux" / "website")
+    assert site.site_url == "https://redux.js.org"
+    assert _routes(site) == [("redux/docs", "default", None, "/")]
+
+
+# ---------------------------------------------------------------- version options
+def _versioned(tmp_path: Path, options: str, versions: list[str], plugin: str = "") -> Path:
+    import json
+
+    (tmp_path / "docs").mkdir(parents=True, exist_ok=True)
+    prefix = f"{plugin}_" if plugin else ""
+    (tmp_path / f"{prefix}versions.json").write_text(json.dumps(versions), encoding="utf-8")
+    for name in versions:
+        (tmp_path / f"{prefix}versioned_docs" / f"version-{name}").mkdir(parents=True)
+    if plugin:
+        body = (
+            "presets: [['classic', {docs: {}}]], "
+            f"plugins: [['@docusaurus/plugin-content-docs', {{{options}}}]]"
+        )
+    else:
+        body = f"presets: [['classic', {{docs: {{{options}}}}}]]"
+    (tmp_path / "docusaurus.config.js").write_text(
+        f"module.exports = {{url: 'https://v.example', {body}}};", encoding="utf-8"
+    )
+    return tmp_path
+
+
+def test_last_version_and_version_paths_route_as_docusaurus_does(tmp_path: Path) -> None:
+    site_dir = _versioned(
+        tmp_path,
+        "lastVersion: 'current', versions: {current: {path: 'latest'}, '1.0': {path: 'legacy'}}",
+        ["2.0", "1.0"],
+    )
+    site = resolve_site(site_dir, versions="all")
+    assert [(r.version, r.site.route_base_path, r.last) for r in site.roots] == [
+        ("current", "docs/latest", True),
+        ("2.0", "docs/2.0", False),
+        ("1.0", "docs/legacy", False),
+    ]
+    assert [r.version for r in resolve_site(site_dir).roots] == ["current"]
+
+
+def test_only_include_versions_and_no_current(tmp_path: Path) -> None:
+    site_dir = _versioned(
+        tmp_path,
+        "onlyIncludeVersions: ['current', '1.0'], includeCurrentVersion: true",
+        ["2.0", "1.0"],
+    )
+    site = resolve_site(site_dir, versions="all")
+    # 2.0 is left out, so the last version is the first one left: 1.0 at /docs/.
+    assert [(r.version, r.site.route_base_path) for r in site.roots] == [
+        ("current", "docs/next"),
+        ("1.0", "docs"),
+    ]
+    other = _versioned(tmp_path / "b", "includeCurrentVersion: false", ["2.0"])
+    assert [r.version for r in resolve_site(other, versions="all").roots] == ["2.0"]
+    off = _versioned(tmp_path / "c", "disableVersioning: true", ["2.0"])
+    assert [(r.version, r.site.route_base_path) for r in resolve_site(off).roots] == [
+        (None, "docs")
+    ]
+
+
+def test_a_second_instance_has_its_own_versions_files(tmp_path: Path) -> None:
+    site_dir = _versioned(
+        tmp_path,
+        "id: 'community', path: 'community', routeBasePath: 'community'",
+        ["1.0"],
+        plugin="community",
+    )
+    (site_dir / "community").mkdir()
+    site = resolve_site(site_dir, versions="all")
+    assert [(r.plugin, r.version, r.site.route_base_path) for r in site.roots] == [
+        ("default", None, "docs"),
+        ("community", "current", "community/next"),
+        ("community", "1.0", "community"),
+    ]
+    assert site.roots[2].path == site_dir / "community_versioned_docs" / "version-1.0"
+
+
+def test_an_unreadable_route_names_itself_and_uses_the_default(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docusaurus.config.js").write_text(
+        "module.exports = {url: 'https://x.example', "
+        "presets: [['classic', {docs: {routeBasePath: getRoute()}}]]};",
+        encoding="utf-8",
+    )
+    site = resolve_site(tmp_path)
+    assert site.roots[0].site.route_base_path == "docs"
+    assert len(site.warnings) == 1
+    assert "routeBasePath" in site.warnings[0]
+    assert "getRoute()" in site.warnings[0]
+    assert "default ('docs')" in site.warnings[0]

@@ -19,6 +19,7 @@ from bookchat.backends import (
 )
 from bookchat.config import Settings
 from bookchat.ingest.indexer import embedding_text
+from bookchat.ingest.pipeline import index_docs
 from bookchat.providers.gemini_embedder import GeminiEmbedder
 from bookchat.rag.retrieve import BookRetriever
 from bookchat.rag.types import RetrievalUnavailable
@@ -307,3 +308,50 @@ def test_the_spaces_hint_names_only_what_can_be_blocked(where: str, hint: bool) 
     message = str(timed_out(where, 3.0))
     assert message.startswith(f"{where} did not answer within 3 s")
     assert ("ports 80, 443 and 8080" in message) is hint
+
+
+async def test_versioned_multi_instance_site_tags_passages_and_sources(settings: Settings):
+    """A real site's passages say which version and docs instance they come from; `file`
+    stays relative to its own version's folder."""
+    from bookchat.rag.chat import source_of
+
+    site = Path(__file__).resolve().parents[1] / "fixtures/sites/react-native-website/website"
+    retriever = BookRetriever(
+        store=VectorStore.open(settings),
+        dense=None,
+        sparse=make_sparse_encoder(),
+    )
+    try:
+        await index_docs(
+            site,
+            store=retriever.store,
+            dense=None,
+            sparse=retriever.sparse,
+            versions="all",
+        )
+        passages = await retriever.retrieve("DynamicColorIOS high contrast colors", k=10)
+        by_version = {p.version: p for p in passages if p.file == "dynamiccolorios.md"}
+        assert set(by_version) == {"current", "0.86", "0.85"}
+        assert by_version["0.86"].url.startswith("https://reactnative.dev/docs/dynamiccolorios")
+        assert by_version["current"].url.startswith(
+            "https://reactnative.dev/docs/next/dynamiccolorios"
+        )
+        assert by_version["0.85"].url.startswith("https://reactnative.dev/docs/0.85/")
+        source = source_of(by_version["0.85"])
+        assert (source["file"], source["version"], source["plugin"]) == (
+            "dynamiccolorios.md",
+            "0.85",
+            "default",
+        )
+        [glossary, *_] = await retriever.retrieve("architecture glossary Fabric renderer", k=1)
+        assert (glossary.plugin, glossary.version) == ("architecture", None)
+        assert "version" not in source_of(glossary)
+    finally:
+        await retriever.aclose()
+
+
+async def test_an_unversioned_book_keeps_the_old_source_shape(retriever: BookRetriever):
+    from bookchat.rag.chat import source_of
+
+    [first, *_] = await retriever.retrieve("stepper motor feedback", k=1)
+    assert set(source_of(first)) == {"file", "heading", "similarity", "url", "title"}

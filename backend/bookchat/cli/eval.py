@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bookchat.cli.ingest import CommandError, resolve_docs_dir
+from bookchat.cli.ingest import CommandError, add_site_options, resolve_site_arg, show_site
 
 if TYPE_CHECKING:
     from bookchat.config import Settings
@@ -28,9 +28,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--docs",
         type=Path,
-        help="ingest this docs folder first (default: the configured collection as it is, "
-        "with the sample book when embedded and empty)",
+        help="ingest this site or docs folder first (default: the configured collection as "
+        "it is, with the sample book when embedded and empty)",
     )
+    add_site_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -55,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _eval(args: argparse.Namespace, settings: Settings) -> tuple[EvalResult, str]:
     from bookchat.backends import ConfigurationError, open_retriever
-    from bookchat.ingest.pipeline import ensure_sample_book, index_docs
-    from bookchat.ingest.siteconfig import SiteConfigError
+    from bookchat.ingest.pipeline import ensure_sample_book, index_site
     from bookchat.rag.eval import QuestionsError, evaluate, read_questions
     from bookchat.rag.types import RetrievalUnavailable
     from bookchat.stores.vectors import VectorStoreError
@@ -65,7 +65,9 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> tuple[EvalResul
         questions = read_questions(args.questions)
     except QuestionsError as exc:
         raise CommandError(str(exc), code=2) from None
-    docs = resolve_docs_dir(args.docs) if args.docs else None
+    site = resolve_site_arg(args.docs, args) if args.docs else None
+    if site is not None:
+        show_site(site, "bookchat eval")
     try:
         retriever = await open_retriever(settings)
     except (VectorStoreError, ConfigurationError) as exc:
@@ -73,14 +75,14 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> tuple[EvalResul
     try:
         embedders = {"dense": retriever.dense, "sparse": retriever.sparse}
         report = None
-        if docs is not None:
-            report = await index_docs(docs, store=retriever.store, **embedders)
+        if site is not None:
+            report = await index_site(site, store=retriever.store, **embedders)
         elif settings.sample_book:
             report = await ensure_sample_book(store=retriever.store, **embedders)
         if report is not None:
             sys.stderr.write(f"bookchat eval: ingested: {report.summary()}\n")
         result = await evaluate(retriever=retriever, questions=questions, k=args.k)
-    except (VectorStoreError, RetrievalUnavailable, SiteConfigError) as exc:
+    except (VectorStoreError, RetrievalUnavailable) as exc:
         raise CommandError(str(exc)) from None
     finally:
         await retriever.aclose()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from bookchat.config import Settings
     from bookchat.ingest.indexer import IngestReport
+    from bookchat.ingest.siteconfig import Site
 
 
 class CommandError(Exception):
@@ -29,12 +30,13 @@ def register(subparsers: Any) -> None:
         description="Parse, chunk, embed and index a Docusaurus book. Unchanged chunks are "
         "skipped; chunks of changed or deleted pages are replaced or removed.",
     )
-    parser.add_argument("path", type=Path, help="the docs folder (or the site folder with docs/)")
-    parser.add_argument("--site-url", help="the site's public URL (default: docusaurus.config)")
-    parser.add_argument("--base-url", help="the site's baseUrl (default: docusaurus.config, /)")
     parser.add_argument(
-        "--route-base-path", help="the docs routeBasePath (default: docusaurus.config, docs)"
+        "path",
+        type=Path,
+        help="the site folder (with docusaurus.config.*; its docs come from the config) "
+        "or one docs folder",
     )
+    add_site_options(parser)
     parser.add_argument(
         "--dry-run", action="store_true", help="parse and chunk, report what would change"
     )
@@ -46,15 +48,50 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def resolve_docs_dir(path: Path) -> Path:
-    """The docs folder itself, or the `docs/` of a site folder that has one."""
+def add_site_options(parser: Any) -> None:
+    """The flags that say where and which docs a book serves (ingest and eval share them)."""
+    parser.add_argument("--site-url", help="the site's public URL (default: docusaurus.config)")
+    parser.add_argument("--base-url", help="the site's baseUrl (default: docusaurus.config, /)")
+    parser.add_argument(
+        "--route-base-path", help="the docs routeBasePath (default: docusaurus.config, docs)"
+    )
+    parser.add_argument(
+        "--versions",
+        default="last",
+        metavar="WHICH",
+        help="docs versions to index: last (the one readers land on; default), all, or a "
+        "comma list of names or patterns such as current,3.*",
+    )
+
+
+def resolve_site_arg(path: Path, args: argparse.Namespace) -> Site:
+    """The site a PATH argument names, as Docusaurus serves it; says what it resolved."""
+    from bookchat.ingest.siteconfig import resolve_site
+
     if not path.exists():
         raise CommandError(f"{path} does not exist", code=2)
     if not path.is_dir():
-        raise CommandError(f"{path} is not a folder: give the docs folder of the book", code=2)
-    if (path / "docs").is_dir() and any(path.glob("docusaurus.config.*")):
-        return path / "docs"
-    return path
+        raise CommandError(f"{path} is not a folder: give the site or docs folder", code=2)
+    site = resolve_site(
+        path,
+        site_url=getattr(args, "site_url", None),
+        base_url=getattr(args, "base_url", None),
+        route_base_path=getattr(args, "route_base_path", None),
+        versions=getattr(args, "versions", None) or "last",
+    )
+    if not site.roots:
+        for warning in site.warnings:
+            sys.stderr.write(f"warning: {warning}\n")
+        raise CommandError(f"{path}: the site's config serves no docs folder to index", code=2)
+    return site
+
+
+def show_site(site: Site, prefix: str) -> None:
+    """Print what was resolved (stdout) and what fell back to defaults (stderr)."""
+    for warning in site.warnings:
+        sys.stderr.write(f"{prefix}: warning: {warning}\n")
+    for line in site.describe():
+        print(line, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,24 +116,16 @@ def run(args: argparse.Namespace) -> int:
 async def _ingest(args: argparse.Namespace, settings: Settings) -> IngestReport:
     from bookchat.backends import ConfigurationError, make_dense_embedder, make_sparse_encoder
     from bookchat.ingest.indexer import IngestReport, ingest
-    from bookchat.ingest.pipeline import read_book
-    from bookchat.ingest.siteconfig import SiteConfigError, read_site_config
+    from bookchat.ingest.pipeline import read_site
     from bookchat.providers.gemini_embedder import EmbeddingError
     from bookchat.stores.index_dir import write_manifest
     from bookchat.stores.vectors import VectorStore, VectorStoreError, point_id
 
-    docs_dir = resolve_docs_dir(args.path)
-    try:
-        book = read_book(
-            docs_dir,
-            site_url=args.site_url,
-            base_url=args.base_url,
-            route_base_path=args.route_base_path,
-        )
-    except SiteConfigError as exc:
-        raise CommandError(str(exc)) from None
+    site = resolve_site_arg(args.path, args)
+    show_site(site, "bookchat ingest")
+    book = read_site(site)
     if not book.chunks and book.pages == 0 and not book.problems:
-        raise CommandError(f"{docs_dir} holds no Markdown pages (.md or .mdx)", code=2)
+        raise CommandError(f"{args.path} holds no Markdown pages (.md or .mdx)", code=2)
     try:
         dense = make_dense_embedder(settings)
     except ConfigurationError as exc:
@@ -129,14 +158,7 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> IngestReport:
             dry_run=args.dry_run,
         )
         if store.embedded and not args.dry_run:
-            # What /api/health reports about a prebuilt (baked) index (the config was read
-            # fine a moment ago by read_book).
-            site = read_site_config(
-                docs_dir,
-                site_url=args.site_url,
-                base_url=args.base_url,
-                route_base_path=args.route_base_path,
-            )
+            # What /api/health reports about a prebuilt (baked) index.
             write_manifest(
                 settings.qdrant_path,
                 site_url=f"{site.site_url}{site.base_url}",

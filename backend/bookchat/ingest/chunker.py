@@ -6,14 +6,15 @@ paragraph), then at sentence boundaries, then between words; nothing is ever dro
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from pathlib import Path
 
 from bookchat.ingest.docusaurus import Page, read_docs
-from bookchat.ingest.markdown import is_code, paragraphs
+from bookchat.ingest.markdown import fence_parts, is_code, paragraphs
 from bookchat.ingest.model import Chunk, ChunkedBook
-from bookchat.ingest.siteconfig import SiteConfig
+from bookchat.ingest.siteconfig import Site, SiteConfig
 
 _TOKEN_PIECES = re.compile(r"\w+|[^\w\s]")
 # Every further started six characters of a word: a word of length n matches (n - 1) // 6 times.
@@ -64,6 +65,27 @@ def chunk_book(docs_dir: Path, site: SiteConfig, *, max_tokens: int = 300) -> Ch
     return book
 
 
+def chunk_site(site: Site, *, max_tokens: int = 300) -> ChunkedBook:
+    """Read and chunk every selected docs root of a site, each chunk tagged with its root.
+
+    `version` is set when the site has released versions; `plugin` when several docs plugin
+    instances are indexed, so sources from two instances (both with `intro.md`) stay apart.
+    """
+    book = ChunkedBook()
+    several = len(site.plugins) > 1
+    for root in site.roots:
+        pages, problems = read_docs(root.path, root.site, site_dir=site.site_dir)
+        book.pages += len(pages)
+        book.problems.extend(problems)
+        plugin = root.plugin if several else None
+        for page in pages:
+            for chunk in chunk_page(page, max_tokens=max_tokens):
+                if root.version is not None or plugin is not None:
+                    chunk = dataclasses.replace(chunk, version=root.version, plugin=plugin)
+                book.chunks.append(chunk)
+    return book
+
+
 def content_hash(file: str, heading: str, url: str, text: str) -> str:
     """sha256 hex over what a point stands for; unit separators keep the fields apart."""
     return hashlib.sha256("\x1f".join((file, heading, url, text)).encode("utf-8")).hexdigest()
@@ -82,8 +104,7 @@ def split_text(text: str, *, max_tokens: int) -> list[str]:
         if estimate_tokens(paragraph) <= max_tokens:
             pieces.append((paragraph, "\n\n"))
         elif is_code(paragraph):
-            parts = _pack(paragraph.split("\n"), "\n", max_tokens)
-            pieces.extend((part, "\n" if i else "\n\n") for i, part in enumerate(parts))
+            pieces.extend((part, "\n\n") for part in _split_fence(paragraph, max_tokens))
         else:
             first = True
             for sentence in _sentences(paragraph):
@@ -106,6 +127,15 @@ def _sentences(paragraph: str) -> list[str]:
         start = match.end()
     out.append(paragraph[start:].strip())
     return [s for s in out if s]
+
+
+def _split_fence(block: str, max_tokens: int) -> list[str]:
+    """A long fenced block as several fenced blocks, each with the opening fence (and so the
+    language) and a closing fence, cut between lines."""
+    opening, inner, closing = fence_parts(block)
+    overhead = estimate_tokens(opening) + estimate_tokens(closing)
+    parts = _pack(inner, "\n", max(1, max_tokens - overhead))
+    return [f"{opening}\n{part}\n{closing}" for part in parts]
 
 
 def _pack(parts: list[str], joiner: str, max_tokens: int) -> list[str]:

@@ -13,9 +13,11 @@ from bookchat.ingest.markdown import (
     Block,
     FrontMatterError,
     Heading,
+    inline_partials,
     inline_text,
     scan,
     split_front_matter,
+    unwrap_mdx_code_blocks,
 )
 from bookchat.ingest.routes import (
     HeadingSlugger,
@@ -50,8 +52,13 @@ class Page:
     categories: tuple[str, ...] = field(default=())  # sidebar labels of the enclosing folders
 
 
-def read_docs(docs_dir: Path, site: SiteConfig) -> tuple[list[Page], list[tuple[str, str]]]:
-    """Every routed page under `docs_dir`, plus (file, reason) for each file that was skipped."""
+def read_docs(
+    docs_dir: Path, site: SiteConfig, *, site_dir: Path | None = None
+) -> tuple[list[Page], list[tuple[str, str]]]:
+    """Every routed page under `docs_dir`, plus (file, reason) for each file that was skipped.
+
+    `site_dir` is where `@site/...` imports of partials point (default: the docs' parent).
+    """
     if not docs_dir.is_dir():
         raise NotADirectoryError(f"docs folder not found: {docs_dir}")
     pages: list[Page] = []
@@ -63,7 +70,9 @@ def read_docs(docs_dir: Path, site: SiteConfig) -> tuple[list[Page], list[tuple[
         except OSError as exc:
             problems.append((source, f"cannot read file: {exc.strerror or exc}"))
             continue
-        page_or_reason = parse_page(source, raw, site)
+        page_or_reason = parse_page(
+            source, raw, site, path=path, site_dir=site_dir or docs_dir.parent
+        )
         if isinstance(page_or_reason, str):
             problems.append((source, page_or_reason))
         elif page_or_reason is not None:
@@ -106,8 +115,18 @@ def _categories(source: str, labels: dict[str, str]) -> tuple[str, ...]:
     return tuple(labels.get(f, strip_number_prefix(f.rsplit("/", 1)[-1])) for f in folders)
 
 
-def parse_page(source: str, raw: bytes, site: SiteConfig) -> Page | str | None:
-    """A page, or the reason the file is unusable (str), or None for a draft."""
+def parse_page(
+    source: str,
+    raw: bytes,
+    site: SiteConfig,
+    *,
+    path: Path | None = None,
+    site_dir: Path | None = None,
+) -> Page | str | None:
+    """A page, or the reason the file is unusable (str), or None for a draft.
+
+    With `path` (where the file is), imported Markdown partials are inlined where used.
+    """
     if b"\x00" in raw:
         return "binary file, not Markdown"
     try:
@@ -122,6 +141,8 @@ def parse_page(source: str, raw: bytes, site: SiteConfig) -> Page | str | None:
         return str(exc)
     if meta["draft"]:
         return None
+    if path is not None:
+        body = _with_partials(body, path, site_dir or path.parent, seen=(path.resolve(),))
     slug = doc_slug(
         source,
         frontmatter_id=meta["id"],
@@ -180,3 +201,31 @@ def _sections(events: list[Heading | Block]) -> tuple[str | None, list[Section]]
         current = sections[-1]
         current.text = f"{current.text}\n\n{event.text}" if current.text else event.text
     return title, [s for s in sections if s.text.strip()]
+
+
+# Partials inside partials are inlined too, this deep at most (and never in a cycle).
+_PARTIAL_DEPTH = 5
+
+
+def _with_partials(body: str, path: Path, site_dir: Path, *, seen: tuple[Path, ...]) -> str:
+    """The MDX body with every imported .md/.mdx partial's prose put where it is used."""
+    body = unwrap_mdx_code_blocks(body)
+
+    def load(spec: str) -> str | None:
+        if spec.startswith("@site/"):
+            target = site_dir / spec[len("@site/") :]
+        elif spec.startswith("."):
+            target = path.parent / spec
+        else:
+            return None  # a package's file: not part of the book
+        try:
+            resolved = target.resolve()
+            if resolved in seen or len(seen) > _PARTIAL_DEPTH:
+                return None
+            text = resolved.read_text(encoding="utf-8-sig")
+            _front, partial = split_front_matter(text.replace("\r\n", "\n"))
+        except (OSError, UnicodeDecodeError, FrontMatterError):
+            return None
+        return _with_partials(partial, resolved, site_dir, seen=(*seen, resolved))
+
+    return inline_partials(body, load)

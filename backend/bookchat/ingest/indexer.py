@@ -143,6 +143,9 @@ async def _write(
                         "text": c.text,
                         "content_hash": c.content_hash,
                         "position": c.position,
+                        # Only when known, so an unversioned book's points stay as they were.
+                        **({"version": c.version} if c.version is not None else {}),
+                        **({"plugin": c.plugin} if c.plugin is not None else {}),
                     },
                     sparse=sv,
                     dense=dv,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import yaml
@@ -97,6 +98,134 @@ def fence_end(lines: list[str], start: int) -> int | None:
     return min(end, len(lines) - 1)
 
 
+def fence_parts(block: str) -> tuple[str, list[str], str]:
+    """A fenced block's opening line, inner lines and closing line (made up if missing)."""
+    lines = block.split("\n")
+    opening = lines[0]
+    fence = _FENCE_OPEN.match(opening)
+    if not fence:
+        raise ValueError("not a fenced code block")
+    marker = fence.group("fence")
+    indent = opening[: len(opening) - len(opening.lstrip())]
+    close = re.compile(rf"^[ \t]*{re.escape(marker[0])}{{{len(marker)},}}[ \t]*$")
+    if len(lines) > 1 and close.match(lines[-1]):
+        return opening, lines[1:-1], lines[-1]
+    return opening, lines[1:], indent + marker
+
+
+# A ```mdx-code-block fence holds MDX that Docusaurus renders (it exists so that MDX survives
+# Crowdin and prettier); its content is the page's prose, not code.
+_MDX_CODE_BLOCK = "mdx-code-block"
+
+
+def _is_mdx_code_block(line: str) -> bool:
+    fence = _FENCE_OPEN.match(line)
+    return bool(fence) and fence.group("info").strip() == _MDX_CODE_BLOCK  # type: ignore[union-attr]
+
+
+def unwrap_mdx_code_blocks(body: str) -> str:
+    """Replace each ```mdx-code-block fence by its content, left as MDX."""
+    if _MDX_CODE_BLOCK not in body:
+        return body
+    lines = body.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        end = fence_end(lines, i)
+        if end is None:
+            out.append(lines[i])
+            i += 1
+            continue
+        if _is_mdx_code_block(lines[i]):
+            closed = end > i and end < len(lines) and lines[end].strip().startswith(("`", "~"))
+            inner = lines[i + 1 : end if closed else end + 1]
+            # The content is MDX again: nested fences in it are real code or MDX once more.
+            out.extend(unwrap_mdx_code_blocks("\n".join(inner)).split("\n"))
+        else:
+            out.extend(lines[i : end + 1])
+        i = end + 1
+    return "\n".join(out)
+
+
+# `import Name from './_partial.mdx'`: a default import of a Markdown file is a component that
+# renders that file where <Name /> is used.
+_PARTIAL_IMPORT = re.compile(
+    r"""\bimport\s+(?P<name>[A-Za-z_$][\w$]*)\s+from\s+(?P<q>['"])(?P<spec>(?:(?!(?P=q)).)+?\.mdx?)(?P=q)"""
+)
+
+
+def inline_partials(body: str, load: Callable[[str], str | None]) -> str:
+    """Put each imported Markdown partial's body where its component is used.
+
+    `load(spec)` returns the partial's body (front matter removed, its own partials already
+    inlined) or None when it cannot be read; code blocks are left alone.
+    """
+    if "import" not in body:
+        return body
+    lines = body.split("\n")
+    partials: dict[str, str] = {}
+    code: set[int] = set()
+    i = 0
+    while i < len(lines):
+        end = fence_end(lines, i)
+        if end is not None:
+            code.update(range(i, end + 1))
+            i = end + 1
+            continue
+        if not _ESM.match(lines[i]):
+            i += 1
+            continue
+        # An ESM block runs to the next blank line and may hold several imports per line.
+        start = i
+        while i < len(lines) and lines[i].strip():
+            i += 1
+        for match in _PARTIAL_IMPORT.finditer("\n".join(lines[start:i])):
+            # A JavaScript string: `'./\_x.md'` is `./_x.md` (escaped for prettier's sake).
+            spec = re.sub(r"\\(.)", r"\1", match.group("spec"))
+            if match.group("name") not in partials and (text := load(spec)) is not None:
+                partials[match.group("name")] = text
+    if not partials:
+        return body
+    usage = re.compile(
+        rf"<(?P<name>{'|'.join(map(re.escape, partials))})(?:\s{_JSX_ATTRS})?"
+        rf"(?:/>|>(?:(?!</(?P=name)>).)*</(?P=name)>)",
+        re.DOTALL,
+    )
+    out: list[str] = []
+    for number, line in enumerate(lines):
+        if number in code or "<" not in line:
+            out.append(line)
+            continue
+        # A partial is block content: it gets blank lines around it, keeping its indentation.
+        indent = line[: len(line) - len(line.lstrip())]
+
+        def render(match: re.Match[str], indent: str = indent) -> str:
+            text = partials[match.group("name")].strip("\n")
+            return "\n\n" + "\n".join(indent + t if t else t for t in text.split("\n")) + "\n\n"
+
+        out.append(usage.sub(render, line) if line.strip() else line)
+    return "\n".join(out)
+
+
+_TAB_ITEM = re.compile(rf"<TabItem(?P<attrs>\s{_JSX_ATTRS})?>")
+_ATTRIBUTE = re.compile(
+    r"""\b(?P<key>label|value)\s*=\s*(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'"""
+    r"""|\{\s*(?:"(?P<jdq>[^"]*)"|'(?P<jsq>[^']*)'|`(?P<jbq>[^`$]*)`)\s*\})"""
+)
+
+
+def _tab_label(match: re.Match[str]) -> str:
+    """`<TabItem value="npm" label="npm">` -> a paragraph `npm:` (shown: label, else value)."""
+    found: dict[str, str] = {}
+    for attr in _ATTRIBUTE.finditer(match.group("attrs") or ""):
+        value = next(v for v in attr.group("dq", "sq", "jdq", "jsq", "jbq") if v is not None)
+        found.setdefault(attr.group("key"), value)
+    label = (found.get("label") or found.get("value") or "").strip()
+    if not label:
+        return ""
+    return f"\n\n{label if label.endswith(':') else label + ':'}\n\n"
+
+
 def _strip_tags(prose: str) -> str:
     """Drop JSX/HTML tags (keeping the text between them) but never inside inline code."""
     if "<" not in prose:
@@ -106,7 +235,8 @@ def _strip_tags(prose: str) -> str:
 
 def scan(body: str) -> list[Heading | Block]:
     """Split a Markdown/MDX body into headings and blocks of cleaned prose or code."""
-    lines = body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    body = unwrap_mdx_code_blocks(body.replace("\r\n", "\n").replace("\r", "\n"))
+    lines = body.split("\n")
     events: list[Heading | Block] = []
     prose: list[str] = []
 
@@ -138,6 +268,8 @@ def scan(body: str) -> list[Heading | Block]:
 def _prose_events(prose: str) -> list[Heading | Block]:
     if "<!--" in prose or "{/*" in prose:
         prose = _COMMENTS.sub("", prose)
+    if "<TabItem" in prose:
+        prose = _TAB_ITEM.sub(_tab_label, prose)
     cleaned = _strip_tags(prose)
     events: list[Heading | Block] = []
     current: list[str] = []

@@ -9,13 +9,15 @@ from dataclasses import dataclass, field
 class Chunk:
     """One passage of the book, with its citation."""
 
-    file: str  # path relative to the docs root, POSIX separators: "module-01/chapter-01.md"
+    file: str  # relative to its version's docs root, POSIX separators: "module-01/chapter-01.md"
     title: str  # page title
     heading: str  # heading path joined with " > " ("" for the text before the first heading)
     url: str  # absolute public URL of the page, with "#anchor" when under a heading
     text: str  # the passage's prose, as embedded and shown
     content_hash: str  # sha256 hex of what determines the point (heading path, url, text)
     position: int  # order of the chunk within its page, from 0
+    version: str | None = None  # the docs version, when the site has released versions
+    plugin: str | None = None  # the docs plugin instance id, when the site has several
 
 
 @dataclass(slots=True)

@@ -1,4 +1,5 @@
-"""The one ingest pipeline: a docs folder read, chunked and indexed, for the CLI and the runtime."""
+"""The one ingest pipeline: a site or docs folder read, chunked and indexed, for the CLI and
+the runtime."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bookchat.ingest.chunker import chunk_book
+from bookchat.ingest.chunker import chunk_site
 from bookchat.ingest.indexer import IngestReport, Progress, ingest
-from bookchat.ingest.siteconfig import read_site_config
+from bookchat.ingest.siteconfig import Site, resolve_site
 from bookchat.sample_book import sample_book_path
 
 if TYPE_CHECKING:
@@ -20,27 +21,54 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def read_book(docs_dir: Path, **site: str | None) -> ChunkedBook:
-    """The docs folder's pages as chunks, with URLs from its site config (overrides in `site`).
+def read_site(site: Site) -> ChunkedBook:
+    """Every selected docs root of a resolved site as chunks."""
+    return chunk_site(site)
 
-    Raises SiteConfigError when the site config cannot be read.
+
+def read_book(path: Path, **options: str | None) -> ChunkedBook:
+    """A site or docs folder's pages as chunks, with URLs as its site config routes them.
+
+    `options` are resolve_site's overrides (site_url, base_url, route_base_path, versions);
+    never raises for a config it cannot read (resolve_site falls back and warns).
     """
-    return chunk_book(docs_dir, read_site_config(docs_dir, **site))
+    given = {k: v for k, v in options.items() if v is not None}
+    return read_site(resolve_site(path, **given))  # type: ignore[arg-type]
 
 
-async def index_docs(
-    docs_dir: Path,
+async def index_site(
+    site: Site,
     *,
     store: VectorStore,
     dense: DenseEmbedder | None,
     sparse: Bm25Encoder,
     progress: Progress | None = None,
     dry_run: bool = False,
-    **site: str | None,
 ) -> IngestReport:
-    """Read, chunk and index a docs folder; unchanged chunks cost nothing."""
+    """Read, chunk and index a resolved site; unchanged chunks cost nothing."""
     return await ingest(
-        chunked_book=read_book(docs_dir, **site),
+        chunked_book=read_site(site),
+        store=store,
+        dense=dense,
+        sparse=sparse,
+        progress=progress,
+        dry_run=dry_run,
+    )
+
+
+async def index_docs(
+    path: Path,
+    *,
+    store: VectorStore,
+    dense: DenseEmbedder | None,
+    sparse: Bm25Encoder,
+    progress: Progress | None = None,
+    dry_run: bool = False,
+    **options: str | None,
+) -> IngestReport:
+    """Read, chunk and index a site or docs folder; unchanged chunks cost nothing."""
+    return await ingest(
+        chunked_book=read_book(path, **options),
         store=store,
         dense=dense,
         sparse=sparse,

@@ -54,13 +54,19 @@ class StoreUnavailable(Exception):
 
 def source_of(passage: Passage) -> dict[str, Any]:
     """A passage as the widget's source entry (the n-th entry is citation [n])."""
-    return {
+    source: dict[str, Any] = {
         "file": passage.file,
         "heading": passage.heading,
         "similarity": round(float(passage.score), 4),
         "url": passage.url,
         "title": passage.title,
     }
+    # Added only when the book has them, so the widget contract is unchanged otherwise.
+    if passage.version is not None:
+        source["version"] = passage.version
+    if passage.plugin is not None:
+        source["plugin"] = passage.plugin
+    return source
 
 
 def _writing(lock: asyncio.Lock | None) -> contextlib.AbstractAsyncContextManager[Any]:

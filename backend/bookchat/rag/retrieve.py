@@ -145,6 +145,8 @@ class BookRetriever:
             url=str(p.get("url", "")),
             text=str(p.get("text", "")),
             score=round(score, 4),
+            version=str(p["version"]) if p.get("version") is not None else None,
+            plugin=str(p["plugin"]) if p.get("plugin") is not None else None,
         )
 
     async def warm(self) -> None:

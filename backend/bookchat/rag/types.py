@@ -16,6 +16,8 @@ class Passage:
     url: str  # public page URL with #anchor
     text: str
     score: float  # higher is better; the chat's "similarity"
+    version: str | None = None  # the docs version, when the book has released versions
+    plugin: str | None = None  # the docs plugin instance id, when the book has several
 
 
 class RetrievalUnavailable(Exception):

@@ -1,0 +1,169 @@
+"""MDX as Docusaurus renders it: mdx-code-block fences, imported partials, tab labels."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+from bookchat.ingest.chunker import chunk_site
+from bookchat.ingest.docusaurus import read_docs
+from bookchat.ingest.siteconfig import SiteConfig, resolve_site
+
+SITE = SiteConfig(site_url="https://book.example")
+SITES = Path(__file__).resolve().parents[1] / "fixtures" / "sites"
+
+
+def page_text(tmp_path: Path, files: dict[str, str], name: str = "page.mdx") -> str:
+    docs = tmp_path / "docs"
+    for file, content in files.items():
+        path = docs / file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(content).lstrip("\n"), encoding="utf-8")
+    pages, problems = read_docs(docs, SITE)
+    assert problems == []
+    page = next(p for p in pages if p.file == name)
+    return "\n\n".join(s.text for s in page.sections)
+
+
+def test_mdx_code_block_is_rendered_not_quoted(tmp_path: Path) -> None:
+    text = page_text(
+        tmp_path,
+        {
+            "page.mdx": """
+            # Install
+
+            ````mdx-code-block
+            import Tabs from '@theme/Tabs';
+            import TabItem from '@theme/TabItem';
+
+            <Tabs>
+            <TabItem value="npm">
+
+            ```bash
+            npm install thing
+            ```
+
+            </TabItem>
+            </Tabs>
+            ````
+
+            Then run it.
+            """
+        },
+    )
+    assert "mdx-code-block" not in text
+    assert "import Tabs" not in text
+    assert "<Tabs>" not in text
+    assert "```bash\nnpm install thing\n```" in text  # the real code inside stays code
+    assert "npm:" in text
+    assert "Then run it." in text
+
+
+def test_partials_are_inlined_where_they_are_used(tmp_path: Path) -> None:
+    text = page_text(
+        tmp_path,
+        {
+            "page.mdx": """
+            # Guide
+
+            import Note from './_note.mdx';
+            import Shared from '@site/shared/_shared.md'; import Escaped from './\\_escaped.md';
+
+            Before the note.
+
+            <Note />
+
+            Between.
+
+            <Shared/>
+
+            <Escaped></Escaped>
+
+            ```mdx
+            <Note />
+            ```
+            """,
+            "_note.mdx": """
+            ---
+            title: ignored
+            ---
+            The note says **keep backups**.
+
+            import Inner from './_inner.md';
+
+            <Inner />
+            """,
+            "_inner.md": "Inner partial text.\n",
+            "_escaped.md": "Escaped path works.\n",
+            "../shared/_shared.md": "Shared through the site alias.\n",
+        },
+    )
+    assert text.index("Before the note.") < text.index("keep backups") < text.index("Between.")
+    assert "title: ignored" not in text
+    assert "Inner partial text." in text
+    assert "Shared through the site alias." in text
+    assert "Escaped path works." in text
+    # Inside a code block the usage is an example, left as written.
+    assert "```mdx\n<Note />\n```" in text
+
+
+def test_a_partial_cycle_stops(tmp_path: Path) -> None:
+    text = page_text(
+        tmp_path,
+        {
+            "page.mdx": "import A from './_a.mdx';\n\nStart.\n\n<A />\n",
+            "_a.mdx": "import B from './_b.mdx';\n\nIn A.\n\n<B />\n",
+            "_b.mdx": "import A from './_a.mdx';\n\nIn B.\n\n<A />\n",
+        },
+    )
+    assert text.count("In A.") == 1
+    assert text.count("In B.") == 1
+
+
+def test_each_tab_keeps_its_label(tmp_path: Path) -> None:
+    text = page_text(
+        tmp_path,
+        {
+            "page.mdx": """
+            <Tabs groupId="os">
+              <TabItem value="mac" label="macOS" default>
+                Use Homebrew.
+              </TabItem>
+              <TabItem value="win" label={'Windows'}>
+                Use winget.
+              </TabItem>
+              <TabItem value="linux">
+                Use apt.
+              </TabItem>
+            </Tabs>
+            """
+        },
+    )
+    assert re.search(r"macOS:\s+Use Homebrew\.", text)
+    assert re.search(r"Windows:\s+Use winget\.", text)
+    assert re.search(r"linux:\s+Use apt\.", text)
+    assert "TabItem" not in text
+
+
+def test_real_sites_lose_no_partial_and_leak_no_mdx() -> None:
+    jest = chunk_site(resolve_site(SITES / "jest" / "website"))
+    upgrading = [c.text for c in jest.chunks if c.file == "UpgradingToJest29.md"]
+    assert any("explicitly import Jest APIs" in t for t in upgrading)
+    native = chunk_site(resolve_site(SITES / "react-native-website" / "website"))
+    entry = [c.text for c in native.chunks if c.file == "global-intersectionobserverentry.md"]
+    assert any("only available in React Native’s Canary" in t for t in entry)
+    for chunk in native.chunks + jest.chunks:
+        prose = re.sub(r"^(`{3,}|~{3,}).*?^\1", "", chunk.text, flags=re.M | re.S)
+        assert "mdx-code-block" not in chunk.text
+        assert not re.search(r"^import .* from ", prose, re.M), chunk.text
+        assert "<TabItem" not in prose
+        assert "<Tabs" not in prose
+
+
+def test_real_chunks_are_well_formed_fences() -> None:
+    for site in ("jest/website", "react-native-website/website", "redux/website"):
+        book = chunk_site(resolve_site(SITES / site), max_tokens=80)
+        for chunk in book.chunks:
+            fences = re.findall(r"^[ \t]*(?:`{3,}|~{3,})", chunk.text, re.M)
+            assert len(fences) % 2 == 0, (site, chunk.file, chunk.text)
