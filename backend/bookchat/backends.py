@@ -61,6 +61,8 @@ PRELOADABLE = (
     "aiosqlite",
     "psycopg",
     "google.genai",
+    "bookchat.providers.gemini_embedder",
+    "bookchat.providers.gemini_llm",
     "bookchat.rag.gemini_answerer",
     "bookchat.rag.extractive",
     "bookchat.providers.static_embedder",
@@ -75,9 +77,13 @@ def preload_modules(settings: Settings) -> list[str]:
         modules.append("bookchat.ingest.pipeline")
     modules.append("aiosqlite" if settings.sqlalchemy_url.startswith("sqlite") else "psycopg")
     if answers_with_gemini(settings):
-        modules += ["google.genai", "bookchat.rag.gemini_answerer"]
+        # Answers stream over httpx (providers/gemini_stream.py): the SDK is loaded only for
+        # Gemini embeddings, which saves its import time and memory otherwise.
+        modules += ["bookchat.providers.gemini_llm", "bookchat.rag.gemini_answerer"]
     else:
         modules.append("bookchat.rag.extractive")
+    if embeds_with_gemini(settings):
+        modules += ["google.genai", "bookchat.providers.gemini_embedder"]
     return modules
 
 
@@ -98,13 +104,16 @@ def make_answerer(settings: Settings) -> Answerer:
     """Gemini when GEMINI_API_KEY is set, the extractive answerer otherwise."""
     if answers_with_gemini(settings):
         from bookchat.providers.gemini_llm import GeminiLLM
+        from bookchat.providers.gemini_stream import GeminiStreamClient
         from bookchat.rag.gemini_answerer import GeminiAnswerer
 
-        llm = GeminiLLM(
-            make_genai_client(settings),
-            model=settings.gemini_model,
+        assert settings.gemini_api_key is not None  # answers_with_gemini says so
+        client = GeminiStreamClient(
+            api_key=settings.gemini_api_key.get_secret_value(),
+            base_url=settings.gemini_base_url,
             timeout=settings.gemini_timeout,
         )
+        llm = GeminiLLM(client, model=settings.gemini_model, timeout=settings.gemini_timeout)
         return GeminiAnswerer(llm)
     return make_offline_answerer()
 

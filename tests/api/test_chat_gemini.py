@@ -1,4 +1,4 @@
-"""Gemini through the real google-genai SDK against the fake server (GEMINI_BASE_URL)."""
+"""Gemini answers over real HTTP against the fake server (GEMINI_BASE_URL)."""
 
 from __future__ import annotations
 
@@ -114,3 +114,26 @@ async def test_a_stall_past_the_timeout_is_llm_timeout(gemini_settings, fake_gem
     assert events[-1]["code"] == "llm_timeout"
     assert messages[-1]["status"] in {"partial", "failed"}
     assert messages[-1]["content"] == answer_text(events)
+
+
+async def test_a_safety_finish_on_the_only_chunk_is_not_stored_complete(
+    gemini_settings, fake_gemini
+):
+    # One chunk carries both the text and the SAFETY finish: the reader sees the text, then
+    # llm_blocked, and the stored answer says it was cut short.
+    fake_gemini.script(Reply("Here is what", finish_reason="SAFETY"))
+    async with app_client(gemini_settings()) as (_, client):
+        _, events, messages = await chat_and_read(client)
+    assert [e["type"] for e in events] == ["metadata", "token", "error"]
+    assert events[-1]["code"] == "llm_blocked"
+    assert messages[-1]["status"] == "partial"
+    assert messages[-1]["content"] == "Here is what"
+
+
+async def test_a_blocked_prompt_is_llm_blocked(gemini_settings, fake_gemini):
+    fake_gemini.script(Reply("", block_reason="SAFETY"))
+    async with app_client(gemini_settings()) as (_, client):
+        _, events, messages = await chat_and_read(client)
+    assert [e["type"] for e in events] == ["metadata", "error"]
+    assert events[-1]["code"] == "llm_blocked"
+    assert messages[-1]["status"] == "failed"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bookchat.providers.gemini_client import genai_client
 from bookchat.providers.gemini_llm import GeminiLLM
 from bookchat.providers.gemini_responses import LLMError
+from bookchat.providers.gemini_stream import GeminiStreamClient
 from tests.fakes.gemini import FakeGemini, HttpError, Reply
 from tests.network import free_port
 
@@ -17,7 +17,7 @@ def _llm(base_url: str, waits: list[float], **options: object) -> GeminiLLM:
     async def sleep(seconds: float) -> None:
         waits.append(seconds)
 
-    client = genai_client(api_key="test-key", base_url=base_url, timeout=5.0)
+    client = GeminiStreamClient(api_key="test-key", base_url=base_url, timeout=5.0)
     return GeminiLLM(
         client,
         model="gemini-2.5-flash",
@@ -42,7 +42,6 @@ async def test_the_prompt_is_sent_as_built_and_streamed_back(fake_gemini: FakeGe
 
 
 async def test_a_closed_port_is_retried_then_unavailable() -> None:
-    # google-genai's default HTTP stack is httpx2, whose errors are not httpx's: both count.
     waits: list[float] = []
     llm = _llm(f"http://127.0.0.1:{free_port()}", waits, max_attempts=3)
     try:

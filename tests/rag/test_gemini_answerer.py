@@ -1,16 +1,18 @@
-"""GeminiAnswerer against the fake Gemini server, through the real google-genai SDK."""
+"""GeminiAnswerer against the fake Gemini server, over real HTTP (the REST stream client)."""
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
-from bookchat.providers.gemini_client import genai_client
 from bookchat.providers.gemini_llm import GeminiLLM
+from bookchat.providers.gemini_stream import GeminiStreamClient
 from bookchat.rag.answerer import AnswerError, AnswerRequest
 from bookchat.rag.gemini_answerer import MESSAGES, GeminiAnswerer
 from bookchat.rag.prompt import NO_ANSWER
 from bookchat.rag.types import Passage
-from tests.fakes.gemini import DropConnection, FakeGemini, HttpError, Reply, Stall
+from tests.fakes.gemini import DropConnection, FakeGemini, HttpError, Reply, Stall, StreamError
 
 PASSAGES = [
     Passage(
@@ -38,7 +40,7 @@ REQUEST = AnswerRequest(
 
 
 def _answerer(fake: FakeGemini, *, timeout: float = 5.0, **options) -> GeminiAnswerer:
-    client = genai_client(api_key="test-key", base_url=fake.base_url, timeout=timeout)
+    client = GeminiStreamClient(api_key="test-key", base_url=fake.base_url, timeout=timeout)
     options.setdefault("initial_backoff", 0.01)
     options.setdefault("max_backoff", 0.02)
     llm = GeminiLLM(client, model="gemini-2.5-flash", timeout=timeout, **options)
@@ -92,8 +94,7 @@ async def test_the_prompt_reaches_the_model(answerer, fake_gemini: FakeGemini) -
     last = body["contents"][2]["parts"][0]["text"]
     assert "A node is a process that performs computation." in last
     assert last.rstrip().endswith('Question: "How do nodes talk to each other?"')
-    # The SDK sends this field in snake case; the API accepts either spelling.
-    assert list(body["generationConfig"]["thinkingConfig"].values()) == [0]
+    assert body["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 0}
 
 
 async def test_rate_limit_then_success_is_one_answer(answerer, fake_gemini) -> None:
@@ -116,7 +117,7 @@ async def test_persistent_rate_limit_fails_without_multiplying_attempts(
     assert error.code == "llm_rate_limited"
     assert error.started is False
     assert received == []
-    # Three attempts of ours, one HTTP request each: the SDK does not retry underneath.
+    # Three attempts, one HTTP request each: nothing retries underneath.
     assert len(fake_gemini.generate_requests()) == 3
 
 
@@ -204,6 +205,63 @@ async def test_blocked_answer(answerer, fake_gemini) -> None:
     fake_gemini.script(Reply("", finish_reason="SAFETY"))
     error = await _failure(answerer, [])
     assert (error.code, error.started) == ("llm_blocked", False)
+
+
+@pytest.mark.parametrize("reason", ["SAFETY", "RECITATION"])
+async def test_a_blocking_finish_on_the_only_chunk_is_not_a_complete_answer(
+    answerer, fake_gemini, reason: str
+) -> None:
+    # Unpaced, the fake sends up to four words per chunk: this reply is one chunk, whose
+    # text arrives together with the finish reason.
+    fake_gemini.script(Reply("Quoting the book verbatim", finish_reason=reason))
+    error = await _failure(answerer, received := [])
+    assert received == ["Quoting the book verbatim"]
+    assert (error.code, error.started) == ("llm_blocked", True)
+    assert error.message == MESSAGES["llm_blocked"]
+
+
+async def test_a_blocking_finish_after_some_text(answerer, fake_gemini) -> None:
+    fake_gemini.script(Reply("one two three four five six", finish_reason="SAFETY"))
+    error = await _failure(answerer, received := [])
+    assert "".join(received) == "one two three four five six"
+    assert (error.code, error.started) == ("llm_blocked", True)
+
+
+async def test_a_blocked_prompt(answerer, fake_gemini) -> None:
+    fake_gemini.script(Reply("", block_reason="PROHIBITED_CONTENT"))
+    error = await _failure(answerer, received := [])
+    assert received == []
+    assert (error.code, error.started) == ("llm_blocked", False)
+    # A refusal is final: not retried.
+    assert len(fake_gemini.generate_requests()) == 1
+
+
+async def test_an_error_event_before_any_text_is_retried(answerer, fake_gemini) -> None:
+    fake_gemini.script(StreamError(503, after_chunks=0), Reply("Second try [1]."))
+    assert "".join(await _collect(answerer)) == "Second try [1]."
+    assert len(fake_gemini.generate_requests()) == 2
+
+
+async def test_an_error_event_mid_stream_interrupts(answerer, fake_gemini) -> None:
+    fake_gemini.script(StreamError(500, after_chunks=1, text="one two three four five six"))
+    error = await _failure(answerer, received := [])
+    assert received == ["one two three four "]
+    assert (error.code, error.started) == ("llm_stream_interrupted", True)
+    assert len(fake_gemini.generate_requests()) == 1
+
+
+async def test_an_unanswering_server_is_unavailable_not_a_crash(fake_gemini) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    client = GeminiStreamClient(api_key="k", base_url=f"http://127.0.0.1:{port}", timeout=2)
+    llm = GeminiLLM(client, model="gemini-2.5-flash", timeout=2, initial_backoff=0.01)
+    answerer = GeminiAnswerer(llm)
+    try:
+        error = await _failure(answerer, [])
+    finally:
+        await answerer.aclose()
+    assert (error.code, error.started) == ("llm_unavailable", False)
 
 
 async def test_health_check_does_not_call_the_api(answerer, fake_gemini) -> None:

@@ -1,11 +1,17 @@
 """The Gemini LLM adapter: streams a built prompt, retrying until the first token arrives.
 
-Retries: 429 and 502/503/504 responses and connection failures are retried with exponential
-backoff and jitter, but only until the first token arrives and only within the time-out; the
-SDK's own retries are switched off per request so attempts do not multiply. After the first
-token nothing is retried (the reader has seen part of the answer): a failure is an LLMError
-with started=True. The prompt is built above this adapter (rag/prompt.py); the reader-facing
-wording of each error code lives there too (rag/gemini_answerer.py).
+Transport: Gemini's documented REST stream (`streamGenerateContent?alt=sse`) through
+providers/gemini_stream.py, not google-genai: the SDK's per-chunk pydantic validation was most
+of the event loop's time under load (see that module and backend/docs/answers.md).
+
+Retries (bookchat/retry.py): 429 and 502/503/504 responses and connection failures are retried
+with exponential backoff and jitter, but only until the first token arrives and only within
+the time-out; one HTTP request per attempt. After the first token nothing is retried (the
+reader has seen part of the answer): a failure is an LLMError with started=True. A finish for
+safety, recitation and the like ends the reply as "llm_blocked" even when its chunk carried
+text (the only chunk included): the text so far was shown, but the reply is not complete. The
+prompt is built above this adapter (rag/prompt.py); the reader-facing wording of each error
+code lives there too (rag/gemini_answerer.py).
 """
 
 from __future__ import annotations
@@ -20,18 +26,21 @@ from typing import TYPE_CHECKING, Any
 from bookchat.providers.gemini_responses import (
     BLOCKED_FINISH_REASONS,
     LLMError,
-    block_reason,
     code_for_status,
     describe_error,
-    finish_reason,
     retry_delay,
+)
+from bookchat.providers.gemini_stream import (
+    GeminiHTTPError,
+    GeminiStreamClient,
+    block_reason,
+    finish_reason,
+    request_body,
     text_of,
 )
 from bookchat.retry import is_transport_error, retrying
 
 if TYPE_CHECKING:
-    from google import genai
-    from google.genai import types
     from tenacity import RetryCallState
 
 log = logging.getLogger(__name__)
@@ -44,19 +53,15 @@ def _worth_retrying(exc: BaseException) -> bool:
     # The time-out is the reader's whole wait (TimeoutError is an OSError, so it comes first).
     if isinstance(exc, (LLMError, TimeoutError)):
         return False
-    from google.genai import errors
-
-    if isinstance(exc, errors.APIError):
+    if isinstance(exc, GeminiHTTPError):
         return exc.code in RETRIED_STATUSES
     return is_transport_error(exc)
 
 
 def _code_for(exc: BaseException) -> str:
-    from google.genai import errors
-
     if isinstance(exc, TimeoutError):
         return "llm_timeout"
-    if isinstance(exc, errors.APIError):
+    if isinstance(exc, GeminiHTTPError):
         return code_for_status(exc.code)
     return "llm_unavailable"
 
@@ -76,7 +81,7 @@ class GeminiLLM:
 
     def __init__(
         self,
-        client: genai.Client,
+        client: GeminiStreamClient,
         *,
         model: str,
         timeout: float,
@@ -128,10 +133,9 @@ class GeminiLLM:
         return entry
 
     async def aclose(self) -> None:
-        """Close the SDK's HTTP clients when this answerer owns them."""
+        """Close the HTTP client when this adapter owns it."""
         if self._owns_client:
-            await self._client.aio.aclose()
-            self._client.close()
+            await self._client.aclose()
 
     async def stream(
         self, system_instruction: str, contents: list[dict[str, Any]]
@@ -151,42 +155,40 @@ class GeminiLLM:
     ) -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
         started_at = loop.time()
-        chunks, first = await self._first_text(
+        chunks, first = await self._first_chunk(
             system_instruction, contents, deadline=started_at + self.timeout
         )
         end = started_at + self.max_duration
         try:
-            yield first
-            while True:
+            chunk: dict[str, Any] | None = first
+            while chunk is not None:
+                text = text_of(chunk)
+                if text:
+                    yield text
+                if finish_reason(chunk) in BLOCKED_FINISH_REASONS:
+                    raise LLMError("llm_blocked", started=True)
                 idle = min(self.timeout, end - loop.time())
                 failure = None
                 try:
                     async with asyncio.timeout(max(idle, 0.0)):
-                        chunk = await anext(chunks)
-                except StopAsyncIteration:
-                    return
+                        chunk = await anext(chunks, None)
                 except TimeoutError:
                     failure = "llm_timeout"
                 except Exception as exc:
                     log.warning("gemini stream interrupted: %s", describe_error(exc))
                     failure = "llm_stream_interrupted"
                 if failure is not None:
-                    # Raised outside the except block so the SDK's traceback (and the HTTP
+                    # Raised outside the except block so the traceback (and the HTTP
                     # generators its frames hold) is not kept alive as __context__.
                     raise LLMError(failure, started=True)
-                text = text_of(chunk)
-                if text:
-                    yield text
-                if finish_reason(chunk) in BLOCKED_FINISH_REASONS:
-                    raise LLMError("llm_blocked", started=True)
         finally:
             await _close(chunks)
 
-    async def _first_text(
+    async def _first_chunk(
         self, system_instruction: str, contents: list[dict[str, Any]], *, deadline: float
-    ) -> tuple[AsyncIterator[Any], str]:
-        """Open the stream and read up to its first text, retrying what is worth retrying."""
-        config = self._config(system_instruction)
+    ) -> tuple[AsyncIterator[dict[str, Any]], dict[str, Any]]:
+        """Open the stream and read up to its first chunk with text, retrying what is worth it."""
+        body = self._body(system_instruction, contents)
         loop = asyncio.get_running_loop()
         try:
             async for attempt in retrying(
@@ -201,34 +203,27 @@ class GeminiLLM:
                 before_sleep=_log_retry,
             ):
                 with attempt:
-                    return await self._open(config, contents, deadline=deadline)
+                    return await self._open(body, deadline=deadline)
         except LLMError:
             raise
         except Exception as exc:
             log.warning("gemini request failed: %s", describe_error(exc))
             code = _code_for(exc)
-        # Raised here, outside the except block, so the SDK's traceback (and the HTTP
-        # generators its frames hold) does not live on as __context__.
+        # Raised here, outside the except block, so the traceback (and the HTTP generators
+        # its frames hold) does not live on as __context__.
         raise LLMError(code)
 
     async def _open(
-        self,
-        config: types.GenerateContentConfig,
-        contents: list[dict[str, Any]],
-        *,
-        deadline: float,
-    ) -> tuple[AsyncIterator[Any], str]:
-        """One attempt: the stream and its first text; the stream is closed if it fails."""
-        chunks: AsyncIterator[Any] | None = None
+        self, body: dict[str, Any], *, deadline: float
+    ) -> tuple[AsyncIterator[dict[str, Any]], dict[str, Any]]:
+        """One attempt: the stream and its first chunk with text; closed if it fails."""
+        chunks: AsyncIterator[dict[str, Any]] | None = None
         try:
             async with asyncio.timeout_at(deadline):
-                chunks = await self._client.aio.models.generate_content_stream(
-                    model=self.model, contents=contents, config=config
-                )
+                chunks = self._client.stream(self.model, body)
                 async for chunk in chunks:
-                    text = text_of(chunk)
-                    if text:
-                        return chunks, text
+                    if text_of(chunk):
+                        return chunks, chunk
                     if finish_reason(chunk) in BLOCKED_FINISH_REASONS or block_reason(chunk):
                         raise LLMError("llm_blocked")
             raise LLMError("llm_empty")
@@ -236,20 +231,15 @@ class GeminiLLM:
             await _close(chunks)
             raise
 
-    def _config(self, system_instruction: str) -> types.GenerateContentConfig:
-        from google.genai import types
-
-        thinking = None
-        if self.model.startswith("gemini-2.5-flash"):
-            # Thinking delays the first token by seconds; grounded answers do not need it.
-            thinking = types.ThinkingConfig(thinking_budget=0)
-        return types.GenerateContentConfig(
+    def _body(self, system_instruction: str, contents: list[dict[str, Any]]) -> dict[str, Any]:
+        # Thinking delays the first token by seconds; grounded answers do not need it.
+        thinking = 0 if self.model.startswith("gemini-2.5-flash") else None
+        return request_body(
             system_instruction=system_instruction,
+            contents=contents,
             temperature=self.temperature,
             max_output_tokens=self.max_output_tokens,
-            thinking_config=thinking,
-            # One HTTP attempt per call: this class owns retries (before the first token only).
-            http_options=types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1)),
+            thinking_budget=thinking,
         )
 
 

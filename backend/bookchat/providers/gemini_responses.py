@@ -1,4 +1,4 @@
-"""Reading google-genai's responses: chunk text, finish and block reasons, errors as codes."""
+"""Gemini's failures as codes: HTTP statuses, RetryInfo delays, finish reasons that block."""
 
 from __future__ import annotations
 
@@ -41,29 +41,6 @@ def retry_delay(exc: Any) -> float | None:
             if match:
                 return float(match.group(1))
     return None
-
-
-def text_of(chunk: Any) -> str:
-    """The answer text in a streamed chunk ("" if none)."""
-    # Not chunk.text: it warns on non-text parts, and thought parts must not reach a reader.
-    candidates = getattr(chunk, "candidates", None) or []
-    content = getattr(candidates[0], "content", None) if candidates else None
-    parts = getattr(content, "parts", None) or []
-    return "".join(p.text for p in parts if getattr(p, "text", None) and not p.thought)
-
-
-def finish_reason(chunk: Any) -> str | None:
-    """The first candidate's finish reason, e.g. "STOP" or "SAFETY"."""
-    candidates = getattr(chunk, "candidates", None) or []
-    reason = getattr(candidates[0], "finish_reason", None) if candidates else None
-    return getattr(reason, "value", reason)
-
-
-def block_reason(chunk: Any) -> str | None:
-    """Why the prompt itself was blocked, if it was."""
-    feedback = getattr(chunk, "prompt_feedback", None)
-    reason = getattr(feedback, "block_reason", None) if feedback else None
-    return getattr(reason, "value", reason)
 
 
 def describe_error(exc: BaseException) -> str:
