@@ -15,8 +15,9 @@ async def test_start_up_indexes_the_sample_book_into_an_empty_collection(tmp_pat
         assert runtime.ready
         assert runtime.retriever is not None
         assert await runtime.retriever.store.count(exact=True) > 0
-        # The collection is loaded into memory at start-up only when it was already filled.
-        assert runtime.retriever.store._memory is None
+        # The warm-up query after start-up has loaded the new collection into memory too, so
+        # the first reader's question does not wait for it.
+        assert runtime.retriever.store._memory is not None
     finally:
         await runtime.aclose()
 
@@ -42,3 +43,21 @@ async def test_sample_book_can_be_turned_off(tmp_path: Path):
         assert (await runtime.retriever.check())["status"] == "empty"
     finally:
         await runtime.aclose()
+
+
+async def test_the_warm_up_query_is_not_a_paid_gemini_call(tmp_path: Path, fake_gemini):
+    settings = make_settings(
+        tmp_path,
+        GEMINI_API_KEY="test-key",
+        GEMINI_BASE_URL=fake_gemini.base_url,
+        BOOKCHAT_EMBEDDER="gemini",
+    )
+    runtime = Runtime(settings=settings)
+    try:
+        await runtime.start()
+        assert runtime.ready
+    finally:
+        await runtime.aclose()
+    # The sample book was embedded as documents; no query was embedded to warm up.
+    assert "RETRIEVAL_DOCUMENT" in fake_gemini.task_types
+    assert "RETRIEVAL_QUERY" not in fake_gemini.task_types

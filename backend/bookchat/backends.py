@@ -7,6 +7,7 @@ settings; the adapters below never see a Settings object.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from bookchat.config import Settings
@@ -162,6 +163,8 @@ async def open_retriever(settings: Settings, *, timeout: float = 3.0) -> BookRet
     from bookchat.rag.retrieve import BookRetriever
     from bookchat.stores.vectors import VectorStore
 
-    dense = make_dense_embedder(settings)
-    store = VectorStore.open(settings, timeout=timeout)
+    # Both block: the static embedder's table loads from disk, and embedded Qdrant reads every
+    # point of its collections when it opens. In threads, the loop keeps answering meanwhile.
+    dense = await asyncio.to_thread(make_dense_embedder, settings)
+    store = await asyncio.to_thread(VectorStore.open, settings, timeout=timeout)
     return BookRetriever(store=store, dense=dense, sparse=make_sparse_encoder())

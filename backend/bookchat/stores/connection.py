@@ -82,7 +82,10 @@ def open_client(settings: Settings, *, timeout: float) -> tuple[AsyncQdrantClien
             # Probe the lock first: when qdrant-client finds it taken, it leaks the file.
             if locked(path / ".lock"):
                 raise in_use
-            client = AsyncQdrantClient(path=str(path))
+            # Opened in a worker thread (it reads every point) and used from the event loop
+            # afterwards, never from two threads at once: where SQLite is built to refuse
+            # a connection another thread opened (macOS), that check has to be off.
+            client = AsyncQdrantClient(path=str(path), force_disable_check_same_thread=True)
         except RuntimeError as exc:
             if "already accessed" not in str(exc):
                 raise

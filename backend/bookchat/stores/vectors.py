@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
@@ -59,6 +60,8 @@ class VectorStore:
         # Embedded only: search in-memory copies of the vectors (stores/memory_index.py).
         self.memory_index = True
         self._memory: tuple[LexicalIndex, DenseIndex | None] | None = None
+        self._memory_generation = 0  # bumped by every write, so a load begun before it is stale
+        self._loading: asyncio.Lock | None = None
 
     @classmethod
     def open(cls, settings: Settings, *, timeout: float = 3.0) -> VectorStore:
@@ -113,6 +116,7 @@ class VectorStore:
     async def upsert(self, points: Sequence[NewPoint]) -> None:
         """Write points (same id: replaced)."""
         self._memory = None
+        self._memory_generation += 1
         await upsert_points(
             client=self._client,
             collection=self.collection,
@@ -126,6 +130,7 @@ class VectorStore:
         if not ids:
             return
         self._memory = None
+        self._memory_generation += 1
         await delete_points(
             client=self._client,
             collection=self.collection,
@@ -189,8 +194,21 @@ class VectorStore:
         """The embedded collection's vectors in memory, loaded on first use after each write."""
         from bookchat.stores.memory_index import load_memory_index
 
-        if self._memory is None:
-            self._memory = await load_memory_index(self._client, self.collection)
+        if self._memory is not None:
+            return self._memory
+        if self._loading is None:
+            self._loading = asyncio.Lock()
+        async with self._loading:  # one load at a time; the others wait and share it
+            while self._memory is None:
+                generation = self._memory_generation
+                # Local mode's coroutines do all their work without ever waiting, so reading
+                # 10,000 points (2.5 s) would stall every stream and health check: they run
+                # on a private loop in a worker thread instead.
+                loaded = await asyncio.to_thread(
+                    asyncio.run, load_memory_index(self._client, self.collection)
+                )
+                if generation == self._memory_generation:
+                    self._memory = loaded
         return self._memory
 
     async def close(self) -> None:
