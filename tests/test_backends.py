@@ -1,5 +1,6 @@
-"""backends.PRELOADABLE, the list checks.imports imports through the image launcher's site
-directories, covers what start-up preloads in every configuration, and imports here."""
+"""backends.py: PRELOADABLE (the list checks.imports imports through the image launcher's site
+directories) covers what start-up preloads in every configuration, and imports here; how many
+serve processes each configuration gets, and what each one may use."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from bookchat import backends
 from bookchat.backends import PRELOADABLE, preload_modules
 from bookchat.config import Settings
+from tests.books import make_settings
 
 
 @pytest.mark.parametrize(
@@ -30,3 +33,48 @@ def test_every_configuration_preloads_a_subset(gemini: str, database: str, tmp_p
 @pytest.mark.parametrize("name", PRELOADABLE)
 def test_every_preloadable_module_imports(name: str) -> None:
     importlib.import_module(name)
+
+
+PG = "postgresql://bookchat@db.example:5432/bookchat"
+QDRANT = "https://qdrant.example:6333"
+
+
+@pytest.mark.parametrize(
+    ("database", "qdrant"),
+    [(None, None), (PG, None), (None, QDRANT)],
+    ids=["sqlite+embedded", "postgresql+embedded", "sqlite+server"],
+)
+def test_a_one_process_store_means_one_process(tmp_path: Path, database, qdrant) -> None:
+    settings = make_settings(tmp_path, DATABASE_URL=database or "", QDRANT_URL=qdrant or "")
+    assert backends.worker_processes(settings, cpus=8) == 1
+    asked = make_settings(
+        tmp_path, DATABASE_URL=database or "", QDRANT_URL=qdrant or "", BOOKCHAT_WORKERS=2
+    )
+    with pytest.raises(backends.ConfigurationError, match="BOOKCHAT_WORKERS=2 needs PostgreSQL"):
+        backends.worker_processes(asked, cpus=8)
+
+
+def test_shared_stores_get_one_process_per_core_or_as_configured(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, DATABASE_URL=PG, QDRANT_URL=QDRANT)
+    assert backends.worker_processes(settings, cpus=2) == 2
+    assert backends.worker_processes(settings, cpus=1) == 1
+    fixed = make_settings(tmp_path, DATABASE_URL=PG, QDRANT_URL=QDRANT, BOOKCHAT_WORKERS=3)
+    assert backends.worker_processes(fixed, cpus=2) == 3
+
+
+def test_server_wide_caps_are_split_between_processes(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path,
+        BOOKCHAT_CONCURRENT_LLM_CALLS=8,
+        BOOKCHAT_LLM_QUEUE=5,
+        BOOKCHAT_DAILY_LLM_CALLS=0,
+        BOOKCHAT_MAX_CONNECTIONS=200,
+        BOOKCHAT_CHATS_PER_MINUTE=10,
+        BOOKCHAT_STREAMS_PER_CLIENT=2,
+    )
+    one = backends.per_worker(settings, 2)
+    assert (one.concurrent_llm_calls, one.llm_queue, one.max_connections) == (4, 3, 100)
+    assert one.daily_llm_calls == 0  # off stays off
+    # Per client: a client's connections may land on either process.
+    assert (one.chats_per_minute, one.streams_per_client) == (10, 2)
+    assert backends.per_worker(settings, 1) is settings

@@ -8,6 +8,7 @@ settings; the adapters below never see a Settings object.
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import TYPE_CHECKING, Any
 
 from bookchat.config import Settings
@@ -86,6 +87,46 @@ def preload_modules(settings: Settings) -> list[str]:
     if embeds_with_gemini(settings):
         modules += ["google.genai", "bookchat.providers.gemini_embedder"]
     return modules
+
+
+def worker_processes(settings: Settings, *, cpus: int | None = None) -> int:
+    """How many processes `bookchat serve` runs: several only where every store is shared.
+
+    Embedded Qdrant locks its folder to one process and SQLite has one writer, so either means
+    one process; with PostgreSQL and a Qdrant server, BOOKCHAT_WORKERS or one per core.
+    """
+    shared = settings.qdrant_url is not None and not settings.sqlalchemy_url.startswith("sqlite")
+    if not shared:
+        if settings.workers > 1:
+            raise ConfigurationError(
+                f"BOOKCHAT_WORKERS={settings.workers} needs PostgreSQL (DATABASE_URL) and a "
+                "Qdrant server (QDRANT_URL): SQLite and embedded Qdrant serve one process"
+            )
+        return 1
+    return settings.workers or max(1, cpus if cpus is not None else os.cpu_count() or 1)
+
+
+def per_worker(settings: Settings, workers: int) -> Settings:
+    """The settings of one of `workers` processes: the server-wide caps split between them.
+
+    Each process keeps its own counters, so the caps on answers at once, their queue, the
+    daily LLM budget and open connections are divided (rounded up); 0 (off) stays off. The
+    per-client limits stay as set: a client's connections may land on any process.
+    """
+    if workers <= 1:
+        return settings
+
+    def share(value: int) -> int:
+        return -(-value // workers) if value > 0 else value
+
+    return settings.model_copy(
+        update={
+            "concurrent_llm_calls": share(settings.concurrent_llm_calls),
+            "llm_queue": share(settings.llm_queue),
+            "daily_llm_calls": share(settings.daily_llm_calls),
+            "max_connections": share(settings.max_connections),
+        }
+    )
 
 
 def make_genai_client(settings: Settings) -> genai.Client:

@@ -164,6 +164,9 @@ class Settings(BaseSettings):
     keepalive_seconds: float = Field(
         default=5.0, gt=0, le=300, validation_alias="BOOKCHAT_KEEPALIVE_SECONDS"
     )
+    # `bookchat serve` worker processes; 0 chooses (backends.worker_processes): one per core
+    # with PostgreSQL and a Qdrant server, one with SQLite or embedded Qdrant.
+    workers: int = Field(default=0, ge=0, le=64, validation_alias="BOOKCHAT_WORKERS")
 
     @field_validator("gemini_api_key", "qdrant_api_key", mode="before")
     @classmethod
