@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 import uuid
 from datetime import datetime
 from typing import Any
@@ -238,3 +239,36 @@ async def test_a_refused_database_reads_the_same_plain_sentence_everywhere(make_
     for text in (health.text, chat.text):
         assert not [word for word in DRIVER_WORDS if word in text], text
         assert DB_PASSWORD not in text
+
+
+async def test_a_check_out_of_time_on_a_busy_loop_is_not_down(make_settings, monkeypatch) -> None:
+    # The database answers, but only after the check's time is up, and meanwhile the event
+    # loop is blocked in stretches, as under a hundred busy streams: not the database's fault.
+    from bookchat.api import health as health_module
+    from bookchat.stores import conversations
+
+    async def slow_ping(engine, *, timeout: float) -> dict[str, Any]:
+        await asyncio.sleep(timeout)
+        return {"backend": "sqlite", "status": "down", "detail": "SQLite did not answer"}
+
+    async def busy_loop() -> None:
+        while True:
+            time.sleep(0.7)  # the point: a loop too busy to run anything else
+            await asyncio.sleep(0)
+
+    async with app_client(make_settings()) as (_, client):
+        monkeypatch.setattr(conversations, "ping", slow_ping)
+        busy = asyncio.create_task(busy_loop())
+        try:
+            health = await client.get("/api/health")
+        finally:
+            busy.cancel()
+        calm = await client.get("/api/health")
+    database = health.json()["services"]["database"]
+    assert database["status"] == "up", database
+    assert "while the server was busy" in database["detail"]
+    assert health.status_code == 200
+    # On a calm loop the same slow answer is down.
+    assert calm.json()["services"]["database"]["status"] == "down"
+    assert calm.status_code == 503
+    assert health_module.BUSY_LOOP_SECONDS < 0.7
