@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from tenacity import RetryCallState
 
     from bookchat.rag.answerer import Answerer
+    from bookchat.rag.chat import ChatTurn
     from bookchat.rag.retrieve import BookRetriever
     from bookchat.stores.index_dir import ServedIndex
 
@@ -86,6 +88,8 @@ class Runtime:
     turns_in_flight: set[asyncio.Future[bool]] = field(default_factory=set)
     # Set when the server is about to cut open streams: they end with `server_restarting`.
     stopping: Stopping = field(default_factory=Stopping)
+    # The turns streaming now, by their question's id, so POST /api/chat/stop can find one.
+    streaming: dict[uuid.UUID, ChatTurn] = field(default_factory=dict)
     retriever: BookRetriever | None = None
     # Which embedded index is served (the baked one, copied if read-only), once prepared.
     index: ServedIndex | None = None

@@ -431,3 +431,70 @@ def test_too_many_questions_is_said_plainly_and_the_question_kept(
     ask(page, "Is my question kept?")
     expect(widget(page).locator(".form-error")).to_contain_text("please wait 17 s")
     expect(widget(page).get_by_label("Ask a question")).to_have_value("Is my question kept?")
+
+
+# Stop and feedback -----------------------------------------------------------------------------
+
+
+def _conversation(page: Page, server: Bookchat) -> dict:
+    key = f"bookchat.widget.conversation:{server.url}"
+    conversation_id = page.evaluate(f"() => localStorage.getItem({json.dumps(key)})")
+    assert conversation_id
+    return httpx.get(f"{server.url}/api/conversation/{conversation_id}", timeout=10).json()
+
+
+def test_stop_mid_answer_stores_the_partial_answer_as_stopped(
+    page: Page, page_events: PageEvents, bookchat_gemini: Bookchat, fake_model: FakeGemini
+) -> None:
+    fake_model.script(Reply(" ".join(f"word{n}" for n in range(300)), tokens_per_second=10))
+    open_book(page, bookchat_gemini)
+    open_widget(page)
+    stop = widget(page).get_by_role("button", name="Stop")
+    expect(stop).to_be_hidden()
+    box = widget(page).get_by_label("Ask a question")
+    box.fill("Tell me everything")
+    box.press("Enter")
+    answer = widget(page).locator("article.assistant").last
+    expect(answer.locator(".answer-body")).to_contain_text("word5", timeout=WAIT_MS)
+    stop.click()
+    page.wait_for_function(LAST_ANSWER_DONE, timeout=WAIT_MS)
+    expect(answer.locator(".note")).to_have_text("(Stopped: this answer is incomplete.)")
+    expect(stop).to_be_hidden()
+    shown = answer.locator(".answer-body p").first.inner_text()
+    assert "word299" not in shown
+    stored = _conversation(page, bookchat_gemini)["messages"][-1]
+    assert stored["status"] == "stopped"
+    assert shown.startswith(stored["content"].strip())
+    # A stopped answer is stored, so it can be voted on.
+    expect(answer.get_by_role("button", name="Not helpful")).to_be_visible()
+    assert_clean(page_events)
+
+
+def test_feedback_round_trip(page: Page, page_events: PageEvents, bookchat: Bookchat) -> None:
+    open_book(page, bookchat)
+    open_widget(page)
+    ask(page, "How do I install bookchat?")
+    answer = widget(page).locator("article.assistant").last
+    answer.get_by_role("button", name="Not helpful").click()
+    reason = answer.get_by_label("What was wrong? (optional)")
+    expect(reason).to_be_focused()
+    reason.fill("It skips the virtual environment")
+    reason.press("Enter")
+    expect(answer.locator(".feedback-status")).to_have_text("Thanks for the feedback.")
+    expect(answer.get_by_role("button", name="Not helpful")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    stored = _conversation(page, bookchat)["messages"][-1]
+    assert stored["feedback"] == {"rating": "down", "reason": "It skips the virtual environment"}
+    # Changing one's mind updates the vote; a reload shows it.
+    answer.get_by_role("button", name="Helpful", exact=True).click()
+    expect(answer.locator(".feedback-status")).to_have_text("Thanks for the feedback.")
+    page.reload()
+    # It was open: it opens again by itself, with the conversation.
+    expect(widget(page).locator(".panel")).to_be_visible(timeout=WAIT_MS)
+    restored = widget(page).locator("article.assistant").last
+    expect(restored.get_by_role("button", name="Helpful", exact=True)).to_have_attribute(
+        "aria-pressed", "true", timeout=WAIT_MS
+    )
+    assert _conversation(page, bookchat)["messages"][-1]["feedback"]["rating"] == "up"
+    assert_clean(page_events)

@@ -143,9 +143,11 @@ async def open_turn(
             "the conversation store cannot be reached; nothing was stored, please retry",
             headers={"Retry-After": "5"},
         ) from None
+    runtime.streaming[turn.user_message_id] = turn
     try:
         yield turn
     finally:
+        runtime.streaming.pop(turn.user_message_id, None)
         # Runs after the response has ended, whatever ended it: a safety net for an answer
         # cut short before the stream could store it itself.
         await turn.close()
@@ -183,3 +185,33 @@ async def chat(
             if notice is not None and event.get("type") == "metadata":
                 event = {**event, "notice": notice}
             yield event
+
+
+class StopRequest(BaseModel):
+    """Which answer to stop: the `user_message_id` of its question, from the metadata event."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    user_message_id: uuid.UUID
+
+
+@router.post(
+    "/api/chat/stop",
+    status_code=202,
+    responses={
+        202: {"description": "the answer stops; its stream ends with done (stopped: true)"},
+        404: {"description": "no answer to that question is streaming (never, or finished)"},
+        422: {"description": "user_message_id is missing or not a UUID"},
+    },
+)
+async def stop_chat(body: StopRequest, runtime: ReadyRuntimeDep) -> dict[str, Any]:
+    """Stop a streaming answer: what was streamed is stored with status "stopped"."""
+    turn = runtime.streaming.get(body.user_message_id)
+    if turn is None:
+        raise ApiError(
+            404,
+            "not_streaming",
+            f"no answer to question {body.user_message_id} is streaming; it may have finished",
+        )
+    turn.stop_requested.set()
+    return {"user_message_id": str(body.user_message_id), "stopping": True}

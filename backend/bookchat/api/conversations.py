@@ -28,6 +28,8 @@ class MessageOut(BaseModel):
     sources: list[dict[str, Any]]
     created_at: datetime
     status: str = "complete"
+    # The reader's vote on an answer, {"rating": "up"|"down", "reason": ...}; null without one.
+    feedback: dict[str, Any] | None = None
 
 
 class ConversationOut(BaseModel):
@@ -52,8 +54,10 @@ def newest_that_fit(messages: list[MessageOut], budget: int) -> list[MessageOut]
     return kept
 
 
-def _message_out(message: Any) -> MessageOut:
+def _message_out(message: Any, votes: dict[uuid.UUID, Any]) -> MessageOut:
+    vote = votes.get(message.id)
     return MessageOut(
+        feedback={"rating": vote.rating, "reason": vote.reason} if vote is not None else None,
         id=str(message.id),
         role=message.role,
         content=message.content,
@@ -72,9 +76,18 @@ async def read_conversation(conversation_id: uuid.UUID, session: SessionDep) -> 
     from sqlalchemy.exc import SQLAlchemyError
 
     from bookchat.stores.conversations import get_conversation
+    from bookchat.stores.feedback import feedback_for
 
     try:
         conversation = await get_conversation(session=session, conversation_id=conversation_id)
+        votes = (
+            await feedback_for(
+                session=session,
+                message_ids=[m.id for m in conversation.messages if m.role == "assistant"],
+            )
+            if conversation is not None
+            else {}
+        )
     except (SQLAlchemyError, OSError, TimeoutError):
         raise ApiError(
             503,
@@ -84,7 +97,7 @@ async def read_conversation(conversation_id: uuid.UUID, session: SessionDep) -> 
         ) from None
     if conversation is None:
         raise ApiError(404, "conversation_not_found", f"no conversation has id {conversation_id}")
-    messages = [_message_out(m) for m in conversation.messages]
+    messages = [_message_out(m, votes) for m in conversation.messages]
     kept = newest_that_fit(messages, MAX_RESPONSE_BYTES)
     return ConversationOut(
         conversation_id=conversation_id,

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Mode = Literal["general", "selection"]
-Status = Literal["complete", "partial", "failed"]
+Status = Literal["complete", "partial", "stopped", "failed"]
 
 HISTORY_MESSAGES = 6  # the last three exchanges give the model (and the query) their context
 PASSAGES_PER_ANSWER = 5
@@ -100,6 +100,8 @@ class ChatTurn:
     status: Status | None = None  # set once the answer is stored (or its save was attempted)
     # Resolved once the answer is stored (or could not be); the app's shutdown waits for it.
     stored: asyncio.Future[bool] | None = None
+    # Set by POST /api/chat/stop: the reader pressed Stop, so the answer ends here as "stopped".
+    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def answer(self) -> str:
@@ -270,7 +272,9 @@ async def stream_turn(
         try:
             # Pieces that pile up while the server is busy go out as one token event.
             async with contextlib.aclosing(
-                coalesced(answerer.stream(request), stopping=stopping)
+                until_stopped(
+                    coalesced(answerer.stream(request), stopping=stopping), turn.stop_requested
+                )
             ) as deltas:
                 async for delta in deltas:
                     if text := guard.feed(delta):
@@ -302,12 +306,15 @@ async def stream_turn(
             await turn.finish("partial" if turn.streamed else "failed")
             yield _error("answer_failed", "the answer could not be completed; please retry")
             return
-        saved = await turn.finish("complete")
+        stopped = turn.stop_requested.is_set()
+        saved = await turn.finish("stopped" if stopped else "complete")
         done: dict[str, Any] = {
             "type": "done",
             "sources": turn.sources,
             "citations": cited(turn.answer, len(turn.sources)),
         }
+        if stopped:
+            done["stopped"] = True
         if guard.dropped:
             log.info(
                 "dropped %d citation(s) naming no source in conversation %s",
@@ -326,6 +333,30 @@ async def stream_turn(
     finally:
         if turn.status is None:
             await turn.close()
+
+
+async def until_stopped(pieces: AsyncIterator[str], stop: asyncio.Event) -> AsyncIterator[str]:
+    """The pieces until `stop` is set; a model slow to send its next piece is not waited for."""
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        while not stop.is_set():
+            following = asyncio.ensure_future(anext(pieces))
+            await asyncio.wait({following, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if not following.done():
+                following.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await following
+                return
+            try:
+                piece = following.result()
+            except StopAsyncIteration:
+                return
+            yield piece
+    finally:
+        stopper.cancel()
+        aclose = getattr(pieces, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def _error(code: str, message: str) -> dict[str, Any]:

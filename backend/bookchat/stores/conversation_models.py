@@ -11,9 +11,10 @@ from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, 
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 Role = Literal["user", "assistant"]
-Status = Literal["complete", "partial", "failed"]
+# stopped: the reader pressed Stop; what was streamed until then is kept (a partial answer).
+Status = Literal["complete", "partial", "stopped", "failed"]
 ROLES = ("user", "assistant")
-STATUSES = ("complete", "partial", "failed")
+STATUSES = ("complete", "partial", "stopped", "failed")
 
 
 def now() -> datetime:
@@ -122,3 +123,43 @@ def message_of(row: MessageRow) -> Message:
 def utc(moment: datetime) -> datetime:
     """The moment as aware UTC (SQLite hands back naive datetimes; all stored times are UTC)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+RATINGS = ("up", "down")
+
+
+class FeedbackRow(Base):
+    """A reader's vote on one answer: one row per message, a repeated vote replaces it.
+
+    Its own table rather than columns on messages: create_all adds a missing table to an
+    existing database, but never a missing column.
+    """
+
+    __tablename__ = "feedback"
+
+    message_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    rating: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """A stored vote on an answer."""
+
+    message_id: uuid.UUID
+    rating: str
+    reason: str | None
+    updated_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "message_id": str(self.message_id),
+            "rating": self.rating,
+            "reason": self.reason,
+            "updated_at": self.updated_at.isoformat(),
+        }

@@ -37,6 +37,7 @@
       storageKey: "bookchat.conversation_id",
       sameSite: false, // the book lives on another site: its pages open in a new tab
       scroller,
+      feedback: true,
       context: () => context.value,
     },
   );

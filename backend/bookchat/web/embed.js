@@ -230,6 +230,7 @@
           log.scrollTop = log.scrollHeight;
         },
       },
+      feedback: true,
       context: () => selectedContext,
       sent: () => setContext(""),
     },
