@@ -149,3 +149,76 @@ def test_eval_ingests_the_docs_it_is_given(
     assert exited.value.code == 0
     out = capsys.readouterr().out
     assert "recall@1 1.000  MRR 1.000  (2 questions)" in out
+
+
+class ScriptedAnswerer:
+    """Answers each question with a fixed text (citing by [n]), as a real answerer streams."""
+
+    def __init__(self, answers: dict[str, str]) -> None:
+        self.answers = answers
+
+    def describe(self) -> dict[str, str]:
+        return {"backend": "scripted"}
+
+    async def stream(self, request):  # type: ignore[no-untyped-def]
+        for word in self.answers[request.question].split(" "):
+            yield word + " "
+
+    async def check(self, timeout: float) -> dict[str, object]:
+        return {}
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_answers_are_judged_for_refusals_and_the_cited_page() -> None:
+    from bookchat.rag.prompt import NO_ANSWER
+
+    retriever = RankedRetriever(
+        {"q1": ["x.md", "a.md"], "q2": ["b.md"], "q3": ["x.md"], "q4": ["d.md", "x.md"]}
+    )
+    answerer = ScriptedAnswerer(
+        {
+            "q1": "It is so [2].",  # cites a.md, the expected page
+            "q2": f"{NO_ANSWER} The passages found do not address it.",  # b.md was retrieved
+            "q3": f"{NO_ANSWER}",  # c.md was not retrieved: a fair refusal
+            "q4": "Wrong page [2], and `code[1]` is no citation.",
+        }
+    )
+    questions = [Question("q1", "a.md"), Question("q2", "b.md"), Question("q3", "c.md")]
+    questions.append(Question("q4", "d.md"))
+    result = await evaluate(retriever=retriever, questions=questions, k=5, answerer=answerer)
+    assert result.answered == 4
+    assert [q.text for q in result.refusals] == ["q2", "q3"]
+    assert [q.text for q in result.refused_with_page] == ["q2"]
+    assert result.cited_page == 1
+    assert result.refusal_rate == pytest.approx(0.5)
+    assert result.cited_page_rate == pytest.approx(0.25)
+    assert "refusals 0.500 (1 with the page retrieved)  cited page 0.250" in result.summary()
+
+
+def test_eval_answers_on_a_site_folder(
+    tmp_path: Path, small_book: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    for name, value in {
+        "BOOKCHAT_DATA_DIR": str(tmp_path / "data"),
+        "BOOKCHAT_EMBEDDER": "local",
+        "GEMINI_API_KEY": "",
+        "QDRANT_URL": "",
+    }.items():
+        monkeypatch.setenv(name, value)
+    questions = tmp_path / "q.tsv"
+    questions.write_text(
+        "question\tfile\n"
+        "Which motor holds its position without feedback?\thardware/motors.md\n"
+        "How do I bake sourdough bread?\tintro.md\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(SystemExit) as exited:
+        main(["eval", str(questions), "--answers", "--docs", str(small_book.parent)])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("site https://robots.example.org/handbook/")
+    # One fair refusal (the bread question): refusal rate 0.5, the motor answer cites its page.
+    assert "refusals 0.500 (1 with the page retrieved)  cited page 0.500" in out
+    assert "refused: How do I bake sourdough bread?  (intro.md was retrieved)" in out

@@ -404,3 +404,21 @@ async def test_a_sentence_far_weaker_than_the_best_is_left_out() -> None:
         AnswerRequest(question="Why reference the image by digest?", passages=passages[1:])
     )
     assert alone == "Pinning rewrites the image line of the Dockerfile to a digest [1]."
+
+
+def _scored(passage: Passage, score: float) -> Passage:
+    from dataclasses import replace
+
+    return replace(passage, score=score)
+
+
+async def test_a_paraphrase_is_answered_from_a_close_passage_only() -> None:
+    # Only "one-to-many" is the book's own wording; the rest is the reader's.
+    question = "What is the one-to-many way for components to share streaming values?"
+    close = [_scored(p, 0.6) for p in PASSAGES]
+    far = [_scored(p, 0.2) for p in PASSAGES]
+    answered = compose_answer(AnswerRequest(question=question, passages=close))
+    assert answered == "Topics are one-to-many [1]."
+    # The same words in passages that retrieval found far from the question: not an answer.
+    refused = compose_answer(AnswerRequest(question=question, passages=far))
+    assert refused.startswith(NO_ANSWER)

@@ -31,6 +31,12 @@ def register(subparsers: Any) -> None:
         help="ingest this site or docs folder first (default: the configured collection as "
         "it is, with the sample book when embedded and empty)",
     )
+    parser.add_argument(
+        "--answers",
+        action="store_true",
+        help="also answer each question with the offline answerer, from the same passages, "
+        "and report its refusal rate and how often it cites the expected page",
+    )
     add_site_options(parser)
     parser.set_defaults(handler=run)
 
@@ -50,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         return exc.code
     for question in result.misses:
         print(f"miss: {question.text}  (expected {question.file} in the top {result.k})")
+    for question in result.refused_with_page:
+        print(f"refused: {question.text}  ({question.file} was retrieved)")
     print(f"{result.summary()}  legs: {legs}")
     return 0
 
@@ -81,7 +89,14 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> tuple[EvalResul
             report = await ensure_sample_book(store=retriever.store, **embedders)
         if report is not None:
             sys.stderr.write(f"bookchat eval: ingested: {report.summary()}\n")
-        result = await evaluate(retriever=retriever, questions=questions, k=args.k)
+        answerer = None
+        if args.answers:
+            from bookchat.rag.extractive import OfflineAnswerer
+
+            answerer = OfflineAnswerer()
+        result = await evaluate(
+            retriever=retriever, questions=questions, k=args.k, answerer=answerer
+        )
     except (VectorStoreError, RetrievalUnavailable) as exc:
         raise CommandError(str(exc)) from None
     finally:

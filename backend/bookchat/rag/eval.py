@@ -1,12 +1,21 @@
-"""Retrieval quality on a question set: recall@k and mean reciprocal rank."""
+"""Retrieval and answer quality on a question set.
+
+Retrieval: recall@k and mean reciprocal rank of the page that answers each question. Answers
+(when an answerer is given): how often it refuses, how often it refuses although that page was
+among its passages, and how often it cites that page.
+"""
 
 from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bookchat.rag.types import Retriever
+
+if TYPE_CHECKING:
+    from bookchat.rag.answerer import Answerer
 
 
 class QuestionsError(Exception):
@@ -31,6 +40,11 @@ class EvalResult:
     reciprocal_ranks: float = 0.0
     misses: list[Question] = field(default_factory=list)
     ranks: list[int | None] = field(default_factory=list)
+    # Filled when answers are measured too.
+    answered: int = 0
+    refusals: list[Question] = field(default_factory=list)
+    refused_with_page: list[Question] = field(default_factory=list)  # the page was a passage
+    cited_page: int = 0  # the answer cites a passage from the expected page
 
     @property
     def recall(self) -> float:
@@ -40,11 +54,25 @@ class EvalResult:
     def mrr(self) -> float:
         return self.reciprocal_ranks / self.questions if self.questions else 0.0
 
+    @property
+    def refusal_rate(self) -> float:
+        return len(self.refusals) / self.answered if self.answered else 0.0
+
+    @property
+    def cited_page_rate(self) -> float:
+        return self.cited_page / self.answered if self.answered else 0.0
+
     def summary(self) -> str:
         """One line, e.g. "recall@5 0.900  MRR 0.812  (20 questions)"."""
-        return (
+        line = (
             f"recall@{self.k} {self.recall:.3f}  MRR {self.mrr:.3f}  ({self.questions} questions)"
         )
+        if self.answered:
+            line += (
+                f"  refusals {self.refusal_rate:.3f} ({len(self.refused_with_page)} with the page"
+                f" retrieved)  cited page {self.cited_page_rate:.3f}"
+            )
+        return line
 
 
 def read_questions(path: Path) -> list[Question]:
@@ -71,11 +99,22 @@ def read_questions(path: Path) -> list[Question]:
     return rows
 
 
-async def evaluate(*, retriever: Retriever, questions: list[Question], k: int = 5) -> EvalResult:
-    """Rank = position of the first passage from the answering file; MRR counts 0 past k."""
+async def evaluate(
+    *,
+    retriever: Retriever,
+    questions: list[Question],
+    k: int = 5,
+    answerer: Answerer | None = None,
+) -> EvalResult:
+    """Rank = position of the first passage from the answering file; MRR counts 0 past k.
+
+    With an answerer, each question is also answered from its k passages, as the chat does.
+    """
     result = EvalResult(k=k)
     for question in questions:
         passages = await retriever.retrieve(question.text, k=k)
+        if answerer is not None:
+            await _judge_answer(result, answerer, question, passages)
         rank = next((i for i, p in enumerate(passages, 1) if p.file == question.file), None)
         result.questions += 1
         result.ranks.append(rank)
@@ -85,3 +124,21 @@ async def evaluate(*, retriever: Retriever, questions: list[Question], k: int = 
             result.hits += 1
             result.reciprocal_ranks += 1 / rank
     return result
+
+
+async def _judge_answer(
+    result: EvalResult, answerer: Answerer, question: Question, passages
+) -> None:
+    from bookchat.rag.answerer import AnswerRequest
+    from bookchat.rag.citations import cited
+    from bookchat.rag.prompt import NO_ANSWER
+
+    request = AnswerRequest(question=question.text, passages=passages)
+    answer = "".join([piece async for piece in answerer.stream(request)])
+    result.answered += 1
+    if answer.strip().startswith(NO_ANSWER):
+        result.refusals.append(question)
+        if any(p.file == question.file for p in passages):
+            result.refused_with_page.append(question)
+    if any(passages[n - 1].file == question.file for n in cited(answer, len(passages))):
+        result.cited_page += 1

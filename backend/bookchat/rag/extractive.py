@@ -34,6 +34,11 @@ SELECTION_QUOTE_CHARS = 320
 # A sentence must carry this share of the question's terms (see _best_sentences; its page
 # title and heading count for half) to be used; below it the book is taken not to cover it.
 MIN_COVERAGE = 0.34
+# A reader's paraphrase shares fewer words with the book: a sentence carrying a quarter of the
+# question's terms is used too when its passage is close to the question as a whole (its
+# retrieval similarity). Off-topic questions on four books stayed under this similarity.
+RELAXED_COVERAGE = 0.25
+RELAXED_SIMILARITY = 0.35
 
 _TOKEN = re.compile(r"\S+\s*")
 # "That gives …", "This is why …": a pronoun standing for the sentence before ("This guide
@@ -184,7 +189,8 @@ def _best_sentences(
             # retrieved for the question's terms, so a common one is not worthless.
             count = len(own) + 0.5 * len(nearby)
             coverage = 0.5 * found / full + 0.5 * count / len(weights)
-            if coverage < MIN_COVERAGE:
+            close = passage.score >= RELAXED_SIMILARITY and coverage >= RELAXED_COVERAGE
+            if coverage < MIN_COVERAGE and not close:
                 continue
             # Earlier passages ranked higher in retrieval; a small nudge breaks ties toward them.
             score = found - 0.01 * number - 0.001 * position
