@@ -241,3 +241,54 @@ def test_a_config_that_serves_no_docs_is_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "serves no docs folder" in err
+
+
+def _ingest_in_a_new_process(path: Path, data: Path) -> tuple[str, bool]:
+    """`bookchat ingest PATH` as a fresh process: its summary and whether qdrant-client loaded."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from bookchat.cli import main\n"
+        "try:\n"
+        f"    main(['ingest', {str(path)!r}])\n"
+        "except SystemExit as exit:\n"
+        "    assert not exit.code, exit.code\n"
+        "print('qdrant loaded:', 'qdrant_client' in sys.modules)\n"
+    )
+    env = {**os.environ, "BOOKCHAT_DATA_DIR": str(data), "GEMINI_API_KEY": "", "QDRANT_URL": ""}
+    env.update(QDRANT_COLLECTION="cli-book", BOOKCHAT_EMBEDDER="local")
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout, "qdrant loaded: True" in done.stdout
+
+
+def test_a_no_change_rerun_does_not_open_qdrant(env: Path, small_book: Path):
+    out, loaded = _ingest_in_a_new_process(small_book, env)
+    assert loaded
+    chunks = summary(out)[1]
+    out, loaded = _ingest_in_a_new_process(small_book, env)
+    assert not loaded
+    assert summary(out)[2:5] == (0, chunks, 0)
+    # A changed page is seen: the store is opened and the page re-embedded.
+    page = small_book / "software" / "config.md"
+    page.write_text(page.read_text(encoding="utf-8") + "\nOne more sentence.\n", "utf-8")
+    out, loaded = _ingest_in_a_new_process(small_book, env)
+    assert loaded
+    assert summary(out)[2] >= 1
+
+
+def test_another_write_into_the_index_defeats_the_shortcut(
+    env: Path, small_book: Path, tmp_path: Path
+):
+    _ingest_in_a_new_process(small_book, env)
+    other = tmp_path / "other" / "docs"
+    other.mkdir(parents=True)
+    (other / "only.md").write_text("# Only page\n\nSomething else entirely.\n", "utf-8")
+    _ingest_in_a_new_process(other, env)  # replaces the small book's chunks
+    out, loaded = _ingest_in_a_new_process(small_book, env)
+    assert loaded
+    assert summary(out)[2] == summary(out)[1]  # everything embedded again

@@ -115,11 +115,16 @@ def run(args: argparse.Namespace) -> int:
 
 async def _ingest(args: argparse.Namespace, settings: Settings) -> IngestReport:
     from bookchat.backends import ConfigurationError, make_dense_embedder, make_sparse_encoder
-    from bookchat.ingest.indexer import IngestReport, ingest
+    from bookchat.ingest.indexer import (
+        IngestReport,
+        fingerprint,
+        ingest,
+        unchanged_since_last_ingest,
+    )
     from bookchat.ingest.pipeline import read_site
     from bookchat.providers.gemini_embedder import EmbeddingError
     from bookchat.stores.index_dir import write_manifest
-    from bookchat.stores.vectors import VectorStore, VectorStoreError, point_id
+    from bookchat.stores.vectors import IndexIdentity, VectorStore, VectorStoreError, point_id
 
     site = resolve_site_arg(args.path, args)
     show_site(site, "bookchat ingest")
@@ -131,6 +136,13 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> IngestReport:
     except ConfigurationError as exc:
         raise CommandError(str(exc), code=2) from None
     sparse = make_sparse_encoder()
+
+    if settings.embedded_qdrant and not args.dry_run and not args.source_revision:
+        # Nothing changed since the last ingest into this index: done, without opening it.
+        mark = fingerprint(book, IndexIdentity.of(dense, sparse), settings.qdrant_collection)
+        if unchanged_since_last_ingest(settings.qdrant_path, mark):
+            unique = {point_id(c.file, c.content_hash, c.title) for c in book.chunks}
+            return IngestReport(files=book.pages, chunks=len(book.chunks), unchanged=len(unique))
 
     if args.dry_run and settings.embedded_qdrant and not settings.qdrant_path.exists():
         # Nothing stored yet, and opening embedded Qdrant would create its folder.

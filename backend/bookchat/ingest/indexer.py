@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bookchat.stores.vectors import IndexIdentity, NewPoint, point_id
@@ -20,6 +22,11 @@ if TYPE_CHECKING:
 BATCH = 100
 
 Progress = Callable[[int, int], None]  # (chunks done, chunks to do)
+
+# Beside an embedded index: what the last ingestion through bookchat left in it, so a re-run on
+# an unchanged book can say so without opening Qdrant (importing qdrant-client alone is most of
+# such a run's time).
+FINGERPRINT_FILE = "bookchat-ingest.sha256"
 
 
 @dataclass(slots=True)
@@ -60,11 +67,42 @@ def embedding_text(chunk: Chunk) -> str:
     return f"{chunk.title}\n{chunk.heading}\n{chunk.text}"
 
 
-def _plan(book: ChunkedBook, stored: dict[str, object]) -> _Plan:
+def _wanted(book: ChunkedBook) -> dict[str, Chunk]:
     wanted: dict[str, Chunk] = {}
     for chunk in book.chunks:
         # Two identical chunks on one page are one point; the first position wins.
         wanted.setdefault(point_id(chunk.file, chunk.content_hash, chunk.title), chunk)
+    return wanted
+
+
+def fingerprint(book: ChunkedBook, identity: IndexIdentity, collection: str) -> str:
+    """What an index holds after ingesting `book`: every point id and position, the embedders
+    and the collection (the payload's own fields are in the point id's content hash)."""
+    digest = hashlib.sha256(f"{collection}\x1f{identity}".encode())
+    for pid, chunk in sorted(_wanted(book).items()):
+        extra = f"{chunk.version or ''}\x1f{chunk.plugin or ''}"
+        digest.update(f"\x1e{pid}\x1f{chunk.position}\x1f{extra}".encode())
+    return digest.hexdigest()
+
+
+def unchanged_since_last_ingest(folder: Path, mark: str) -> bool:
+    """True when the embedded index in `folder` was last written with this fingerprint."""
+    try:
+        return (folder / FINGERPRINT_FILE).read_text(encoding="ascii").strip() == mark
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _forget_fingerprint(store: VectorStore) -> Path | None:
+    folder = Path(store.location.path) if store.embedded and store.location.path else None
+    if folder is not None:
+        # Removed before writing: a run that dies half-way must not look finished.
+        (folder / FINGERPRINT_FILE).unlink(missing_ok=True)
+    return folder
+
+
+def _plan(book: ChunkedBook, stored: dict[str, object]) -> _Plan:
+    wanted = _wanted(book)
     # A page that failed to parse this time keeps its old chunks rather than vanishing.
     failed = {file for file, _ in book.problems}
     new = [(pid, c) for pid, c in wanted.items() if pid not in stored]
@@ -110,7 +148,12 @@ async def ingest(
         dry_run=dry_run,
     )
     if not dry_run:
+        folder = _forget_fingerprint(store)
         await _write(plan, store=store, dense=dense, sparse=sparse, progress=progress)
+        if folder is not None and not chunked_book.problems:
+            # With skipped files the index keeps their old chunks: not this book's exact state.
+            mark = fingerprint(chunked_book, using, store.collection)
+            (folder / FINGERPRINT_FILE).write_text(mark + "\n", encoding="ascii")
     report.seconds = time.perf_counter() - started
     return report
 

@@ -475,11 +475,12 @@ def read_site_config(
 
 
 def relative_to_cwd(path: Path) -> str:
-    """A short path for messages."""
+    """A short path for messages: relative below the current folder, else absolute."""
     try:
-        return os.path.relpath(path)
+        relative = os.path.relpath(path)
     except ValueError:
         return str(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 __all__ = [
