@@ -8,6 +8,8 @@ import pytest
 
 from tests.api.conftest import app_client
 
+JSON = "application/json"
+
 
 async def test_invalid_json_is_400_naming_the_problem(make_settings) -> None:
     async with app_client(make_settings()) as (_, client):
@@ -18,6 +20,41 @@ async def test_invalid_json_is_400_naming_the_problem(make_settings) -> None:
     body = response.json()
     assert body["code"] == "invalid_json"
     assert "not valid JSON" in body["detail"]
+
+
+async def test_invalid_json_names_no_field(make_settings) -> None:
+    # The parser's character offset is not a field of the request.
+    async with app_client(make_settings()) as (_, client):
+        response = await client.post(
+            "/api/chat", content=b'{"message":', headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 400
+    assert response.json()["errors"] == [{"field": "", "message": response.json()["detail"]}]
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "words"),
+    [
+        (b'{"message": "caf\xe9"}', JSON, "UTF-8"),
+        ('{"message": "café"}'.encode("latin-1"), "application/json; charset=latin-1", "UTF-8"),
+        (b'{"message": "hi", "x": ' + b"[" * 30000 + b"]" * 30000 + b"}", JSON, "deep"),
+        (b'{"message": "hi", "x": ' + b"9" * 5000 + b"}", JSON, "number"),
+    ],
+)
+async def test_json_the_parser_cannot_read_is_invalid_json_saying_why(
+    make_settings, content: bytes, content_type: str, words: str
+) -> None:
+    # FastAPI turns these into a bare "There was an error parsing the body"; a client that
+    # sent them deserves the same code as any other unreadable JSON, and the reason.
+    async with app_client(make_settings()) as (_, client):
+        response = await client.post(
+            "/api/chat", content=content, headers={"content-type": content_type}
+        )
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid_json"
+    assert "not valid JSON" in body["detail"]
+    assert words in body["detail"]
 
 
 @pytest.mark.parametrize(

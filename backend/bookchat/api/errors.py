@@ -88,15 +88,36 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     invalid_json = any(e.get("type") == "json_invalid" for e in errors)
     status, code = (400, "invalid_json") if invalid_json else (422, "invalid_request")
     fields = [
-        {"field": _field(e.get("loc", ())), "message": m}
+        # A json_invalid loc is ("body", <character offset>): no field of the request.
+        {"field": "" if e.get("type") == "json_invalid" else _field(e.get("loc", ())), "message": m}
         for e, m in zip(errors, explained, strict=True)
     ]
     detail = "; ".join(dict.fromkeys(explained))
     return JSONResponse(error_body(code, detail, errors=fields), status_code=status)
 
 
+def _unreadable_json(exc: StarletteHTTPException) -> str | None:
+    """Why FastAPI's bare "error parsing the body" 400 happened, when the body was JSON to it.
+
+    FastAPI reports only json.JSONDecodeError as invalid JSON; bytes that are not UTF-8, nesting
+    deeper than the parser's recursion limit and over-long integers raise other errors.
+    """
+    cause = exc.__cause__
+    if exc.status_code != 400 or cause is None:
+        return None
+    if isinstance(cause, UnicodeDecodeError):
+        return "the request body is not valid JSON (it must be UTF-8 text)"
+    if isinstance(cause, RecursionError):
+        return "the request body is not valid JSON (nested too deep to read)"
+    if isinstance(cause, ValueError):
+        return "the request body is not valid JSON (a number is too long to read)"
+    return None
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if (reason := _unreadable_json(exc)) is not None:
+        return JSONResponse(error_body("invalid_json", reason), status_code=400)
     code = getattr(exc, "code", None) or _CODES.get(exc.status_code, "error")
     detail = exc.detail
     if exc.status_code == 404 and detail == "Not Found":
