@@ -7,8 +7,9 @@ import logging
 import pytest
 
 from bookchat.config import DEFAULT_GEMINI_MODEL
+from bookchat.rag.chat import RETRIEVAL_UNAVAILABLE
 from tests.api.conftest import answer_text, app_client, assert_contract, widget_events
-from tests.fakes.gemini import DropConnection, HttpError, Reply, Stall
+from tests.fakes.gemini import EMBED_ACTIONS, DropConnection, HttpError, Reply, Stall
 
 KEY = "AIzaFAKE-gemini-test-key-0c4e"
 QUESTION = "How do I install bookchat?"
@@ -137,3 +138,26 @@ async def test_a_blocked_prompt_is_llm_blocked(gemini_settings, fake_gemini):
     assert [e["type"] for e in events] == ["metadata", "error"]
     assert events[-1]["code"] == "llm_blocked"
     assert messages[-1]["status"] == "failed"
+
+
+async def test_an_embedding_error_echoing_the_key_never_reaches_the_reader(
+    make_settings, fake_gemini, tmp_path
+) -> None:
+    # Gemini embeddings (the sample book is embedded through the fake at start-up); then the
+    # question's embedding fails with an upstream message that quotes the key and a path.
+    settings = make_settings(
+        GEMINI_API_KEY=KEY,
+        GEMINI_BASE_URL=fake_gemini.base_url,
+        BOOKCHAT_EMBEDDER="gemini",
+        BOOKCHAT_DATA_DIR=tmp_path / "gemini-data",
+    )
+    echo = f"Consumer 'api_key:{KEY}' has been suspended (/srv/owner/secrets.env)"
+    async with app_client(settings) as (_, client):
+        fake_gemini.script(*[HttpError(403, echo, on=EMBED_ACTIONS)] * 6)
+        response = await client.post("/api/chat", json={"message": QUESTION})
+    events = widget_events(response.text)
+    assert events[-1]["code"] == "retrieval_unavailable"
+    assert KEY not in response.text
+    assert "suspended" not in response.text
+    assert "/srv/owner" not in response.text
+    assert events[-1]["message"] == RETRIEVAL_UNAVAILABLE

@@ -152,6 +152,7 @@ async def test_qdrant_down_is_unhealthy_and_chat_ends_with_an_error_event(
     assert chat.status_code == 200
     assert [e["type"] for e in events] == ["metadata", "error"]
     assert events[-1]["code"] == "retrieval_unavailable"
+    assert str(port) not in events[-1]["message"]  # where the store lives is not the reader's
     assert "Traceback" not in chat.text
     messages = stored.json()["messages"]
     assert [(m["role"], m["status"]) for m in messages] == [

@@ -34,6 +34,8 @@ Status = Literal["complete", "partial", "stopped", "failed"]
 HISTORY_MESSAGES = 6  # the last three exchanges give the model (and the query) their context
 PASSAGES_PER_ANSWER = 5
 SAVE_TIMEOUT_SECONDS = 10.0  # a save after a disconnect may not hold shutdown for longer
+# What a reader reads when the book's index or the question's embedding is unavailable.
+RETRIEVAL_UNAVAILABLE = "The book's search is unavailable right now; please try again shortly."
 SELECTION_IN_QUERY_CHARS = 500  # the start of the highlighted text sharpens retrieval
 # A conversation holds at most this many messages (a turn adds two): bounded storage, bounded
 # GET /api/conversation responses, and a prompt history that stays relevant.
@@ -251,8 +253,11 @@ async def stream_turn(
         try:
             passages = await retriever.retrieve(retrieval_query(turn), k=PASSAGES_PER_ANSWER)
         except RetrievalUnavailable as exc:
+            # The exception quotes the upstream (an embedding API's text can echo its key; a
+            # store's names its host): that is for the log, the reader gets the fixed sentence.
+            log.warning("retrieval unavailable in conversation %s: %s", turn.conversation_id, exc)
             await turn.finish("failed")
-            yield _error("retrieval_unavailable", str(exc) or "the book's index is unavailable")
+            yield _error("retrieval_unavailable", RETRIEVAL_UNAVAILABLE)
             return
         except Exception:
             log.exception("retrieval failed in conversation %s", turn.conversation_id)
