@@ -148,7 +148,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _service_env(data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
+def service_env(data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
     env = {
         name: value
         for name, value in os.environ.items()
@@ -207,7 +207,7 @@ def _start_bookchat(tmp_path_factory: pytest.TempPathFactory):
                     "--port",
                     str(port),
                 ],
-                env=_service_env(directory / "data", extra_env),
+                env=service_env(directory / "data", extra_env),
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )

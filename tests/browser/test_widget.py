@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Page, Route, expect
 
-from tests.browser.conftest import BOOK_ORIGIN, Bookchat, PageEvents
+from tests.browser.conftest import BOOK_ORIGIN, Bookchat, PageEvents, service_env
 from tests.fakes.gemini import FakeGemini, Reply
 
 pytestmark = pytest.mark.browser
@@ -486,6 +488,21 @@ def test_feedback_round_trip(page: Page, page_events: PageEvents, bookchat: Book
     )
     stored = _conversation(page, bookchat)["messages"][-1]
     assert stored["feedback"] == {"rating": "down", "reason": "It skips the virtual environment"}
+    # The owner's report, run against the same store as the server, lists it.
+    reported = subprocess.run(
+        [sys.executable, "-m", "bookchat", "report", "--since", "1h", "--format", "json"],
+        env=service_env(bookchat.log.parent / "data", {}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    downs = json.loads(reported.stdout)["thumbed_down"]
+    assert any(
+        e["question"] == "How do I install bookchat?"
+        and "It skips the virtual environment" in e["reasons"]
+        for e in downs
+    ), downs
     # Changing one's mind updates the vote; a reload shows it.
     answer.get_by_role("button", name="Helpful", exact=True).click()
     expect(answer.locator(".feedback-status")).to_have_text("Thanks for the feedback.")

@@ -1,4 +1,7 @@
-"""`bookchat serve | ingest | eval | healthcheck | probe | release …`: one subcommand per module."""
+"""`bookchat serve | ingest | eval | report | healthcheck | probe | release …`.
+
+One subcommand per module.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from collections.abc import Sequence
 
 # Each module exposes register(subparsers) and sets args.handler(args) -> int.
 # Imported lazily by name so `bookchat healthcheck` does not pay for the web stack.
-SUBCOMMANDS = ("serve", "ingest", "eval", "healthcheck", "probe", "release")
+SUBCOMMANDS = ("serve", "ingest", "eval", "report", "healthcheck", "probe", "release")
 
 
 def build_parser() -> argparse.ArgumentParser:
