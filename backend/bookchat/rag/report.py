@@ -12,12 +12,15 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag
 
 from bookchat.rag.citations import cited
 from bookchat.rag.prompt import NO_ANSWER
-from bookchat.stores.insights import AnsweredQuestion
+
+if TYPE_CHECKING:
+    # Types only: `bookchat --help` builds every subcommand and must not load SQLAlchemy.
+    from bookchat.stores.insights import AnsweredQuestion
 
 # Below this cosine the passages behind an answer are only loosely about the question.
 DEFAULT_MIN_SIMILARITY = 0.5
