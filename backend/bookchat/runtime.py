@@ -7,12 +7,14 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from bookchat import backends
 from bookchat.config import Settings
 from bookchat.rag.coalesce import Stopping
+from bookchat.rag.saving import PendingSaves, WriteState
 from bookchat.retry import retrying
 
 if TYPE_CHECKING:
@@ -90,6 +92,9 @@ class Runtime:
     stopping: Stopping = field(default_factory=Stopping)
     # The turns streaming now, by their question's id, so POST /api/chat/stop can find one.
     streaming: dict[uuid.UUID, ChatTurn] = field(default_factory=dict)
+    # Answers waiting for the conversation store to come back, and its last write outcome.
+    pending_saves: PendingSaves = field(default_factory=PendingSaves)
+    writes: WriteState = field(default_factory=WriteState)
     retriever: BookRetriever | None = None
     # Which embedded index is served (the baked one, copied if read-only), once prepared.
     index: ServedIndex | None = None
@@ -101,6 +106,8 @@ class Runtime:
     error: str | None = None
     attempts: int = 0
     _tables_ready: bool = field(default=False, repr=False)
+    # Questions asked before this moment and left unanswered belong to a process that died.
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def ready(self) -> bool:
@@ -180,6 +187,17 @@ class Runtime:
             self.step = "creating the conversation tables"
             await conversations.create_tables(self.engine)
             self._tables_ready = True
+            self.step = "marking answers a stopped server left unfinished"
+            assert self.sessionmaker is not None
+            async with self.sessionmaker() as session:
+                marked = await conversations.mark_interrupted(
+                    session=session, asked_before=self.started_at
+                )
+            if marked:
+                log.warning(
+                    "%d question(s) had no answer (a server was killed mid-answer): marked failed",
+                    marked,
+                )
         if self.settings.sample_book:
             self.step = "indexing the sample book"
             retriever = self.retriever
@@ -225,6 +243,9 @@ class Runtime:
         if self.turns_in_flight:
             # Streams the server has just cut off store their partial answers first.
             await asyncio.wait(set(self.turns_in_flight), timeout=SHUTDOWN_SAVE_WAIT_SECONDS)
+        if len(self.pending_saves):
+            # Answers the store did not take get a last chance before the engine closes.
+            await self.pending_saves.aclose(timeout=SHUTDOWN_SAVE_WAIT_SECONDS)
         for name, close in (
             ("answerer", self.answerer and self.answerer.aclose),
             ("fallback answerer", self.fallback_answerer and self.fallback_answerer.aclose),

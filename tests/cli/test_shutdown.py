@@ -115,3 +115,39 @@ def test_sigterm_mid_answer_sends_server_restarting_and_keeps_the_partial_answer
     assert [m["role"] for m in messages] == ["user", "assistant"]
     assert messages[1]["status"] == "partial"
     assert messages[1]["content"] == shown
+
+
+def test_after_sigkill_mid_answer_a_restart_marks_the_question_failed(
+    data: Path, fake_gemini
+) -> None:
+    fake_gemini.script(Reply(LONG_ANSWER, tokens_per_second=20))
+    server = Server(data, fake_gemini.base_url)
+    try:
+        events = _stream_until_first_token_then(
+            server, lambda: server.process.send_signal(signal.SIGKILL)
+        )
+        server.process.communicate(timeout=60)
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+    assert server.process.returncode == -signal.SIGKILL
+    assert not [e for e in events if e["type"] in {"done", "error"}]
+    conversation_id = events[0]["conversation_id"]
+
+    restarted = Server(data, fake_gemini.base_url)
+    try:
+        stored = httpx.get(f"{restarted.url}/api/conversation/{conversation_id}", timeout=30)
+        # A new question in the same conversation is answered as usual afterwards.
+        again = httpx.post(
+            f"{restarted.url}/api/chat",
+            json={"message": "Again?", "conversation_id": conversation_id},
+            timeout=60,
+        )
+    finally:
+        log = stop(restarted.process)
+    messages = stored.json()["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert messages[1]["status"] == "failed"
+    assert messages[1]["content"] == ""
+    assert "marked failed" in log
+    assert again.status_code == 200

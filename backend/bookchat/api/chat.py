@@ -25,6 +25,7 @@ from bookchat.rag.chat import (
     ChatTurn,
     ConversationFull,
     ConversationNotFound,
+    StorageFull,
     StoreUnavailable,
     begin_turn,
     stream_turn,
@@ -117,6 +118,8 @@ async def open_turn(
             sessionmaker=sessionmaker,
             write_lock=runtime.write_lock,
             in_flight=runtime.turns_in_flight,
+            pending=runtime.pending_saves,
+            writes=runtime.writes,
             conversation_id=body.conversation_id,
             message=body.message,
             mode=body.mode,
@@ -135,6 +138,14 @@ async def open_turn(
             "conversation_too_long",
             f"this conversation has reached {MAX_CONVERSATION_MESSAGES} messages; "
             "omit conversation_id to start a new conversation",
+        ) from None
+    except StorageFull:
+        raise ApiError(
+            507,
+            "storage_full",
+            "the conversation store is full, so the question could not be stored; "
+            "the site's owner has to free space",
+            headers={"Retry-After": "60"},
         ) from None
     except StoreUnavailable:
         raise ApiError(
@@ -166,6 +177,7 @@ TurnDep = Annotated[ChatTurn, Depends(open_turn)]
         422: {"description": "the body is out of range; `detail` says which field and why"},
         429: {"description": "a limit was reached; `code` says which, Retry-After when to retry"},
         503: {"description": "starting, or the conversation store is unreachable"},
+        507: {"description": "the conversation store is full (a full disk)"},
     },
 )
 async def chat(

@@ -18,6 +18,7 @@ import anyio
 
 from bookchat.rag.citations import CitationGuard, cited
 from bookchat.rag.coalesce import Interrupted, Stopping, coalesced
+from bookchat.rag.saving import PendingSaves, WriteState
 from bookchat.rag.types import Passage, RetrievalUnavailable
 
 if TYPE_CHECKING:
@@ -36,6 +37,10 @@ PASSAGES_PER_ANSWER = 5
 SAVE_TIMEOUT_SECONDS = 10.0  # a save after a disconnect may not hold shutdown for longer
 # What a reader reads when the book's index or the question's embedding is unavailable.
 RETRIEVAL_UNAVAILABLE = "The book's search is unavailable right now; please try again shortly."
+# A blip (a pooled connection the server dropped, a restart) passes within these; the reader's
+# `done` waits for them, so they stay short. After them the answer waits in PendingSaves.
+SAVE_ATTEMPTS = 3
+SAVE_RETRY_SECONDS = 0.5
 SELECTION_IN_QUERY_CHARS = 500  # the start of the highlighted text sharpens retrieval
 # A conversation holds at most this many messages (a turn adds two): bounded storage, bounded
 # GET /api/conversation responses, and a prompt history that stays relevant.
@@ -48,6 +53,10 @@ class ConversationNotFound(Exception):
 
 class ConversationFull(Exception):
     """The conversation has MAX_CONVERSATION_MESSAGES messages; nothing was stored."""
+
+
+class StorageFull(Exception):
+    """The conversation store has no room for the question (a full disk); nothing was stored."""
 
 
 class StoreUnavailable(Exception):
@@ -104,6 +113,12 @@ class ChatTurn:
     stored: asyncio.Future[bool] | None = None
     # Set by POST /api/chat/stop: the reader pressed Stop, so the answer ends here as "stopped".
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    # Where a save that keeps failing waits, and the store's write outcome for /api/health.
+    pending: PendingSaves | None = None
+    writes: WriteState | None = None
+    # The answer's id, chosen before the first attempt: a retried save stores it once.
+    answer_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    save_pending: bool = False  # the save failed and waits in `pending` for the store
 
     @property
     def answer(self) -> str:
@@ -134,33 +149,58 @@ class ChatTurn:
             ok = not save.cancelled() and save.exception() is None and save.result()
             self.stored.set_result(bool(ok))
 
-    async def _save(self, status: Status) -> bool:
+    async def _write(self, status: Status) -> None:
         from bookchat.stores.conversations import add_message
 
+        async with _writing(self.write_lock), self.sessionmaker() as session:
+            stored = await add_message(
+                session=session,
+                conversation_id=self.conversation_id,
+                role="assistant",
+                content=self.answer,
+                sources=self.sources,
+                status=status,
+                message_id=self.answer_id,
+            )
+        self.assistant_message_id = stored.id
+
+    async def _save(self, status: Status) -> bool:
+        from bookchat.retry import retrying
+        from bookchat.stores.database import write_failure
+
         try:
-            async with (
-                asyncio.timeout(SAVE_TIMEOUT_SECONDS),
-                _writing(self.write_lock),
-                self.sessionmaker() as session,
-            ):
-                stored = await add_message(
-                    session=session,
-                    conversation_id=self.conversation_id,
-                    role="assistant",
-                    content=self.answer,
-                    sources=self.sources,
-                    status=status,
-                )
+            async with asyncio.timeout(SAVE_TIMEOUT_SECONDS):
+                async for attempt in retrying(
+                    retry_on=lambda exc: write_failure(exc) != "rejected",
+                    attempts=SAVE_ATTEMPTS,
+                    initial=SAVE_RETRY_SECONDS,
+                    maximum=SAVE_RETRY_SECONDS * 4,
+                ):
+                    with attempt:
+                        await self._write(status)
         except Exception as exc:
-            log.warning(
-                "could not store the %s answer of conversation %s: %s",
-                status,
-                self.conversation_id,
+            failure = write_failure(exc)
+            if self.writes is not None:
+                self.writes.failed(failure)
+            what = f"the {status} answer of conversation {self.conversation_id}"
+            if failure != "rejected" and self.pending is not None:
+                self.save_pending = self.pending.add(what, lambda: self._write_later(status))
+            log.error(
+                "could not store %s (%s, %s)%s",
+                what,
+                failure,
                 type(exc).__name__,
+                "; it waits in memory for the store" if self.save_pending else "",
             )
             return False
-        self.assistant_message_id = stored.id
+        if self.writes is not None:
+            self.writes.succeeded()
         return True
+
+    async def _write_later(self, status: Status) -> None:
+        await self._write(status)
+        if self.writes is not None:
+            self.writes.succeeded()
 
     async def close(self) -> None:
         """If the stream ended without storing the answer, store what was streamed (partial)."""
@@ -173,6 +213,8 @@ async def begin_turn(
     sessionmaker: async_sessionmaker[AsyncSession],
     write_lock: asyncio.Lock | None = None,
     in_flight: set[asyncio.Future[bool]] | None = None,
+    pending: PendingSaves | None = None,
+    writes: WriteState | None = None,
     conversation_id: uuid.UUID | None,
     message: str,
     mode: Mode,
@@ -202,7 +244,17 @@ async def begin_turn(
     except (ConversationNotFound, ConversationFull):
         raise
     except _store_errors() as exc:
+        from bookchat.stores.database import write_failure
+
+        failure = write_failure(exc)
+        if writes is not None:
+            writes.failed(failure)
+        if failure == "full":
+            log.error("the conversation store is full: a question could not be stored")
+            raise StorageFull(type(exc).__name__) from exc
         raise StoreUnavailable(type(exc).__name__) from exc
+    if writes is not None:
+        writes.succeeded()
     stored = asyncio.get_running_loop().create_future()
     if in_flight is not None:
         in_flight.add(stored)
@@ -211,6 +263,8 @@ async def begin_turn(
         sessionmaker=sessionmaker,
         write_lock=write_lock,
         stored=stored,
+        pending=pending,
+        writes=writes,
         conversation_id=started.conversation_id,
         message=message,
         mode=mode,
@@ -331,6 +385,8 @@ async def stream_turn(
         else:
             done["saved"] = False  # the reader has the answer; the store did not take it
         yield done
+        if not saved:
+            yield _not_saved(turn)
     except (asyncio.CancelledError, GeneratorExit):
         # The reader went away mid-answer: keep what they were shown.
         await turn.close()
@@ -362,6 +418,31 @@ async def until_stopped(pieces: AsyncIterator[str], stop: asyncio.Event) -> Asyn
         aclose = getattr(pieces, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+# What a reader is told for each error this module raises: fixed sentences, never the text
+# of an exception (which may echo an API key, a host or a user name from upstream).
+READER_MESSAGES = {
+    "retrieval_unavailable": "The book's search index cannot be reached right now; please retry "
+    "in a moment.",
+}
+
+
+def _not_saved(turn: ChatTurn) -> dict[str, Any]:
+    # After `done`, so a reader who has the answer learns it is not (yet) in the conversation.
+    if turn.save_pending:
+        message = (
+            "This answer could not be stored yet: it is kept and will be stored when the "
+            "conversation store is back."
+        )
+    else:
+        message = "This answer could not be stored: it will be missing when the page reloads."
+    return {
+        "type": "notice",
+        "code": "answer_not_saved",
+        "message": message,
+        "pending": turn.save_pending,
+    }
 
 
 def _error(code: str, message: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -43,6 +44,7 @@ __all__ = [
     "create_tables",
     "get_conversation",
     "make_sessionmaker",
+    "mark_interrupted",
     "ping",
     "recent_turns",
     "start_turn",
@@ -71,6 +73,33 @@ async def count_messages(*, session: AsyncSession, conversation_id: uuid.UUID) -
         .where(MessageRow.conversation_id == conversation_id)
     )
     return int(count or 0)
+
+
+async def mark_interrupted(*, session: AsyncSession, asked_before: datetime) -> int:
+    """Give every question left without an answer by a killed process a `failed` answer.
+
+    A conversation whose last message is a question asked before `asked_before` (this
+    process's start) was being answered by a process that died (SIGKILL, out of memory): an
+    empty `failed` answer says so, and the conversation reads honestly. Returns how many.
+    """
+    last = (
+        select(MessageRow.conversation_id, func.max(MessageRow.seq).label("seq"))
+        .group_by(MessageRow.conversation_id)
+        .subquery()
+    )
+    orphans = await session.scalars(
+        select(MessageRow.conversation_id)
+        .join(last, MessageRow.seq == last.c.seq)
+        .where(MessageRow.role == "user", MessageRow.created_at < asked_before)
+    )
+    marked = 0
+    for conversation_id in list(orphans):
+        await _insert_message(
+            session, conversation_id, role="assistant", content="", sources=None, status="failed"
+        )
+        marked += 1
+    await session.commit()
+    return marked
 
 
 async def start_turn(
@@ -109,11 +138,26 @@ async def add_message(
     content: str,
     sources: Sequence[Mapping[str, Any]] | None = None,
     status: Status = "complete",
+    message_id: uuid.UUID | None = None,
 ) -> Message:
-    """Store one message (an answer with its sources, possibly partial or failed) and commit."""
+    """Store one message (an answer with its sources, possibly partial or failed) and commit.
+
+    With a message_id, storing it again (a retry after a commit whose reply was lost) returns
+    the stored message instead of a second copy.
+    """
+    if message_id is not None:
+        existing = await session.scalar(select(MessageRow).where(MessageRow.id == message_id))
+        if existing is not None:
+            return message_of(existing)
     await _ensure_conversation(session, conversation_id)
     message = await _insert_message(
-        session, conversation_id, role=role, content=content, sources=sources, status=status
+        session,
+        conversation_id,
+        role=role,
+        content=content,
+        sources=sources,
+        status=status,
+        message_id=message_id,
     )
     await session.commit()
     return message
@@ -179,13 +223,14 @@ async def _insert_message(
     content: str,
     sources: Sequence[Mapping[str, Any]] | None,
     status: str,
+    message_id: uuid.UUID | None = None,
 ) -> Message:
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, not {role!r}")
     if status not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
     row = MessageRow(
-        id=uuid.uuid4(),
+        id=message_id or uuid.uuid4(),
         conversation_id=conversation_id,
         role=role,
         content=content,

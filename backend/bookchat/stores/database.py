@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from bookchat.config import Settings, redact_url
 from bookchat.stores.errors import port_may_be_blocked
@@ -144,3 +144,33 @@ def _failure_detail(entry: dict[str, Any], exc: BaseException) -> str:
     else:
         hint = type(cause).__name__
     return f"{where}: {hint}"
+
+
+WriteFailure = Literal["full", "unavailable", "rejected"]
+_SQLITE_FULL = ("database or disk is full", "disk i/o error")
+
+
+def write_failure(exc: BaseException) -> WriteFailure:
+    """Why a write failed: the storage is full, the store is unreachable, or it refused the row.
+
+    "rejected" (a constraint or a value the database cannot hold) will fail again however often
+    it is retried; the other two may pass once the disk has room or the server is back.
+    """
+    import errno
+
+    from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
+
+    cause = getattr(exc, "orig", None) or exc
+    lowered = str(cause).lower()
+    sqlstate = getattr(cause, "sqlstate", None) or ""
+    if (
+        any(marker in lowered for marker in _SQLITE_FULL)
+        or sqlstate in {"53100", "53200"}  # PostgreSQL disk_full, out_of_memory
+        or "could not extend file" in lowered
+        or "no space left on device" in lowered
+        or (isinstance(cause, OSError) and cause.errno == errno.ENOSPC)
+    ):
+        return "full"
+    if isinstance(exc, DataError | IntegrityError | ProgrammingError):
+        return "rejected"
+    return "unavailable"
