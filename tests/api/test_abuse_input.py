@@ -199,3 +199,27 @@ async def test_a_short_conversation_is_whole(make_settings) -> None:
         body = (await client.get(f"/api/conversation/{conversation_id}")).json()
     assert body["truncated"] is False
     assert body["total_messages"] == len(body["messages"]) == 2
+
+
+# Secrets ---------------------------------------------------------------------------------------
+
+
+async def test_an_upstream_error_echoing_a_key_never_reaches_the_reader(
+    make_settings, caplog
+) -> None:
+    from bookchat.rag.types import RetrievalUnavailable
+
+    leaked = "Consumer 'api_key:AIzaLEAKED-7731' has been suspended; api-key=qdrant-LEAK-22"
+
+    async def failing(*_args, **_kwargs):
+        raise RetrievalUnavailable(f"The book's search index is unavailable: {leaked}")
+
+    async with app_client(make_settings()) as (app, client):
+        app.state.runtime.retriever.retrieve = failing
+        response = await client.post("/api/chat", json={"message": "What is bookchat?"})
+    last = widget_events(response.text)[-1]
+    assert last["type"] == "error"
+    assert last["code"] == "retrieval_unavailable"
+    assert "LEAK" not in response.text
+    assert "api_key" not in response.text
+    assert "LEAK" not in caplog.text
