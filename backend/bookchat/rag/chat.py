@@ -420,14 +420,6 @@ async def until_stopped(pieces: AsyncIterator[str], stop: asyncio.Event) -> Asyn
             await aclose()
 
 
-# What a reader is told for each error this module raises: fixed sentences, never the text
-# of an exception (which may echo an API key, a host or a user name from upstream).
-READER_MESSAGES = {
-    "retrieval_unavailable": "The book's search index cannot be reached right now; please retry "
-    "in a moment.",
-}
-
-
 def _not_saved(turn: ChatTurn) -> dict[str, Any]:
     # After `done`, so a reader who has the answer learns it is not (yet) in the conversation.
     if turn.save_pending:
