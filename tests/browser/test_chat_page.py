@@ -599,3 +599,36 @@ def test_too_many_questions_keeps_the_question(page: Page, bookchat: Bookchat) -
     expect(page.locator("#form-error")).to_contain_text("Too many questions right now")
     expect(page.locator("#form-error")).to_contain_text("30 s")
     expect(page.get_by_label("Ask a question")).to_have_value("Am I asking too often?")
+
+
+def test_spent_daily_budget_is_said(page: Page, bookchat: Bookchat) -> None:
+    open_page(page, bookchat)
+    notice = {"code": "llm_budget_spent", "message": "Today's budget of AI answers is spent."}
+    events = [
+        {
+            "type": "metadata",
+            "conversation_id": str(uuid.uuid4()),
+            "answerer": {"backend": "offline", "model": "extractive"},
+            "notice": notice,
+        },
+        {"type": "token", "content": "Quoted from the book."},
+        {"type": "done", "sources": []},
+    ]
+    stream = "".join(f"data: {json.dumps(e)}\n\n" for e in events)
+    page.route(
+        "**/api/chat",
+        lambda route: route.fulfill(status=200, content_type="text/event-stream", body=stream),
+    )
+    ask(page, "Is Gemini answering?")
+    expect(page.locator("#banner")).to_have_text(notice["message"])
+    expect(page.locator("#answerer")).to_contain_text("offline for today")
+
+
+def test_vote_buttons_are_legible(page: Page, bookchat: Bookchat) -> None:
+    open_page(page, bookchat)
+    ask(page, "How do I install bookchat?")
+    vote = page.locator("article.assistant").last.get_by_role("button", name="Not helpful")
+    colours = vote.evaluate(
+        "b => [getComputedStyle(b).color, getComputedStyle(b.closest('article')).backgroundColor]"
+    )
+    assert colours[0] != colours[1]
