@@ -422,3 +422,37 @@ async def test_a_paraphrase_is_answered_from_a_close_passage_only() -> None:
     # The same words in passages that retrieval found far from the question: not an answer.
     refused = compose_answer(AnswerRequest(question=question, passages=far))
     assert refused.startswith(NO_ANSWER)
+
+
+async def test_a_question_for_a_value_gets_the_sentence_stating_it() -> None:
+    passages = [
+        _passage(
+            "Installation",
+            "Requirements",
+            "bookchat is a Python package with a command-line program. It needs Python 3.11 or "
+            "newer. Everything it needs is installed with it.",
+        ),
+        _passage(
+            "Releases",
+            "Publishing",
+            "To release a new version, publish a new image and pin its digest.",
+        ),
+    ]
+    text = compose_answer(
+        AnswerRequest(question="What is the minimum Python version?", passages=passages)
+    )
+    assert "It needs Python 3.11 or newer [1]." in text
+    assert "release a new version" not in text
+
+
+async def test_an_answer_never_opens_on_each_one_without_its_subject() -> None:
+    passage = _passage(
+        "Settings",
+        "Variables",
+        "The server reads three variables: HOST, PORT and LOG_LEVEL. Each one is optional "
+        "and falls back to a default value.",
+    )
+    text = compose_answer(
+        AnswerRequest(question="Is each setting optional with a fallback?", passages=[passage])
+    )
+    assert text.startswith("The server reads three variables")

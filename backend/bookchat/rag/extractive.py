@@ -21,7 +21,7 @@ from bookchat.rag.extractive_code import CodeBlock, asks_how_to, pick_blocks, sh
 from bookchat.rag.extractive_text import placed_sentences, sentences, terms
 from bookchat.rag.prompt import NO_ANSWER, standalone_query
 from bookchat.rag.types import Passage
-from bookchat.text import first_word, matched
+from bookchat.text import first_word, matched, stem
 
 MAX_SENTENCES = 4
 MAX_PER_PASSAGE = 2
@@ -38,13 +38,21 @@ MIN_COVERAGE = 0.34
 # question's terms is used too when its passage is close to the question as a whole (its
 # retrieval similarity). Off-topic questions on four books stayed under this similarity.
 RELAXED_COVERAGE = 0.25
-RELAXED_SIMILARITY = 0.35
+RELAXED_SIMILARITY = 0.4
 
 _TOKEN = re.compile(r"\S+\s*")
+# Words asking for a value ("Which Node version do I need?", "What is the default port?"): a
+# sentence stating a number or version ("Node 18.x", "8000") carries them, whatever its words.
+VALUE_WORDS = frozenset(
+    {"version", "minimum", "maximum", "number", "port", "default", "limit", "size", "timeout"}
+)
+_STATES_A_VALUE = re.compile(r"\d")
+_VALUE_STEMS = frozenset(stem(w) for w in VALUE_WORDS)
 # "That gives …", "This is why …": a pronoun standing for the sentence before ("This guide
 # is …" names its own subject). A following verb ends in -s or is an auxiliary.
 _BACK_REFERENCE = re.compile(
-    r"(?:This|That|These|Those|It)\s+(?:\w+s|is|was|are|were|can|will|would|also|way|has|have)\b"
+    r"(?:This|That|These|Those|It|They|Both|Each(?: one| of them| of these| of those)?)\s+"
+    r"(?:\w+s|is|was|are|were|can|will|would|also|way|has|have)\b"
 )
 
 
@@ -171,8 +179,18 @@ def _best_sentences(
         return []
     placed = [placed_sentences(p.text) for p in passages]
     split = [[sentence for _, sentence in group] for group in placed]
+    asked_values = {
+        key for key, word in question_terms.items() if stem(word.lower()) in _VALUE_STEMS
+    }
     # Which question terms each sentence carries, computed once.
-    found_in = [[matched(question_terms, set(terms(s))) for s in group] for group in split]
+    found_in = [
+        [
+            matched(question_terms, set(terms(s)))
+            | (asked_values if asked_values and _STATES_A_VALUE.search(s) else set())
+            for s in group
+        ]
+        for group in split
+    ]
     total = sum(len(group) for group in split)
     frequency = {t: sum(t in own for group in found_in for own in group) for t in question_terms}
     weights = {t: 1.0 + math.log((total + 1) / (frequency[t] + 1)) for t in question_terms}
