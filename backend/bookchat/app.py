@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from bookchat import __version__
-from bookchat.api import chat, conversations, feedback, health, page
+from bookchat.api import book_pages, chat, conversations, feedback, health, page
 from bookchat.api.admission import Admission, AdmissionPolicy
 from bookchat.api.errors import (
     BodyLimitMiddleware,
@@ -75,6 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(conversations.router)
     app.include_router(feedback.router)
     app.include_router(page.build_router(frame_ancestors=settings.frame_ancestors))
+    app.include_router(book_pages.router)
 
     # Innermost first: errors become JSON inside CORS, so a browser can read a 500 too.
     app.add_middleware(UnhandledErrorMiddleware)

@@ -186,12 +186,19 @@ async def chat(
     runtime: ReadyRuntimeDep,
     retriever: RetrieverDep,
     answerer: AnswererDep,
+    request: Request,
 ) -> AsyncIterable[dict[str, Any]]:
     """Answer a question about the book as a stream of JSON events, one per `data:` line."""
     notice: dict[str, str] | None = None
     if not admitted.use_llm:
         answerer, notice = runtime.offline_answerer(), BUDGET_SPENT_NOTICE
-    stream = stream_turn(turn, retriever=retriever, answerer=answerer, stopping=runtime.stopping)
+    stream = stream_turn(
+        turn,
+        retriever=retriever,
+        answerer=answerer,
+        stopping=runtime.stopping,
+        origin=str(request.base_url),
+    )
     async with aclosing(stream) as events:
         async for event in events:
             if notice is not None and event.get("type") == "metadata":

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The sample book's citation URLs are root-relative ("/docs/intro"): served by bookchat itself.
+SAMPLE_BOOK_ORIGIN = ""
+
 
 def read_site(site: Site) -> ChunkedBook:
     """Every selected docs root of a resolved site as chunks."""
@@ -87,6 +90,10 @@ async def ensure_sample_book(
     """
     if not store.embedded or await store.count(exact=True) > 0:
         return None
-    report = await index_docs(sample_book_path(), store=store, dense=dense, sparse=sparse)
+    # Its citations point at bookchat's own origin, which serves these pages (api/book_pages.py):
+    # the config's http://localhost:3000 is where `docusaurus start` would, and nothing runs there.
+    report = await index_docs(
+        sample_book_path(), store=store, dense=dense, sparse=sparse, site_url=SAMPLE_BOOK_ORIGIN
+    )
     log.info("sample book ingested: %s", report.summary())
     return report

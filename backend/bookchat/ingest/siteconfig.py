@@ -399,8 +399,9 @@ def _site(
     site_url: str | None,
     base_url: str | None,
 ) -> Site:
-    url = site_url or reader.get(config, "url", (str,), DEFAULT_SITE_URL)
-    base = base_url or reader.get(config, "baseUrl", (str,), "/")
+    # An empty site_url is meaningful: URLs relative to the server's own origin.
+    url = site_url if site_url is not None else reader.get(config, "url", (str,), DEFAULT_SITE_URL)
+    base = base_url if base_url is not None else reader.get(config, "baseUrl", (str,), "/")
     slash = reader.get(config, "trailingSlash", (bool,), None)
     return Site(
         site_url=url.rstrip("/"),

@@ -63,13 +63,20 @@ class StoreUnavailable(Exception):
     """The conversation store could not be reached; nothing was stored."""
 
 
-def source_of(passage: Passage) -> dict[str, Any]:
-    """A passage as the widget's source entry (the n-th entry is citation [n])."""
+def source_of(passage: Passage, *, origin: str | None = None) -> dict[str, Any]:
+    """A passage as the widget's source entry (the n-th entry is citation [n]).
+
+    A root-relative URL (the bundled sample book's, served by bookchat itself) is made absolute
+    with `origin`, the server's own, so the widget on any page links back here.
+    """
+    url = passage.url
+    if origin and url.startswith("/") and not url.startswith("//"):
+        url = origin.rstrip("/") + url
     source: dict[str, Any] = {
         "file": passage.file,
         "heading": passage.heading,
         "similarity": round(float(passage.score), 4),
-        "url": passage.url,
+        "url": url,
         "title": passage.title,
     }
     # Added only when the book has them, so the widget contract is unchanged otherwise.
@@ -290,6 +297,7 @@ async def stream_turn(
     retriever: BookRetriever,
     answerer: Answerer,
     stopping: Stopping | None = None,
+    origin: str | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """The turn's events: metadata, tokens, then done or error (stored before the last event)."""
     from bookchat.rag.answerer import AnswerError, AnswerRequest
@@ -318,7 +326,7 @@ async def stream_turn(
             await turn.finish("failed")
             yield _error("retrieval_failed", "searching the book failed; please retry")
             return
-        turn.sources = [source_of(p) for p in passages]
+        turn.sources = [source_of(p, origin=origin) for p in passages]
         request = AnswerRequest(
             question=turn.message,
             mode=turn.mode,

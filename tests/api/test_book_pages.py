@@ -1,0 +1,71 @@
+"""The sample book's pages served by bookchat at their routes, so its citations open."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from bookchat.app import create_app
+from bookchat.ingest.pipeline import SAMPLE_BOOK_ORIGIN, read_book
+from bookchat.sample_book import sample_book_path
+from tests.books import make_settings
+
+
+@pytest.fixture
+async def client(tmp_path):
+    app = create_app(make_settings(tmp_path, BOOKCHAT_SAMPLE_BOOK=False))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bookchat.test") as client:
+        yield client
+
+
+async def test_every_citation_of_the_sample_book_opens_its_page_and_anchor(client) -> None:
+    book = read_book(sample_book_path(), site_url=SAMPLE_BOOK_ORIGIN)
+    urls = {chunk.url for chunk in book.chunks}
+    assert urls
+    assert all(url.startswith("/docs/") for url in urls)
+    for url in sorted(urls):
+        path, _, anchor = url.partition("#")
+        response = await client.get(path)
+        assert response.status_code == 200, url
+        assert response.headers["content-type"].startswith("text/html")
+        assert "script" not in response.headers["content-security-policy"]
+        if anchor:
+            assert f'id="{anchor}"' in response.text, url
+
+
+async def test_a_page_reads_as_the_book_wrote_it(client) -> None:
+    response = await client.get("/docs/getting-started/installation")
+    page = response.text
+    assert re.search(r"<h1>[^<]*Install", page)
+    assert "It needs Python 3.11 or newer." in page
+    assert "<pre><code>" in page  # the install commands, as code
+    assert "<script" not in page
+
+
+async def test_an_unknown_route_is_a_404(client) -> None:
+    response = await client.get("/docs/no/such/page")
+    assert response.status_code == 404
+    assert "Traceback" not in response.text
+
+
+def test_a_root_relative_source_gets_the_servers_origin() -> None:
+    from bookchat.rag.chat import source_of
+    from bookchat.rag.types import Passage
+
+    passage = Passage(
+        file="intro.md", title="Welcome", heading="", url="/docs/#x", text="", score=1
+    )
+    assert source_of(passage, origin="http://127.0.0.1:8000/")["url"] == (
+        "http://127.0.0.1:8000/docs/#x"
+    )
+    elsewhere = Passage(
+        file="a.md", title="A", heading="", url="https://b.example/a", text="", score=1
+    )
+    assert source_of(elsewhere, origin="http://127.0.0.1:8000/")["url"] == "https://b.example/a"
+    protocol_relative = Passage(
+        file="a.md", title="A", heading="", url="//evil.example/a", text="", score=1
+    )
+    assert source_of(protocol_relative, origin="http://h/")["url"] == "//evil.example/a"
