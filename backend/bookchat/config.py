@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     index_dir: Path | None = Field(default=None, validation_alias="BOOKCHAT_INDEX_DIR")
     # Ingest the bundled sample book into an empty embedded collection at startup.
     sample_book: bool = Field(default=True, validation_alias="BOOKCHAT_SAMPLE_BOOK")
+    # Where the sample book's citations point: empty, bookchat's own /docs/... pages; a URL such
+    # as http://localhost:3000 when the sample book runs under `docusaurus start` there.
+    sample_book_url: str = Field(default="", validation_alias="BOOKCHAT_SAMPLE_BOOK_URL")
 
     # Abuse limits, on by default with values for a small public Space; 0 turns one off.
     # A reader asks a few questions a minute; one client cannot hold more than a few streams.

@@ -202,7 +202,10 @@ class Runtime:
             self.step = "indexing the sample book"
             retriever = self.retriever
             ingested = await ensure_sample_book(
-                store=retriever.store, dense=retriever.dense, sparse=retriever.sparse
+                store=retriever.store,
+                dense=retriever.dense,
+                sparse=retriever.sparse,
+                site_url=self.settings.sample_book_url,
             )
             if ingested is None:
                 # An embedded collection that has points is loaded into memory now, so the

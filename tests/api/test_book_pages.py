@@ -69,3 +69,33 @@ def test_a_root_relative_source_gets_the_servers_origin() -> None:
         file="a.md", title="A", heading="", url="//evil.example/a", text="", score=1
     )
     assert source_of(protocol_relative, origin="http://h/")["url"] == "//evil.example/a"
+
+
+@pytest.mark.parametrize(
+    ("sample_book_url", "prefix"),
+    [("", "/docs/"), ("http://localhost:3000", "http://localhost:3000/docs/")],
+)
+async def test_the_runtime_indexes_the_sample_book_where_its_pages_are(
+    tmp_path, sample_book_url: str, prefix: str
+) -> None:
+    from bookchat.backends import make_sparse_encoder
+    from bookchat.ingest.pipeline import ensure_sample_book
+    from bookchat.rag.retrieve import BookRetriever
+    from bookchat.stores.vectors import VectorStore
+
+    settings = make_settings(tmp_path, BOOKCHAT_SAMPLE_BOOK_URL=sample_book_url)
+    retriever = BookRetriever(
+        store=VectorStore.open(settings), dense=None, sparse=make_sparse_encoder()
+    )
+    try:
+        await ensure_sample_book(
+            store=retriever.store,
+            dense=None,
+            sparse=retriever.sparse,
+            site_url=settings.sample_book_url,
+        )
+        passages = await retriever.retrieve("How do I install bookchat?", k=5)
+        assert passages
+        assert all(p.url.startswith(prefix) for p in passages)
+    finally:
+        await retriever.aclose()

@@ -159,6 +159,9 @@ def service_env(data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
             "BOOKCHAT_DATA_DIR": str(data_dir),
             "LOG_LEVEL": "INFO",
             "ALLOWED_ORIGINS": BOOK_ORIGIN,
+            # The widget tests serve the sample book's pages at BOOK_ORIGIN, so its citations
+            # point there (by default they point at bookchat's own /docs/ pages).
+            "BOOKCHAT_SAMPLE_BOOK_URL": BOOK_ORIGIN,
             # One browser asks dozens of questions a minute from 127.0.0.1 here; the abuse
             # limits have their own tests (tests/api/test_admission.py).
             "BOOKCHAT_CHATS_PER_MINUTE": "0",

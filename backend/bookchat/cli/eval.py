@@ -86,7 +86,9 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> tuple[EvalResul
         if site is not None:
             report = await index_site(site, store=retriever.store, **embedders)
         elif settings.sample_book:
-            report = await ensure_sample_book(store=retriever.store, **embedders)
+            report = await ensure_sample_book(
+                store=retriever.store, site_url=settings.sample_book_url, **embedders
+            )
         if report is not None:
             sys.stderr.write(f"bookchat eval: ingested: {report.summary()}\n")
         answerer = None

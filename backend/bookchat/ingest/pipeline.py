@@ -81,7 +81,11 @@ async def index_docs(
 
 
 async def ensure_sample_book(
-    *, store: VectorStore, dense: DenseEmbedder | None, sparse: Bm25Encoder
+    *,
+    store: VectorStore,
+    dense: DenseEmbedder | None,
+    sparse: Bm25Encoder,
+    site_url: str = SAMPLE_BOOK_ORIGIN,
 ) -> IngestReport | None:
     """Index the bundled sample book into an empty embedded collection; else do nothing.
 
@@ -90,10 +94,11 @@ async def ensure_sample_book(
     """
     if not store.embedded or await store.count(exact=True) > 0:
         return None
-    # Its citations point at bookchat's own origin, which serves these pages (api/book_pages.py):
-    # the config's http://localhost:3000 is where `docusaurus start` would, and nothing runs there.
+    # By default its citations point at bookchat's own origin, which serves these pages
+    # (api/book_pages.py): the config's http://localhost:3000 is where `docusaurus start`
+    # would serve them, and in the demo nothing runs there.
     report = await index_docs(
-        sample_book_path(), store=store, dense=dense, sparse=sparse, site_url=SAMPLE_BOOK_ORIGIN
+        sample_book_path(), store=store, dense=dense, sparse=sparse, site_url=site_url
     )
     log.info("sample book ingested: %s", report.summary())
     return report
