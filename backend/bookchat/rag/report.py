@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 # Below this cosine the passages behind an answer are only loosely about the question.
 DEFAULT_MIN_SIMILARITY = 0.5
 EXCERPT_CHARS = 160
+# Questions and vote reasons are typed by strangers. A spreadsheet runs a cell that starts with
+# one of these (OWASP's CSV injection list), and a terminal obeys escape sequences.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _key(question: str) -> str:
@@ -165,6 +169,17 @@ def _excerpt(text: str) -> str:
     return flat if len(flat) <= EXCERPT_CHARS else flat[: EXCERPT_CHARS - 1] + "…"
 
 
+def _printable(line: str) -> str:
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", line)
+
+
+def _cell(text: str) -> str:
+    # The writer quotes only fields holding its line terminator ("\n"): a bare CR would end the
+    # row unquoted and start a forged one. A leading apostrophe shows a formula as text.
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return f"'{text}" if text.startswith(_FORMULA_START) else text
+
+
 def render_text(report: Report, *, limit: int = 20) -> str:
     """The report for a terminal: four short sections, most frequent first."""
     lines = [
@@ -195,7 +210,7 @@ def render_text(report: Report, *, limit: int = 20) -> str:
 
     section("Answers readers thumbed down", report.thumbed_down, thumbs)
     section("Pages cited most", report.most_cited, lambda e: f"{e.text}  {e.url}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(_printable(line) for line in lines) + "\n"
 
 
 def render_csv(report: Report) -> str:
@@ -214,11 +229,11 @@ def render_csv(report: Report) -> str:
             writer.writerow(
                 [
                     name,
-                    e.text,
-                    e.url or "",
+                    _cell(e.text),
+                    _cell(e.url or ""),
                     e.count,
                     "" if e.score is None else f"{e.score:.4f}",
-                    " | ".join(e.details),
+                    _cell(" | ".join(e.details)),
                     e.last.isoformat() if e.last else "",
                 ]
             )
