@@ -173,3 +173,16 @@ async def test_an_unexpected_error_is_a_generic_500_and_a_logged_trace(
     assert "secret" not in response.text
     # The trace is in the log for the operator.
     assert any(r.exc_info and "internal detail" in str(r.exc_info[1]) for r in caplog.records)
+
+
+@pytest.mark.parametrize("path", ["/api/feedback", "/api/chat/stop"])
+@pytest.mark.parametrize("content", [b"", b'["a list"]'])
+async def test_other_endpoints_do_not_suggest_the_chat_body(
+    make_settings, path: str, content: bytes
+) -> None:
+    # {"message": "…"} is /api/chat's body: shown for a vote or a stop it misleads.
+    async with app_client(make_settings()) as (_, client):
+        response = await client.post(path, content=content, headers={"content-type": JSON})
+    assert response.status_code == 422
+    assert "JSON object" in response.json()["detail"]
+    assert '"message"' not in response.json()["detail"]

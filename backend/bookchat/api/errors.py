@@ -53,7 +53,11 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts)
 
 
-def _explain(error: dict[str, Any]) -> str:
+# The body /api/chat takes; other endpoints name their own fields in their errors.
+_CHAT_EXAMPLE = ' such as {"message": "…"}'
+
+
+def _explain(error: dict[str, Any], example: str = "") -> str:
     kind = error.get("type", "")
     field = _field(error.get("loc", ()))
     if kind == "json_invalid":
@@ -61,11 +65,10 @@ def _explain(error: dict[str, Any]) -> str:
         reason = (error.get("ctx") or {}).get("error", "invalid JSON")
         return f"the request body is not valid JSON ({reason} at character {position})"
     if kind == "missing" and not field:
-        return 'the request body is empty: send a JSON object such as {"message": "…"}'
+        return f"the request body is empty: send a JSON object{example}"
     if kind in {"model_attributes_type", "dict_type"} and not field:
-        return (
-            "the request body must be a JSON object with Content-Type: application/json, "
-            'such as {"message": "…"}'
+        return "the request body must be a JSON object with Content-Type: application/json" + (
+            f",{example}" if example else ""
         )
     if kind == "uuid_parsing" or kind == "uuid_type":
         return f"{field}: must be a UUID such as 123e4567-e89b-12d3-a456-426614174000"
@@ -84,7 +87,8 @@ def _explain(error: dict[str, Any]) -> str:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
-    explained = [_explain(e) for e in errors]
+    example = _CHAT_EXAMPLE if request.url.path == "/api/chat" else ""
+    explained = [_explain(e, example) for e in errors]
     invalid_json = any(e.get("type") == "json_invalid" for e in errors)
     status, code = (400, "invalid_json") if invalid_json else (422, "invalid_request")
     fields = [
