@@ -141,7 +141,7 @@ async def test_a_blocked_prompt_is_llm_blocked(gemini_settings, fake_gemini):
 
 
 async def test_an_embedding_error_echoing_the_key_never_reaches_the_reader(
-    make_settings, fake_gemini, tmp_path
+    make_settings, fake_gemini, tmp_path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Gemini embeddings (the sample book is embedded through the fake at start-up); then the
     # question's embedding fails with an upstream message that quotes the key and a path.
@@ -161,3 +161,7 @@ async def test_an_embedding_error_echoing_the_key_never_reaches_the_reader(
     assert "suspended" not in response.text
     assert "/srv/owner" not in response.text
     assert events[-1]["message"] == RETRIEVAL_UNAVAILABLE
+    # The line this failure adds to the log names its kind, not the upstream's text.
+    lines = [r.getMessage() for r in caplog.records if "retrieval unavailable" in r.getMessage()]
+    assert lines
+    assert all(KEY not in line for line in lines)

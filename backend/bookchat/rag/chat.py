@@ -316,8 +316,12 @@ async def stream_turn(
             passages = await retriever.retrieve(retrieval_query(turn), k=PASSAGES_PER_ANSWER)
         except RetrievalUnavailable as exc:
             # The exception quotes the upstream (an embedding API's text can echo its key; a
-            # store's names its host): that is for the log, the reader gets the fixed sentence.
-            log.warning("retrieval unavailable in conversation %s: %s", turn.conversation_id, exc)
+            # store's names its host): the reader gets the fixed sentence, this line the kind
+            # of failure (the retriever logs the details where it caught them).
+            cause = type(exc.__cause__ or exc).__name__
+            log.warning(
+                "retrieval unavailable in conversation %s (%s)", turn.conversation_id, cause
+            )
             await turn.finish("failed")
             yield _error("retrieval_unavailable", RETRIEVAL_UNAVAILABLE)
             return
