@@ -157,6 +157,11 @@ class Settings(BaseSettings):
     )
     # Set by Hugging Face in every Space: only the Space's proxy can reach the container there.
     space_id: str | None = Field(default=None, validation_alias="SPACE_ID")
+    # public: /api/health names no host, user, URL or file path (anyone can read it); full: the
+    # owner's view, with where each dependency is and the exact cause of a failure.
+    health_detail: Literal["public", "full"] = Field(
+        default="public", validation_alias="BOOKCHAT_HEALTH_DETAIL"
+    )
     # `bookchat serve`: open connections served at once (more get 503) and idle keep-alive.
     max_connections: int = Field(default=200, ge=1, validation_alias="BOOKCHAT_MAX_CONNECTIONS")
     # On SIGTERM, open answers get this long to finish; shortly before it ends, those still

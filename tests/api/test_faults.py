@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -164,3 +165,40 @@ async def test_pending_saves_store_in_order_once_the_store_is_back() -> None:
     await _wait_for(lambda: len(pending) == 0, "the queue to drain")
     assert stored == [0, 1, 2]
     await pending.aclose(timeout=1)
+
+
+async def test_public_health_names_no_host_user_or_path(make_settings) -> None:
+    from tests.network import free_port
+
+    port = free_port()
+    url = f"postgresql://owner_5521:pw-77@127.0.0.1:{port}/books"
+    async with app_client(make_settings(url), ready=False) as (app, client):
+        for _ in range(2400):
+            if app.state.runtime.phase == "failed":
+                break
+            await asyncio.sleep(0.05)
+        public = await client.get("/api/health")
+    async with app_client(make_settings(url, BOOKCHAT_HEALTH_DETAIL="full"), ready=False) as (
+        app,
+        client,
+    ):
+        for _ in range(2400):
+            if app.state.runtime.phase == "failed":
+                break
+            await asyncio.sleep(0.05)
+        full = await client.get("/api/health")
+    database = public.json()["services"]["database"]
+    assert database["status"] == "down"
+    assert "refused" in database["detail"]  # the cause stays: the owner can act on it
+    for hidden in (str(port), "127.0.0.1", "owner_5521", "pw-77", "books", str(Path.cwd())):
+        assert hidden not in public.text, hidden
+    assert f"127.0.0.1:{port}" in full.text  # the owner's view says where
+
+
+async def test_public_health_shows_no_file_paths(make_settings, data_dir) -> None:
+    async with app_client(make_settings()) as (_, client):
+        public = (await client.get("/api/health")).text
+    async with app_client(make_settings(BOOKCHAT_HEALTH_DETAIL="full")) as (_, client):
+        full = (await client.get("/api/health")).text
+    assert str(data_dir) not in public
+    assert str(data_dir) in full

@@ -83,6 +83,8 @@ async def test_database_down_is_unhealthy_naming_host_and_port_without_secrets(
         database_url=f"postgresql://bookchat:{DB_PASSWORD}@127.0.0.1:{port}/book",
         GEMINI_API_KEY=GEMINI_KEY,
         GEMINI_BASE_URL=fake_gemini.base_url,
+        # The owner's view: where the database is (the public view: tests/api/test_faults.py).
+        BOOKCHAT_HEALTH_DETAIL="full",
     )
     async with app_client(settings, ready=False) as (app, client):
         await wait_phase(app, "failed")
@@ -137,7 +139,11 @@ async def test_qdrant_down_is_unhealthy_and_chat_ends_with_an_error_event(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     port = free_port()
-    settings = make_settings(QDRANT_URL=f"https://127.0.0.1:{port}", QDRANT_API_KEY=QDRANT_KEY)
+    settings = make_settings(
+        QDRANT_URL=f"https://127.0.0.1:{port}",
+        QDRANT_API_KEY=QDRANT_KEY,
+        BOOKCHAT_HEALTH_DETAIL="full",  # the owner's view names the host
+    )
     async with app_client(settings) as (_, client):
         health = await client.get("/api/health")
         chat = await client.post("/api/chat", json={"message": "How do I install bookchat?"})
@@ -170,7 +176,10 @@ async def test_a_database_that_never_answers_is_named_not_waited_on(make_setting
         silent.bind(("127.0.0.1", 0))
         silent.listen(100)
         port = silent.getsockname()[1]
-        settings = make_settings(database_url=f"postgresql://u:{DB_PASSWORD}@127.0.0.1:{port}/x")
+        settings = make_settings(
+            database_url=f"postgresql://u:{DB_PASSWORD}@127.0.0.1:{port}/x",
+            BOOKCHAT_HEALTH_DETAIL="full",  # the owner's view names the host
+        )
         async with app_client(settings, ready=False) as (app, client):
             while app.state.runtime.engine is None:
                 await asyncio.sleep(0.05)
@@ -226,7 +235,10 @@ async def test_a_refused_database_reads_the_same_plain_sentence_everywhere(make_
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
-    settings = make_settings(database_url=f"postgresql://u:{DB_PASSWORD}@127.0.0.1:{port}/x")
+    settings = make_settings(
+        database_url=f"postgresql://u:{DB_PASSWORD}@127.0.0.1:{port}/x",
+        BOOKCHAT_HEALTH_DETAIL="full",  # the owner's view names the host
+    )
     async with app_client(settings, ready=False) as (app, client):
         await wait_phase(app, "failed")
         health = await client.get("/api/health")
