@@ -155,7 +155,8 @@ def test_a_read_only_baked_index_is_served_beside_a_writable_data_dir(tmp_path: 
     data = tmp_path / "data"
     port = free_port()
     script = Path(sys.executable).with_name("bookchat")
-    env = serve_env(data, BOOKCHAT_INDEX_DIR=str(index))
+    # The owner's view of health: it names the prebuilt index's path.
+    env = serve_env(data, BOOKCHAT_INDEX_DIR=str(index), BOOKCHAT_HEALTH_DETAIL="full")
     process = subprocess.Popen(
         [str(script), "serve", "--port", str(port)],
         env=env,
