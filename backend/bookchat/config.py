@@ -75,16 +75,6 @@ def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(home) / ".local" / "share" / "bookchat"
 
 
-def redact_url(url: str) -> str:
-    """The URL with any password and query string removed, safe for logs and /api/health."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}@" if parts.username else ""
-    return urlunsplit((parts.scheme, f"{user}{host}", parts.path, "", ""))
-
-
 class Settings(BaseSettings):
     """Everything bookchat reads from the environment (names as documented in the README)."""
 
@@ -306,6 +296,17 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'bookchat.sqlite3').resolve()}"
+
+    def secrets(self) -> tuple[str, ...]:
+        """The configured secret values, for bookchat.redact: API keys, the database password."""
+        values = [
+            key.get_secret_value()
+            for key in (self.gemini_api_key, self.qdrant_api_key)
+            if key is not None
+        ]
+        if self.database_url and (password := urlsplit(self.database_url).password):
+            values.append(password)
+        return tuple(values)
 
     @property
     def qdrant_path(self) -> Path:

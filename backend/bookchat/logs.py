@@ -6,8 +6,11 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bookchat.redact import redact
 
 access_log = logging.getLogger("bookchat.access")
 
@@ -35,10 +38,18 @@ class OneLineFormatter(logging.Formatter):
     """Each record is one line: control characters in the message are escaped.
 
     A traceback keeps its lines (it is the one multi-line part a reader needs), each indented
-    and escaped, so no line of it can pass for a record of its own.
+    and escaped, so no line of it can pass for a record of its own. The configured secrets are
+    masked in all of it (bookchat.redact), whoever logged the record.
     """
 
+    def __init__(self, fmt: str, *, secrets: Iterable[str] = ()) -> None:
+        super().__init__(fmt)
+        self.secrets = tuple(secrets)
+
     def format(self, record: logging.LogRecord) -> str:
+        return redact(self._one_line(record), self.secrets)
+
+    def _one_line(self, record: logging.LogRecord) -> str:
         record.message = record.getMessage()
         if self.usesTime():
             record.asctime = self.formatTime(record, self.datefmt)
@@ -57,15 +68,15 @@ class OneLineFormatter(logging.Formatter):
         return "\n".join("    " + escape_controls(line) for line in text.splitlines())
 
 
-def configure_logging(level: str) -> None:
-    """Send bookchat's logs to stderr at LOG_LEVEL; quiet the chatty libraries."""
+def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
+    """Send bookchat's logs to stderr at LOG_LEVEL, secrets masked; quiet chatty libraries."""
     root = logging.getLogger()
     # Idempotent: tests and `serve` may both call this; one handler, never two.
     for handler in list(root.handlers):
         if getattr(handler, "_bookchat", False):
             root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(OneLineFormatter(_FORMAT))
+    handler.setFormatter(OneLineFormatter(_FORMAT, secrets=secrets))
     handler._bookchat = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)

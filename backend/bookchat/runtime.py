@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
 
 from bookchat import backends
 from bookchat.config import Settings
 from bookchat.rag.coalesce import Stopping
 from bookchat.rag.saving import PendingSaves, WriteState
+from bookchat.redact import describe, redact
 from bookchat.retry import retrying
 
 if TYPE_CHECKING:
@@ -35,30 +34,6 @@ SHUTDOWN_SAVE_WAIT_SECONDS = 15.0
 
 # Steps whose failures come from the database driver, and are explained as the database's.
 _DATABASE_STEPS = ("opening the database", "creating the conversation tables")
-_CREDENTIALS_IN_URL = re.compile(r"(://[^/\s:@]+):[^@\s/]+@")
-_KEY_IN_QUERY = re.compile(r"((?:key|api_key|password|token)=)[^&\s]+", re.IGNORECASE)
-
-
-def scrub(text: str, settings: Settings) -> str:
-    """The text with every configured secret and URL password replaced by ***."""
-    secrets = [settings.gemini_api_key, settings.qdrant_api_key]
-    values = [s.get_secret_value() for s in secrets if s is not None]
-    if settings.database_url:
-        password = urlsplit(settings.database_url).password
-        if password:
-            values.append(password)
-    for value in sorted(values, key=len, reverse=True):
-        if len(value) >= 3:
-            text = text.replace(value, "***")
-    text = _CREDENTIALS_IN_URL.sub(r"\1:***@", text)
-    return _KEY_IN_QUERY.sub(r"\1***", text)
-
-
-def explain(exc: BaseException, settings: Settings) -> str:
-    """One line for a reader of /api/health or the log: the error's first line, secrets removed."""
-    first = (str(exc).strip().splitlines() or [""])[0].strip()
-    message = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-    return scrub(message, settings)[:300]
 
 
 def _preload(settings: Settings) -> None:
@@ -138,7 +113,7 @@ class Runtime:
         log.warning(
             "start-up: %s [%s] (retrying in %.1f s)",
             self.error,
-            explain(error, self.settings),
+            describe(error, self.settings.secrets()),
             state.upcoming_sleep,
         )
 
@@ -154,7 +129,7 @@ class Runtime:
         try:
             await self.retriever.retrieve("How do I get started?", k=5)
         except Exception as exc:  # a reader's question will meet (and report) the same problem
-            log.info("warming the answer path: %s", explain(exc, self.settings))
+            log.info("warming the answer path: %s", describe(exc, self.settings.secrets()))
 
     async def _start_once(self) -> None:
         self.step = "loading libraries"
@@ -232,7 +207,7 @@ class Runtime:
         if type(exc).__module__.startswith("bookchat."):
             # bookchat's own errors (Qdrant unreachable, an embedder mismatch) are written
             # for the reader already.
-            return scrub((str(exc).strip().splitlines() or [""])[0], self.settings)[:300]
+            return redact((str(exc).strip().splitlines() or [""])[0], self.settings.secrets())[:300]
         return f"{type(exc).__name__} (the server log has the details)"
 
     def describe_llm(self) -> dict[str, Any]:
@@ -260,4 +235,4 @@ class Runtime:
             try:
                 await close()
             except Exception as exc:
-                log.warning("closing the %s: %s", name, explain(exc, self.settings))
+                log.warning("closing the %s: %s", name, describe(exc, self.settings.secrets()))

@@ -64,3 +64,24 @@ def test_log_level_is_honoured() -> None:
         for handler in [h for h in root.handlers if getattr(h, "_bookchat", False)]:
             root.removeHandler(handler)
         root.setLevel(before)
+
+
+def test_configured_secrets_are_masked_in_every_line(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    before = root.level
+    try:
+        configure_logging("INFO", secrets=[KEY])
+        log = logging.getLogger("some.library")
+        log.warning("calling https://api.example/v1?key=%s", KEY)
+        try:
+            raise RuntimeError(f"refused for {KEY}")
+        except RuntimeError:
+            log.exception("it failed")
+    finally:
+        for handler in [h for h in root.handlers if getattr(h, "_bookchat", False)]:
+            root.removeHandler(handler)
+        root.setLevel(before)
+    err = capsys.readouterr().err
+    assert "calling https://api.example/v1?key=***" in err
+    assert "RuntimeError: refused for ***" in err  # the traceback too
+    assert KEY not in err

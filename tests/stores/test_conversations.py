@@ -358,5 +358,5 @@ async def test_neon_url_options_reach_libpq(tmp_path) -> None:
         entry = describe_target(engine)
     finally:
         await engine.dispose()
-    assert entry["target"] == "postgresql+psycopg://reader@ep-x.neon.tech/books"
+    assert entry["target"] == "postgresql+psycopg://ep-x.neon.tech/books"
     assert entry["host"] == "ep-x.neon.tech:5432"

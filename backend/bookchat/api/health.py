@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse
 
 from bookchat.api.deps import RuntimeDep
 from bookchat.backends import describe_embedder
-from bookchat.runtime import Runtime, explain, scrub
+from bookchat.redact import describe, redact_all
+from bookchat.runtime import Runtime
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
@@ -23,7 +24,6 @@ CHECK_TIMEOUT_SECONDS = 2.0
 # A dependency the chat cannot work without makes the service unhealthy; the others degrade it.
 REQUIRED = ("database", "vector_store", "embedder")
 _UP = {"up", "ok", "healthy", "ready"}
-_USER_IN_URL = re.compile(r"://[^@/\s]+@")
 
 
 # A check that ran out of time while the event loop itself ran this late is not held against
@@ -69,7 +69,7 @@ async def _bounded(
     except TimeoutError:
         result = {"status": "down", "error": f"no answer within {CHECK_TIMEOUT_SECONDS:.0f} s"}
     except Exception as exc:
-        result = {"status": "down", "error": explain(exc, runtime.settings)}
+        result = {"status": "down", "error": describe(exc, runtime.settings.secrets())}
     status = str(result.pop("status", "down")).lower()
     timed_out = loop.time() - started >= CHECK_TIMEOUT_SECONDS
     if status not in _UP and timed_out and lag.worst >= BUSY_LOOP_SECONDS:
@@ -84,9 +84,6 @@ async def _bounded(
         status = "up"
     # "empty": a vector store that answers but holds no book yet (degraded, not down).
     status = "up" if status in _UP else status if status == "empty" else "down"
-    if isinstance(result.get("target"), str):
-        # A user name is half a credential: targets show host, port and database only.
-        result["target"] = _USER_IN_URL.sub("://", result["target"])
     return {**base, **result, "status": status}
 
 
@@ -203,7 +200,7 @@ async def health(runtime: RuntimeDep) -> JSONResponse:
         },
     }
     # Belt and braces: whatever a check reported, no configured secret leaves the process.
-    body = _scrubbed(body, runtime)
+    body = redact_all(body, runtime.settings.secrets())
     if runtime.settings.health_detail != "full":
         body = public_view(body)
     return JSONResponse(body, status_code=200 if status == "healthy" else 503)
@@ -245,13 +242,3 @@ def public_view(body: dict[str, Any]) -> dict[str, Any]:
     view = strip(body)
     view["services"] = {name: strip(entry) for name, entry in view.get("services", {}).items()}
     return view
-
-
-def _scrubbed(value: Any, runtime: Runtime) -> Any:
-    if isinstance(value, str):
-        return scrub(value, runtime.settings)
-    if isinstance(value, dict):
-        return {k: _scrubbed(v, runtime) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrubbed(v, runtime) for v in value]
-    return value

@@ -178,7 +178,7 @@ def serve(args: argparse.Namespace) -> int:
     from bookchat.logs import configure_logging
 
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.secrets())
     import uvicorn
 
     from bookchat import backends

@@ -68,7 +68,7 @@ def open_client(settings: Settings, *, timeout: float) -> tuple[AsyncQdrantClien
     """Embedded Qdrant under BOOKCHAT_DATA_DIR, or the server at QDRANT_URL."""
     from qdrant_client import AsyncQdrantClient
 
-    from bookchat.config import redact_url
+    from bookchat.redact import redact_url
 
     if settings.qdrant_url is None:
         path = settings.qdrant_path

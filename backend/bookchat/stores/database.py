@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from bookchat.config import Settings, redact_url
+from bookchat.config import Settings
+from bookchat.redact import redact_url
 from bookchat.stores.errors import port_may_be_blocked
 
 if TYPE_CHECKING:
