@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bookchat.config import Settings, default_data_dir, load_settings
+from bookchat.config import Settings, load_settings
+from bookchat.paths import default_data_dir
 
 
 def test_the_default_data_dir_is_per_user_not_per_working_directory() -> None:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import re
 import sys
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bookchat.paths import default_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -52,27 +53,6 @@ def normalise_database_url(raw: str) -> str:
     parts = urlsplit(f"{scheme}://{rest}")
     query = [(k, v) for k, v in parse_qsl(parts.query) if k not in _LIBPQ_QUERY_KEYS_DROPPED]
     return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """Where the index and conversations live unless BOOKCHAT_DATA_DIR says otherwise.
-
-    Per user rather than per working directory, so `bookchat ingest` run in one folder and
-    `bookchat serve` run in another use the same index: $XDG_DATA_HOME/bookchat, else
-    ~/.local/share/bookchat (the XDG base directory default).
-    """
-    env = os.environ if environ is None else environ
-    xdg = env.get("XDG_DATA_HOME", "").strip()
-    # The XDG spec says a relative XDG_DATA_HOME is invalid and must be ignored.
-    if xdg and Path(xdg).is_absolute():
-        return Path(xdg) / "bookchat"
-    home = env.get("HOME", "").strip()
-    if not home:
-        try:
-            home = str(Path.home())
-        except RuntimeError:  # no HOME and no passwd entry (an anonymous container user)
-            return Path(".bookchat").absolute()
-    return Path(home) / ".local" / "share" / "bookchat"
 
 
 class Settings(BaseSettings):

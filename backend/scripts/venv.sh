@@ -8,7 +8,10 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
     echo "bookchat needs Python 3.11 or newer (found $("$python" --version 2>&1)); set PYTHON=python3.11" >&2
     exit 1
 fi
+# Everything said here goes to stderr, so a command's own output stays clean.
+say() { echo "bookchat: $*" >&2; }
 if [ ! -x .venv/bin/python ]; then
+    say "first run: creating the Python environment in $(pwd)/.venv"
     # Debian ships venv's pip bootstrap separately (python3-venv); say so instead of a trace.
     if ! "$python" -m venv .venv >/dev/null 2>&1; then
         rm -rf .venv
@@ -16,11 +19,22 @@ if [ ! -x .venv/bin/python ]; then
         exit 1
     fi
 fi
+stamp_of() { cat "backend/requirements/$1.txt" pyproject.toml | sha256sum | cut -d' ' -f1; }
+current() { [ "$(cat ".venv/.bookchat-$1.sha256" 2>/dev/null)" = "$(stamp_of "$1")" ]; }
 stamp=".venv/.bookchat-$kind.sha256"
-want="$(cat "backend/requirements/$kind.txt" pyproject.toml | sha256sum | cut -d' ' -f1)"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+want="$(stamp_of "$kind")"
+# dev.txt pins every package of runtime.txt too (main + dev groups): after test.sh, run.sh
+# has nothing to install.
+if current "$kind" || { [ "$kind" = runtime ] && current dev; }; then
+    :
+else
+    count="$(grep -c '^[a-zA-Z0-9]' "backend/requirements/$kind.txt" || true)"
+    say "installing the $count locked $kind dependencies (backend/requirements/$kind.txt)" \
+        "into .venv: about a minute the first time, once per change of the lock"
+    started="$(date +%s)"
     .venv/bin/python -m pip install --quiet --disable-pip-version-check \
         --require-hashes -r "backend/requirements/$kind.txt"
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
     echo "$want" > "$stamp"
+    say "installed in $(($(date +%s) - started)) s"
 fi

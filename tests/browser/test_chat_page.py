@@ -286,7 +286,8 @@ def test_a_refused_question_stays_in_the_input(page: Page, bookchat: Bookchat) -
     ask(page, "Is my question kept?")
     expect(page.locator("#form-error")).to_contain_text("The service is still starting.")
     expect(page.get_by_label("Ask a question")).to_have_value("Is my question kept?")
-    expect(page.locator("article.assistant .error")).to_contain_text("still starting")
+    # The reason is said once, next to Send; the answer only says it was not answered.
+    expect(page.locator("article.assistant .error")).to_have_text("Not answered.")
 
 
 def test_a_failure_mid_stream_is_shown_and_the_question_restored(
@@ -306,9 +307,57 @@ def test_a_failure_mid_stream_is_shown_and_the_question_restored(
     ask(page, "Will this fail?")
     answer = page.locator("article.assistant").last
     expect(answer).to_contain_text("Half an ans")
-    expect(answer.locator(".error")).to_have_text("The model stopped answering.")
+    expect(answer.locator(".error")).to_have_text("The answer stopped here.")
     expect(page.locator("#form-error")).to_contain_text("The model stopped answering.")
     expect(page.get_by_label("Ask a question")).to_have_value("Will this fail?")
+
+
+def test_a_database_that_refuses_is_explained_once_in_plain_words(
+    page: Page, bookchat: Bookchat
+) -> None:
+    # What bookchat serves while its database refuses connections (tests/api/test_health.py
+    # checks the server's side of these words).
+    sentence = "127.0.0.1:5999: connection refused: is the server running and the port right?"
+    error = f"creating the conversation tables failed: {sentence}"
+    unhealthy = json.dumps(
+        {
+            "status": "unhealthy",
+            "services": {
+                "database": {"status": "down", "backend": "postgresql", "detail": sentence},
+                "llm": {"status": "up", "backend": "offline", "model": "extractive"},
+            },
+            "startup": {
+                "phase": "failed",
+                "step": "creating the conversation tables",
+                "error": error,
+            },
+        }
+    )
+    page.route(
+        "**/api/health",
+        lambda route: route.fulfill(status=503, content_type="application/json", body=unhealthy),
+    )
+    page.route(
+        "**/api/chat",
+        lambda route: route.fulfill(
+            status=503,
+            content_type="application/json",
+            body=json.dumps(
+                {
+                    "detail": f"bookchat is not ready: {error}; it keeps retrying",
+                    "code": "unavailable",
+                }
+            ),
+        ),
+    )
+    page.goto(bookchat.url)
+    expect(page.locator("#banner")).to_contain_text(sentence)
+    ask(page, "Is anyone there?")
+    expect(page.locator("#form-error")).to_contain_text("the notice at the top says why")
+    expect(page.get_by_label("Ask a question")).to_have_value("Is anyone there?")
+    expect(page.locator("article.assistant .error")).to_have_text("Not answered.")
+    assert page.locator("body").inner_text().count("connection refused") == 1
+    assert "OperationalError" not in page.content()
 
 
 def test_an_unreachable_service_is_reported(page: Page, bookchat: Bookchat) -> None:

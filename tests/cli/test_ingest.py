@@ -292,3 +292,55 @@ def test_another_write_into_the_index_defeats_the_shortcut(
     out, loaded = _ingest_in_a_new_process(small_book, env)
     assert loaded
     assert summary(out)[2] == summary(out)[1]  # everything embedded again
+
+
+def test_a_database_url_ingest_never_uses_cannot_stop_it(
+    env: Path, small_book: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    monkeypatch.setenv("DATABASE_URL", "mysql://someone@db/books")
+    monkeypatch.setenv("PORT", "eighty")
+    assert run(small_book) == 0
+    captured = capsys.readouterr()
+    assert summary(captured.out)[0] == 4
+    assert "DATABASE_URL" not in captured.err
+
+
+def test_the_summary_names_the_collection_and_where_it_is(
+    env: Path, small_book: Path, capsys: pytest.CaptureFixture[str]
+):
+    assert run(small_book, "--dry-run") == 0
+    assert f"would go into collection 'cli-book' in the embedded Qdrant at {env / 'qdrant'}\n" in (
+        capsys.readouterr().out
+    )
+    assert run(small_book) == 0
+    out = capsys.readouterr().out
+    assert f"\ninto collection 'cli-book' in the embedded Qdrant at {env / 'qdrant'}\n" in out
+    assert "sample book" not in out
+
+
+def test_replacing_the_sample_book_is_said_in_words(
+    env: Path, small_book: Path, capsys: pytest.CaptureFixture[str]
+):
+    from bookchat.sample_book import sample_book_path
+
+    assert run(sample_book_path()) == 0
+    sample_chunks = summary(capsys.readouterr().out)[1]
+    assert run(small_book, "--dry-run") == 0
+    assert (
+        f"this would replace the sample book (its {sample_chunks} chunks are the ones to "
+        "delete): `bookchat serve` would answer from this book"
+    ) in capsys.readouterr().out
+    assert run(small_book) == 0
+    out = capsys.readouterr().out
+    assert summary(out)[4] == sample_chunks
+    assert (
+        f"this replaced the sample book (its {sample_chunks} chunks are the ones deleted): "
+        "`bookchat serve` now answers from this book"
+    ) in out
+    # A later change to the reader's own book is not the sample book's doing.
+    page = next(small_book.rglob("*.md"))
+    page.write_text(page.read_text(encoding="utf-8") + "\nOne more sentence.\n", encoding="utf-8")
+    assert run(small_book) == 0
+    out = capsys.readouterr().out
+    assert "sample book" not in out
+    assert "chunks of pages that changed or are not in this folder" in out

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.network import free_port
+from tests.processes import Running
 
 pytestmark = pytest.mark.slow
 
@@ -120,3 +121,104 @@ def test_python_m_bookchat_with_arguments_is_the_cli(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert "--port" in result.stdout
     assert "--host" in result.stdout
+
+
+def bookchat_script() -> str:
+    # The console script installed beside this interpreter: CI does not activate the venv.
+    return str(Path(sys.executable).with_name("bookchat"))
+
+
+def user_env(home: Path, **extra: str) -> dict[str, str]:
+    """A user with nothing configured but a home folder: the per-user data dir applies."""
+    env = serve_env(home, **extra)
+    for name in ("BOOKCHAT_DATA_DIR", "XDG_DATA_HOME"):
+        env.pop(name)
+    env["HOME"] = str(home)
+    return env
+
+
+def test_ingest_and_serve_agree_from_different_folders(tmp_path: Path, small_book: Path) -> None:
+    home, here, there = tmp_path / "home", tmp_path / "here", tmp_path / "there"
+    for folder in (home, here, there):
+        folder.mkdir()
+    port = free_port()
+    env = user_env(home, PORT=str(port))
+    ingested = subprocess.run(
+        [bookchat_script(), "ingest", str(small_book)],
+        cwd=here,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    data = home / ".local/share/bookchat"
+    assert f"into collection 'docusaurus-book' in the embedded Qdrant at {data / 'qdrant'}" in (
+        ingested.stdout
+    )
+    server = Running([bookchat_script(), "serve"], cwd=there, env=env)
+    try:
+        ready = server.wait_for("bookchat: ready: open ")
+        chat = httpx.post(
+            f"http://127.0.0.1:{port}/api/chat",
+            json={"message": "How do I calibrate the motors?"},
+            timeout=60,
+        )
+    finally:
+        server.stop(signal.SIGTERM)
+    assert f"bookchat: data dir {data} (set BOOKCHAT_DATA_DIR to use another)" in server.lines
+    assert f"bookchat: conversations: SQLite at {data / 'bookchat.sqlite3'}" in server.lines
+    assert ready.startswith(f"bookchat: ready: open http://127.0.0.1:{port}/ (answering from ")
+    assert "sample book" not in ready
+    assert "https://robots.example.org/handbook/" in chat.text
+    assert not (here / ".bookchat").exists()
+    assert not (there / ".bookchat").exists()
+
+
+def test_a_wildcard_address_prints_a_url_a_browser_can_open(tmp_path: Path) -> None:
+    port = free_port()
+    server = Running(
+        [bookchat_script(), "serve", "--host", "0.0.0.0", "--port", str(port)],
+        cwd=tmp_path,
+        env=serve_env(tmp_path / "data"),
+    )
+    try:
+        ready = server.wait_for("bookchat: ready: open ")
+    finally:
+        server.stop(signal.SIGTERM)
+    assert ready == (
+        f"bookchat: ready: open http://127.0.0.1:{port}/ (answering from the sample book; "
+        "`bookchat ingest PATH` indexes yours)"
+    )
+
+
+def test_a_refused_database_reads_the_same_sentence_in_the_terminal_and_healthcheck(
+    tmp_path: Path,
+) -> None:
+    port, closed = free_port(), free_port()
+    sentence = f"127.0.0.1:{closed}: connection refused: is the server running and the port right?"
+    env = serve_env(
+        tmp_path / "data", PORT=str(port), DATABASE_URL=f"postgresql://u:pw@127.0.0.1:{closed}/x"
+    )
+    server = Running([bookchat_script(), "serve"], cwd=tmp_path, env=env)
+    try:
+        told = server.wait_for("bookchat: not ready: ")
+        probed = subprocess.run(
+            [bookchat_script(), "healthcheck", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        server.stop(signal.SIGTERM)
+    assert (
+        told
+        == f"bookchat: not ready: creating the conversation tables failed: {sentence}; retrying"
+    )
+    assert probed.returncode == 1
+    line = probed.stdout.strip()
+    assert line.count(sentence) == 1, line
+    for raw in ("psycopg.", "OperationalError", "Connection refused", ":pw@"):
+        assert raw not in line

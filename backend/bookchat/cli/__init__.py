@@ -1,4 +1,4 @@
-"""`bookchat serve | ingest | eval | report | healthcheck | probe | release …`.
+"""`bookchat serve | ingest | ask | eval | report | healthcheck | probe | release …`.
 
 One subcommand per module.
 """
@@ -12,13 +12,38 @@ from collections.abc import Sequence
 
 # Each module exposes register(subparsers) and sets args.handler(args) -> int.
 # Imported lazily by name so `bookchat healthcheck` does not pay for the web stack.
-SUBCOMMANDS = ("serve", "ingest", "eval", "report", "healthcheck", "probe", "release")
+SUBCOMMANDS = ("serve", "ingest", "ask", "eval", "report", "healthcheck", "probe", "release")
+
+
+EXAMPLES = """\
+examples:
+  bookchat serve                       the chat page and API on http://127.0.0.1:8000/
+  bookchat ingest path/to/your-book    index your Docusaurus site (or its docs/ folder)
+  bookchat ask "How do I install it?"  answer from the index, in the terminal
+  bookchat healthcheck --port 8000     exit 0 when a running server is healthy
+
+environment (all optional: with none, bookchat runs offline on this machine):
+  GEMINI_API_KEY                  answer (and embed) with Gemini instead of offline
+  QDRANT_URL, QDRANT_API_KEY      a Qdrant server instead of the embedded index
+  QDRANT_COLLECTION               the collection (default: docusaurus-book)
+  DATABASE_URL                    PostgreSQL for conversations instead of SQLite
+  BOOKCHAT_DATA_DIR               the embedded index and SQLite (now: {data_dir})
+  HOST, PORT, ALLOWED_ORIGINS, LOG_LEVEL   where and for whom `serve` answers
+every variable: backend/docs/configuration.md in the repository
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bookchat import __version__
+    from bookchat.paths import data_dir_now
+
     parser = argparse.ArgumentParser(
-        prog="bookchat", description="Retrieval-augmented chat for a Docusaurus book."
+        prog="bookchat",
+        description="Retrieval-augmented chat for a Docusaurus book.",
+        epilog=EXAMPLES.format(data_dir=data_dir_now()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"bookchat {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         try:

@@ -43,9 +43,10 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler: print one line per missed question, then recall@k and MRR."""
+    from bookchat.cli.ingest import UNUSED_SETTINGS
     from bookchat.config import load_settings
 
-    settings = load_settings()
+    settings = load_settings(unused=UNUSED_SETTINGS)
     if args.k < 1:
         sys.stderr.write("bookchat eval: -k must be at least 1\n")
         return 2

@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from bookchat.ingest.siteconfig import Site
 
 
+# Variables for the server only; see load_settings(unused=...).
+UNUSED_SETTINGS = ("DATABASE_URL", "ALLOWED_ORIGINS", "HOST", "PORT")
+
+
 class CommandError(Exception):
     """Ends the command with one line on stderr and a non-zero exit code."""
 
@@ -96,9 +100,14 @@ def show_site(site: Site, prefix: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler: exit 0 when the book is indexed (bad files are reported and skipped)."""
+    from bookchat.cli.places import old_data_dir_note
     from bookchat.config import load_settings
 
-    settings = load_settings()
+    # Ingesting touches only Qdrant and the embedders: a malformed DATABASE_URL (or PORT)
+    # meant for the server must not stop it.
+    settings = load_settings(unused=UNUSED_SETTINGS)
+    for line in old_data_dir_note(settings):
+        sys.stderr.write(f"bookchat ingest: {line}\n")
     try:
         report = asyncio.run(_ingest(args, settings))
     except CommandError as exc:
@@ -110,7 +119,32 @@ def run(args: argparse.Namespace) -> int:
     for file, reason in report.problems:
         sys.stderr.write(f"bookchat ingest: skipped {file}: {reason}\n")
     print(report.summary())
+    for line in outcome_lines(report, settings):
+        print(line)
     return 0
+
+
+def outcome_lines(report: IngestReport, settings: Settings) -> list[str]:
+    """After the summary: where the chunks went, and in words what the deletions were."""
+    from bookchat.cli.places import index_place
+    from bookchat.ingest.sample import sample_share
+
+    would = report.dry_run
+    lines = [f"{'would go into' if would else 'into'} {index_place(settings)}"]
+    sample = sample_share(report.deleted_ids)
+    if sample:
+        lines.append(
+            f"{'this would replace' if would else 'this replaced'} the sample book "
+            f"(its {sample} chunks are the ones {'to delete' if would else 'deleted'}): "
+            f"`bookchat serve` {'would answer' if would else 'now answers'} from this book"
+        )
+    others = report.deleted - sample
+    if others:
+        lines.append(
+            f"{'would delete' if would else 'deleted'} {others} chunks of pages that changed "
+            "or are not in this folder"
+        )
+    return lines
 
 
 async def _ingest(args: argparse.Namespace, settings: Settings) -> IngestReport:

@@ -4,18 +4,39 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from bookchat.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+# How often the announcer looks at the start-up phase: cheap, and quick enough for a person.
+READY_POLL_SECONDS = 0.1
+
+SERVE_EPILOG = """\
+where data lives:
+  the index (embedded Qdrant) and the conversations (SQLite) are in the data dir,
+  now {data_dir}:
+  BOOKCHAT_DATA_DIR if set, else $XDG_DATA_HOME/bookchat, else ~/.local/share/bookchat,
+  the same folder wherever serve or ingest runs. QDRANT_URL and DATABASE_URL move them
+  to servers. An empty index gets the bundled sample book; `bookchat ingest PATH` puts
+  your book in its place.
+
+examples:
+  bookchat serve                              http://127.0.0.1:8000/
+  bookchat serve --host 0.0.0.0 --port 7860   what the container runs
+"""
+
 
 def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a TCP port (1 to 65535)") from None
+    port = int(value)
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{value} is not a TCP port (1 to 65535)")
     return port
@@ -23,10 +44,14 @@ def _port(value: str) -> int:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `serve` subcommand."""
+    from bookchat.paths import data_dir_now
+
     parser = subparsers.add_parser(
         "serve",
         help="run the chat service (HTTP API and chat page)",
         description="Run the chat service. Configuration comes from the environment.",
+        epilog=SERVE_EPILOG.format(data_dir=data_dir_now()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", help="interface to listen on (default: HOST or 127.0.0.1)")
     parser.add_argument("--port", type=_port, help="TCP port (default: PORT or 8000)")
@@ -172,8 +197,69 @@ def run_workers(config: Any) -> None:
     Workers(config, sockets=[config.bind_socket()]).run()
 
 
+def url_to_open(host: str, port: int) -> str:
+    """The address a person opens: a wildcard listen address means this machine."""
+    if host in {"", "0.0.0.0"}:  # noqa: S104 (a comparison: nothing binds here)
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    netloc = f"[{host}]" if ":" in host else host
+    return f"http://{netloc}:{port}/"
+
+
+def announce_when_ready(app: FastAPI, url: str) -> None:
+    """Print the URL to open once start-up is done (and why, if it is not yet)."""
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        async with inner(app) as state:
+            announcer = asyncio.create_task(_announce(app.state.runtime, url))
+            try:
+                yield state
+            finally:
+                announcer.cancel()
+
+    app.router.lifespan_context = lifespan
+
+
+async def _announce(runtime: Runtime, url: str) -> None:
+    # Polled: the runtime has no "ready" event of its own, and a tenth of a second is nothing
+    # next to start-up.
+    told: str | None = None
+    while not runtime.ready:
+        if runtime.phase == "failed" and runtime.error and told is None:
+            told = runtime.error
+            sys.stderr.write(f"bookchat: not ready: {told}; retrying\n")
+        await asyncio.sleep(READY_POLL_SECONDS)
+    sys.stderr.write(f"bookchat: ready: open {url}{await _answering_from(runtime)}\n")
+    sys.stderr.flush()
+
+
+async def _answering_from(runtime: Runtime) -> str:
+    """Which book the index holds, so a stale or sample index is no surprise."""
+    from bookchat.ingest.sample import holds_only_the_sample_book
+
+    retriever = runtime.retriever
+    if retriever is None:
+        return ""
+    try:
+        store = retriever.store
+        if not store.embedded:
+            # Scrolling a remote collection for this would cost a request per 1,000 chunks.
+            points = (await retriever.check()).get("points")
+            return f" (collection '{store.collection}' holds {points} chunks)" if points else ""
+        ids = await store.stored_chunks()
+    except Exception:  # only a courtesy line: /api/health reports store problems
+        return ""
+    if holds_only_the_sample_book(ids):
+        return " (answering from the sample book; `bookchat ingest PATH` indexes yours)"
+    return f" (answering from {len(ids)} chunks in collection '{store.collection}')"
+
+
 def serve(args: argparse.Namespace) -> int:
     """Serve until interrupted; SIGTERM lets open answers finish (BOOKCHAT_SHUTDOWN_SECONDS)."""
+    from bookchat.cli.places import data_dir_lines
     from bookchat.config import load_settings
     from bookchat.logs import configure_logging
 
@@ -189,15 +275,22 @@ def serve(args: argparse.Namespace) -> int:
     except backends.ConfigurationError as exc:
         print(f"bookchat serve: {exc}", file=sys.stderr)
         return 2
+    for line in data_dir_lines(settings):
+        sys.stderr.write(f"bookchat: {line}\n")
+    host, port = args.host or settings.host, args.port or settings.port
     # One process builds its app here; several each build theirs (worker_app) after spawning.
     app: Any = create_app(settings) if workers == 1 else f"{__name__}:worker_app"
+    if workers == 1:
+        announce_when_ready(app, url_to_open(host, port))
+    else:
+        sys.stderr.write(f"bookchat: {workers} worker processes on {url_to_open(host, port)}\n")
     one = backends.per_worker(settings, workers)
     config = uvicorn.Config(
         app,
         factory=workers > 1,
         workers=workers,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
+        host=host,
+        port=port,
         # Our own logging setup and access line (one per request, with latency).
         log_config=None,
         access_log=False,

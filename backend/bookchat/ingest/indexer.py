@@ -41,6 +41,8 @@ class IngestReport:
     seconds: float = 0.0
     problems: list[tuple[str, str]] = field(default_factory=list)
     dry_run: bool = False
+    # Which points went (or would go): lets a caller say whose chunks they were.
+    deleted_ids: list[str] = field(default_factory=list, repr=False)
 
     def summary(self) -> str:
         """One line for a terminal or a log."""
@@ -144,6 +146,7 @@ async def ingest(
         embedded=len(plan.new),
         unchanged=plan.unchanged,
         deleted=len(plan.stale),
+        deleted_ids=list(plan.stale),
         problems=list(chunked_book.problems),
         dry_run=dry_run,
     )

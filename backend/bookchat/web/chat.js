@@ -206,6 +206,8 @@
     let current = null; // the answer being streamed: { controller, stopping, userMessageId }
     let healthTimer = null;
     let healthFailures = 0;
+    // Why the notice at the top says the service is down, so an answer does not repeat it.
+    let noticeReason = "";
     let restored = false;
     let lastAnswerer = null;
 
@@ -563,6 +565,7 @@
         return;
       }
       healthFailures = 0;
+      noticeReason = "";
       const llm = body.services && body.services.llm;
       if (body.status === "starting") {
         setAnswerer(llm, "Answerer: not reported by the service");
@@ -580,6 +583,7 @@
       } else {
         const why = (body.startup && body.startup.error) || problems(body.services);
         showBanner("error", `The chat service is ${body.status}${why ? `: ${why}` : ""}.`);
+        if (ui.banner) noticeReason = why;
         scheduleHealth(15);
       }
       setAnswerer(llm, "Answerer: not reported by the service");
@@ -727,13 +731,20 @@
         if (!finished) throw new ChatError("The connection closed before the answer finished.", 0);
       } catch (err) {
         const aborted = err.name === "AbortError";
-        const text = aborted ? "Stopped." : err.message || String(err);
-        answer.fail(text);
+        let reason = aborted ? "Stopped." : err.message || String(err);
+        let hint = err.status === 503 ? " The service may still be waking up." : "";
+        if (!aborted && noticeReason && reason.includes(noticeReason)) {
+          // Said once: the notice at the top already gives this reason.
+          reason = "The service is not ready; the notice at the top says why.";
+          hint = "";
+        }
+        // The reason goes next to Send, where the reader acts on it (role=alert reads it out);
+        // the answer only marks where it stopped.
+        answer.fail(aborted ? reason : accepted ? "The answer stopped here." : "Not answered.");
         if (!aborted) {
           // Never lose the reader's question: put it back unless they already typed another.
           if (!ui.question.value.trim()) ui.question.value = raw;
-          const hint = err.status === 503 ? " The service may still be waking up." : "";
-          showFormError(`${text}${hint} Your question is still in the box; press Send to retry.`);
+          showFormError(`${reason}${hint} Your question is still in the box; press Send to retry.`);
           if (err.status === 503 || err.status === 0) scheduleHealth(0.1);
         }
         if (!accepted && !aborted) asked.classList.add("unsent");

@@ -1,0 +1,92 @@
+"""`bookchat ask QUESTION`: answer one question from the indexed book, in the terminal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import TYPE_CHECKING, Any
+
+from bookchat.cli.ingest import UNUSED_SETTINGS, CommandError
+
+if TYPE_CHECKING:
+    from bookchat.config import Settings
+    from bookchat.rag.types import Passage
+
+
+def register(subparsers: Any) -> None:
+    """Add the `ask` subcommand."""
+    parser = subparsers.add_parser(
+        "ask",
+        help="answer a question from the indexed book, with its sources",
+        description="Answer one question from the index `bookchat ingest` built (the sample "
+        "book until then), with the answerer `bookchat serve` would use, and list the "
+        "sources cited. Nothing is stored.",
+        epilog='example: bookchat ask "How do I install bookchat?"',
+    )
+    parser.add_argument("question", help="the question, in quotes")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler: print the answer as it streams, then the numbered sources; 0 when answered."""
+    from bookchat.config import load_settings
+
+    question = args.question.strip()
+    if not question:
+        sys.stderr.write("bookchat ask: the question is empty\n")
+        return 2
+    settings = load_settings(unused=UNUSED_SETTINGS)
+    try:
+        passages = asyncio.run(_ask(question, settings))
+    except CommandError as exc:
+        sys.stderr.write(f"bookchat ask: {exc}\n")
+        return exc.code
+    except KeyboardInterrupt:
+        sys.stderr.write("bookchat ask: interrupted\n")
+        return 130
+    if passages:
+        print("sources:")
+    for number, passage in enumerate(passages, start=1):
+        where = f"{passage.title} — {passage.heading}" if passage.heading else passage.title
+        print(f"[{number}] {where}: {passage.url}")
+    return 0
+
+
+async def _ask(question: str, settings: Settings) -> list[Passage]:
+    """Stream the answer to stdout; the passages it was given, for the sources list."""
+    from bookchat.backends import ConfigurationError, make_answerer, open_retriever
+    from bookchat.ingest.pipeline import ensure_sample_book
+    from bookchat.rag.answerer import AnswerError, AnswerRequest
+    from bookchat.rag.chat import PASSAGES_PER_ANSWER
+    from bookchat.rag.prompt import standalone_query
+    from bookchat.rag.types import RetrievalUnavailable
+    from bookchat.stores.vectors import VectorStoreError
+
+    try:
+        retriever = await open_retriever(settings)
+    except (VectorStoreError, ConfigurationError) as exc:
+        raise CommandError(str(exc)) from None
+    answerer = make_answerer(settings)
+    try:
+        if settings.sample_book:
+            # As `bookchat serve` does: an empty embedded index gets the sample book first.
+            await ensure_sample_book(
+                store=retriever.store, dense=retriever.dense, sparse=retriever.sparse
+            )
+        passages = await retriever.retrieve(standalone_query(question, []), k=PASSAGES_PER_ANSWER)
+        request = AnswerRequest(question=question, passages=passages)
+        text = ""
+        async for piece in answerer.stream(request):
+            text += piece
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        print("" if text.endswith("\n") else "\n")
+    except (VectorStoreError, RetrievalUnavailable) as exc:
+        raise CommandError(str(exc)) from None
+    except AnswerError as exc:
+        raise CommandError(f"the answer failed: {exc.message}") from None
+    finally:
+        await answerer.aclose()
+        await retriever.aclose()
+    return list(passages)
