@@ -27,6 +27,7 @@ pytestmark = pytest.mark.slow
 BOOK_PLACEHOLDER = "path/to/your-book"
 BOOKS = {
     # The sample book's own site folder: ingesting it changes nothing.
+    # Its site folder, whose config says localhost:3000 (where `docusaurus start` serves it).
     "sample book": (REPO / "backend/bookchat/sample_book", "http://localhost:3000/docs/"),
     "real book": (
         REPO / "tests/fixtures/sites/excalidraw-dev-docs",
@@ -105,7 +106,8 @@ def test_the_five_minute_path_as_the_readme_prints_it(book: str, newcomer: dict[
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
         done = chat(url, "How do I install bookchat?")
-        assert done["sources"][0]["url"].startswith("http://localhost:3000/docs/")
+        # The sample book's pages are served by bookchat itself.
+        assert done["sources"][0]["url"].startswith(f"{url}docs/")
     finally:
         assert server.stop() in {0, -2, 130}, str(server)
 
@@ -118,10 +120,9 @@ def test_the_five_minute_path_as_the_readme_prints_it(book: str, newcomer: dict[
     assert done_ingest.returncode == 0, done_ingest.stderr
     out = done_ingest.stdout
     assert f"into collection 'docusaurus-book' in the embedded Qdrant at {data / 'qdrant'}" in out
-    if book == "real book":
-        assert "this replaced the sample book" in out
-    else:
-        assert "sample book" not in out  # the same chunks: nothing was replaced
+    # The served sample book links to bookchat's own pages; the folder's config to
+    # localhost:3000. Either way the chunks that go are the sample book's, said in words.
+    assert "this replaced the sample book" in out
 
     # 3. Ask: the answer cites the book that was ingested.
     asked = subprocess.run(

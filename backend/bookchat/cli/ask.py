@@ -7,7 +7,10 @@ import asyncio
 import sys
 from typing import TYPE_CHECKING, Any
 
-from bookchat.cli.ingest import UNUSED_SETTINGS, CommandError
+from bookchat.cli.ingest import CommandError
+
+# The server's variables ask never reads; HOST and PORT stay: they place the sample book's links.
+UNUSED_SETTINGS = ("DATABASE_URL", "ALLOWED_ORIGINS")
 
 if TYPE_CHECKING:
     from bookchat.config import Settings
@@ -47,9 +50,14 @@ def run(args: argparse.Namespace) -> int:
         return 130
     if passages:
         print("sources:")
+    from bookchat.cli.serve import url_to_open
+
+    # Root-relative links (the sample book's) are pages `bookchat serve` itself serves.
+    origin = url_to_open(settings.host, settings.port).rstrip("/")
     for number, passage in enumerate(passages, start=1):
         where = f"{passage.title} — {passage.heading}" if passage.heading else passage.title
-        print(f"[{number}] {where}: {passage.url}")
+        link = f"{origin}{passage.url}" if passage.url.startswith("/") else passage.url
+        print(f"[{number}] {where}: {link}")
     return 0
 
 
@@ -72,7 +80,10 @@ async def _ask(question: str, settings: Settings) -> list[Passage]:
         if settings.sample_book:
             # As `bookchat serve` does: an empty embedded index gets the sample book first.
             await ensure_sample_book(
-                store=retriever.store, dense=retriever.dense, sparse=retriever.sparse
+                store=retriever.store,
+                dense=retriever.dense,
+                sparse=retriever.sparse,
+                site_url=settings.sample_book_url,
             )
         passages = await retriever.retrieve(standalone_query(question, []), k=PASSAGES_PER_ANSWER)
         request = AnswerRequest(question=question, passages=passages)

@@ -131,7 +131,7 @@ def outcome_lines(report: IngestReport, settings: Settings) -> list[str]:
 
     would = report.dry_run
     lines = [f"{'would go into' if would else 'into'} {index_place(settings)}"]
-    sample = sample_share(report.deleted_ids)
+    sample = sample_share(report.deleted_ids, settings.sample_book_url)
     if sample:
         lines.append(
             f"{'this would replace' if would else 'this replaced'} the sample book "

@@ -252,7 +252,7 @@ async def _answering_from(runtime: Runtime) -> str:
         ids = await store.stored_chunks()
     except Exception:  # only a courtesy line: /api/health reports store problems
         return ""
-    if holds_only_the_sample_book(ids):
+    if holds_only_the_sample_book(ids, runtime.settings.sample_book_url):
         return " (answering from the sample book; `bookchat ingest PATH` indexes yours)"
     return f" (answering from {len(ids)} chunks in collection '{store.collection}')"
 
