@@ -196,7 +196,8 @@ def test_a_refused_database_reads_the_same_sentence_in_the_terminal_and_healthch
     tmp_path: Path,
 ) -> None:
     port, closed = free_port(), free_port()
-    sentence = f"127.0.0.1:{closed}: connection refused: is the server running and the port right?"
+    # Public health names no host (BOOKCHAT_HEALTH_DETAIL=full does): the cause is the same.
+    sentence = "connection refused: is the server running and the port right?"
     env = serve_env(
         tmp_path / "data", PORT=str(port), DATABASE_URL=f"postgresql://u:pw@127.0.0.1:{closed}/x"
     )
@@ -213,10 +214,8 @@ def test_a_refused_database_reads_the_same_sentence_in_the_terminal_and_healthch
         )
     finally:
         server.stop(signal.SIGTERM)
-    assert (
-        told
-        == f"bookchat: not ready: creating the conversation tables failed: {sentence}; retrying"
-    )
+    assert told.startswith("bookchat: not ready: creating the conversation tables failed: ")
+    assert told.endswith(f"{sentence}; retrying")
     assert probed.returncode == 1
     line = probed.stdout.strip()
     assert line.count(sentence) == 1, line
