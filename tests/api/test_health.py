@@ -202,18 +202,23 @@ async def test_failed_start_up_work_is_retried_until_it_succeeds(
 
     real_create_tables = conversations.create_tables
     calls = 0
+    # The retry's wait is jittered down to ~0 s: the second attempt waits until the test has
+    # read the failed health, or a fast retry could succeed between two polls of the phase.
+    failure_seen = asyncio.Event()
 
     async def flaky_create_tables(engine) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise OSError("the database is still waking up")
+        await failure_seen.wait()
         await real_create_tables(engine)
 
     monkeypatch.setattr(conversations, "create_tables", flaky_create_tables)
     async with app_client(make_settings(), ready=False) as (app, client):
         await wait_phase(app, "failed")
         failed = await client.get("/api/health")
+        failure_seen.set()
         await wait_ready(app)
         recovered = await client.get("/api/health")
     assert failed.status_code == 503
