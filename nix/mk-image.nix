@@ -41,7 +41,11 @@ let
     else
       book;
   index = import ./index.nix {
-    inherit pkgs bookchat siteUrl revision;
+    inherit pkgs bookchat revision;
+    # The sample book's pages are served by bookchat itself (GET /docs/…): indexed root-relative,
+    # as at run time, its citations get the server's own origin instead of its config's
+    # http://localhost:3000, which a Space's reader cannot open.
+    siteUrl = if book == null && siteUrl == null then "" else siteUrl;
     book = bookSource;
   };
   runtime = import ./runtime.nix { inherit pkgs bookchat index; };

@@ -245,7 +245,9 @@ def test_mk_image_bakes_the_sample_book_by_default_with_labels_from_the_commit()
     result = nix_eval(MK_IMAGE_STUBS.replace("REPO", str(REPO)))
     sample, own = result["sample"], result["own"]
     app = "/nix/store/00000000000000000000000000000000-bookchat-app"
-    assert f"ingest {app}/lib/python3.11/site-packages/bookchat/sample_book \n" in sample["script"]
+    # Root-relative, as at run time: the sample book's citations open bookchat's own pages.
+    sample_book = f"{app}/lib/python3.11/site-packages/bookchat/sample_book"
+    assert f"ingest {sample_book} '--site-url' ''\n" in sample["script"]
     assert sample["created"] == "2026-11-30T12:34:56Z"
     assert sample["labels"] == {
         "org.opencontainers.image.title": "bookchat",
