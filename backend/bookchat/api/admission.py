@@ -12,6 +12,7 @@ import contextlib
 import ipaddress
 import logging
 import math
+import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -114,6 +115,40 @@ def client_of(scope: Scope, policy: AdmissionPolicy) -> str:
         if not _within(hop, proxies):
             return _client_key(hop)
     return _client_key(hops[0] if hops else peer)
+
+
+# A Host header is a name and an optional port; anything else (a path, credentials, spaces) is
+# not used to build links.
+_HOST = re.compile(r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def origin_of(scope: Scope, policy: AdmissionPolicy) -> str:
+    """This server's origin as the reader reached it, for links to the pages bookchat serves.
+
+    Behind a trusted proxy (a Space's terminates TLS) the scheme is the proxy's
+    X-Forwarded-Proto, so links are https where the reader is; from anyone else the header is
+    ignored, as X-Forwarded-For is. The host is the request's own Host header when it is a
+    plain host name (a client sending another only misdirects its own links), else the address
+    the server listens on.
+    """
+    scheme = str(scope.get("scheme") or "http")
+    peer = str((scope.get("client") or ("unknown", 0))[0])
+    if policy.on_space or _within(peer, policy.trusted_proxies):
+        forwarded = (_header(scope, b"x-forwarded-proto") or "").split(",")[0].strip().lower()
+        if forwarded in {"http", "https"}:
+            scheme = forwarded
+    host = (_header(scope, b"host") or "").strip()
+    if not _HOST.fullmatch(host):
+        server = scope.get("server") or ("127.0.0.1", None)
+        host = f"{server[0]}:{server[1]}" if server[1] else str(server[0])
+    return f"{scheme}://{host}/"
 
 
 @dataclass

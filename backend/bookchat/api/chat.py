@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.sse import EventSourceResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from bookchat.api.admission import Admitted, Refused, client_of
+from bookchat.api.admission import Admitted, Refused, client_of, origin_of
 from bookchat.api.deps import (
     AdmissionDep,
     AnswererDep,
@@ -186,6 +186,7 @@ async def chat(
     runtime: ReadyRuntimeDep,
     retriever: RetrieverDep,
     answerer: AnswererDep,
+    admission: AdmissionDep,
     request: Request,
 ) -> AsyncIterable[dict[str, Any]]:
     """Answer a question about the book as a stream of JSON events, one per `data:` line."""
@@ -197,7 +198,7 @@ async def chat(
         retriever=retriever,
         answerer=answerer,
         stopping=runtime.stopping,
-        origin=str(request.base_url),
+        origin=origin_of(request.scope, admission.policy),
     )
     async with aclosing(stream) as events:
         async for event in events:
