@@ -1,13 +1,19 @@
-"""The one redaction module: secrets out of every text that leaves the process (health, logs).
+"""The one redaction module: secrets and internals out of every text that leaves the process.
 
-Callers pass the secrets they know (Settings.secrets(): the API keys and the database
-password); patterns catch what no one configured: a password in a URL, a key in a query string.
-Use `describe(exc, secrets)` wherever an exception becomes text, `redact(text, secrets)` for any
-other text, `redact_url(url)` to show where a service is.
+Two strengths, one module:
+- `redact(text, secrets)` masks credentials: the configured secrets (Settings.secrets(): the
+  API keys and the database password) and what no one configured (a password in a URL, an API
+  key as `key=`, `api-key=`, `api_key:`, `Bearer …`, a Google API key). Every log line gets it.
+- `scrub(text, secrets)` also hides where things are (URLs, file paths, hosts and ports, IP
+  addresses, `user "…"`): for text from outside (an upstream's error) and for anyone on the
+  internet (public health).
+Use `describe(exc, secrets)` wherever an exception becomes text for a log or an operator,
+`redact_url(url)` to show where a service is.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -16,35 +22,98 @@ from urllib.parse import urlsplit, urlunsplit
 MASK = "***"
 MAX_DESCRIPTION_CHARS = 300
 MIN_SECRET_CHARS = 3  # shorter values would mask ordinary words
-_CREDENTIALS_IN_URL = re.compile(r"(://[^/\s:@]+):[^@\s/]+@")
-_KEY_IN_QUERY = re.compile(r"((?:key|api_key|password|token)=)[^&\s]+", re.IGNORECASE)
+
+# What a credential looks like wherever it was echoed: a URL's userinfo, a `key=` query or
+# form value, an `api-key: …` header or `Consumer 'api_key:…'` (Google's quota errors), a
+# bearer token, and a Google API key's own shape (AIza + 35 characters).
+_CREDENTIALS = (
+    (re.compile(r"(://)[^/\s@'\"]+@"), rf"\1{MASK}@"),
+    (
+        re.compile(
+            r"\b((?:[\w\-]*key|token|access_token|password|passwd|secret|signature|sig)=)"
+            r"[^&\s'\",;)]+",
+            re.IGNORECASE,
+        ),
+        rf"\1{MASK}",
+    ),
+    (
+        re.compile(
+            r"\b((?:x-goog-)?api[-_ ]?key['\"]?\s*[:=]\s*['\"]?)[^\s&'\",;)]+", re.IGNORECASE
+        ),
+        rf"\1{MASK}",
+    ),
+    (re.compile(r"\b(bearer\s+)[\w\-.~+/]+=*", re.IGNORECASE), rf"\1{MASK}"),
+    (re.compile(r"\bAIza[\w\-]{30,}"), MASK),
+)
+
+
+def _ipv6(match: re.Match[str]) -> str:
+    try:
+        ipaddress.IPv6Address(match.group())
+    except ValueError:
+        return match.group()
+    return "<host>"
+
+
+# Where things are: for the owner's eyes (BOOKCHAT_HEALTH_DETAIL=full, the CLI), not a stranger's.
+_WHERE = (
+    (re.compile(r"\b[a-z][a-z0-9+.\-]*://\S+", re.IGNORECASE), "<url>"),
+    (re.compile(r"(?<![\w:/<])(?:[A-Za-z]:\\|\\\\)[^\s'\"]+"), "<path>"),  # C:\… and \\share\…
+    (re.compile(r"(?<![\w:<])(?:/[\w.\-~@+]+)+/?"), "<path>"),
+    (re.compile(r"\b(user|role|database)\s+\"[^\"]*\"", re.IGNORECASE), r'\1 "<hidden>"'),
+    (re.compile(r"\[[0-9a-f:.]+\](?::\d+)?", re.IGNORECASE), "<host>"),
+    (re.compile(r"\b[\w\-]+(?:\.[\w\-]+)+:\d{1,5}\b"), "<host>"),
+    (re.compile(r"\blocalhost:\d{1,5}\b"), "<host>"),
+    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b"), "<host>"),
+    # A bare IPv6 address: candidates are checked by ipaddress, so "12:30:45" stays a time.
+    (re.compile(r"(?<![\w:.])[0-9a-f]*:[0-9a-f]*:[0-9a-f:.]*(?![\w:])", re.IGNORECASE), _ipv6),
+)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """The text with each secret, URL password and key=… query value replaced by ***."""
+    """The text with each secret and anything shaped like a credential replaced by ***."""
     for secret in sorted(set(secrets), key=len, reverse=True):
         if len(secret) >= MIN_SECRET_CHARS:
             text = text.replace(secret, MASK)
-    text = _CREDENTIALS_IN_URL.sub(rf"\1:{MASK}@", text)
-    return _KEY_IN_QUERY.sub(rf"\1{MASK}", text)
+    for pattern, replacement in _CREDENTIALS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """redact(), and no URL, file path, host, address or user name left in the text either."""
+    text = redact(text, secrets)
+    for pattern, replacement in _WHERE:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def first_line(exc: BaseException, secrets: Iterable[str] = ()) -> str:
+    """An exception's own first line, credentials masked, bounded (for bookchat's own errors)."""
+    line = (str(exc).strip().splitlines() or [""])[0].strip()
+    return redact(line, secrets)[:MAX_DESCRIPTION_CHARS]
 
 
 def describe(exc: BaseException, secrets: Iterable[str] = ()) -> str:
-    """One line for a log or an operator: the error's type and first line, secrets removed."""
+    """One line for a log or an operator: the error's type and first line, scrubbed.
+
+    Scrubbed, not only redacted: an exception's text is often an upstream's, and it names
+    hosts, paths and users as readily as keys.
+    """
     first = (str(exc).strip().splitlines() or [""])[0].strip()
     message = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-    return redact(message, secrets)[:MAX_DESCRIPTION_CHARS]
+    return scrub(message, secrets)[:MAX_DESCRIPTION_CHARS]
 
 
-def redact_all(value: Any, secrets: Iterable[str] = ()) -> Any:
-    """redact() over every string in a JSON-like value (dicts, lists), keys left alone."""
+def redact_all(value: Any, secrets: Iterable[str] = (), *, hide_where: bool = False) -> Any:
+    """redact() (or scrub(), hide_where) over every string in a JSON-like value, keys kept."""
     secrets = tuple(secrets)
     if isinstance(value, str):
-        return redact(value, secrets)
+        return scrub(value, secrets) if hide_where else redact(value, secrets)
     if isinstance(value, dict):
-        return {k: redact_all(v, secrets) for k, v in value.items()}
+        return {k: redact_all(v, secrets, hide_where=hide_where) for k, v in value.items()}
     if isinstance(value, list):
-        return [redact_all(v, secrets) for v in value]
+        return [redact_all(v, secrets, hide_where=hide_where) for v in value]
     return value
 
 

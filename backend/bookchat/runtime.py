@@ -13,7 +13,7 @@ from bookchat import backends
 from bookchat.config import Settings
 from bookchat.rag.coalesce import Stopping
 from bookchat.rag.saving import PendingSaves, WriteState
-from bookchat.redact import describe, redact
+from bookchat.redact import describe, first_line
 from bookchat.retry import retrying
 
 if TYPE_CHECKING:
@@ -207,7 +207,7 @@ class Runtime:
         if type(exc).__module__.startswith("bookchat."):
             # bookchat's own errors (Qdrant unreachable, an embedder mismatch) are written
             # for the reader already.
-            return redact((str(exc).strip().splitlines() or [""])[0], self.settings.secrets())[:300]
+            return first_line(exc, self.settings.secrets())
         return f"{type(exc).__name__} (the server log has the details)"
 
     def describe_llm(self) -> dict[str, Any]:

@@ -165,3 +165,28 @@ async def test_an_embedding_error_echoing_the_key_never_reaches_the_reader(
     lines = [r.getMessage() for r in caplog.records if "retrieval unavailable" in r.getMessage()]
     assert lines
     assert all(KEY not in line for line in lines)
+
+
+async def test_the_embedding_failure_log_line_is_scrubbed_generically(
+    make_settings, fake_gemini, tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The upstream quotes a key nobody configured here, a host, a user and a path: the log's
+    # WARNING keeps the cause and loses all four (bookchat.redact.describe).
+    settings = make_settings(
+        GEMINI_API_KEY=KEY,
+        GEMINI_BASE_URL=fake_gemini.base_url,
+        BOOKCHAT_EMBEDDER="gemini",
+        BOOKCHAT_DATA_DIR=tmp_path / "gemini-data",
+    )
+    echo = (
+        "Consumer 'api_key:sk-OTHER-4410' suspended for user \"owner\" "
+        "at 10.20.30.40:8443 (/srv/owner/secrets.env); retry with Bearer tok-LEAK-99"
+    )
+    async with app_client(settings) as (_, client):
+        fake_gemini.script(*[HttpError(403, echo, on=EMBED_ACTIONS)] * 6)
+        await client.post("/api/chat", json={"message": QUESTION})
+    lines = [r.getMessage() for r in caplog.records if "query embedding failed" in r.getMessage()]
+    assert lines
+    for leaked in ("sk-OTHER-4410", '"owner"', "10.20.30.40", "/srv/owner", "tok-LEAK-99"):
+        assert all(leaked not in line for line in lines), lines
+    assert all("suspended" in line for line in lines)  # the cause is still there

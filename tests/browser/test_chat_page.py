@@ -11,6 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from bookchat.api.deps import NOT_READY
 from tests.browser.conftest import TEST_MODEL, Bookchat, PageEvents
 from tests.fakes.gemini import FakeGemini, Reply
 
@@ -344,7 +345,7 @@ def test_a_database_that_refuses_is_explained_once_in_plain_words(
             content_type="application/json",
             body=json.dumps(
                 {
-                    "detail": f"bookchat is not ready: {error}; it keeps retrying",
+                    "detail": NOT_READY,
                     "code": "unavailable",
                 }
             ),

@@ -38,22 +38,18 @@ def get_admission(request: Request) -> Admission:
 AdmissionDep = Annotated[Admission, Depends(get_admission)]
 
 
+# Fixed sentences per code: which step failed, and why (hosts, ports, drivers' words), is
+# for the log and the owner's health view, never for a reader.
+STARTING = "bookchat is starting; retry in a moment"
+NOT_READY = "bookchat cannot answer yet: start-up failed and it keeps retrying; retry shortly"
+
+
 def get_ready_runtime(runtime: RuntimeDep) -> Runtime:
     """The Runtime once start-up work is done; a 503 the client can retry until then."""
     if runtime.phase == "starting":
-        raise ApiError(
-            503,
-            "starting",
-            f"bookchat is starting ({runtime.step}); retry in a moment",
-            headers={"Retry-After": RETRY_AFTER_STARTING},
-        )
+        raise ApiError(503, "starting", STARTING, headers={"Retry-After": RETRY_AFTER_STARTING})
     if runtime.phase == "failed":
-        raise ApiError(
-            503,
-            "unavailable",
-            f"bookchat is not ready: {runtime.error}; it keeps retrying",
-            headers={"Retry-After": "10"},
-        )
+        raise ApiError(503, "unavailable", NOT_READY, headers={"Retry-After": "10"})
     return runtime
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -202,43 +201,26 @@ async def health(runtime: RuntimeDep) -> JSONResponse:
     # Belt and braces: whatever a check reported, no configured secret leaves the process.
     body = redact_all(body, runtime.settings.secrets())
     if runtime.settings.health_detail != "full":
-        body = public_view(body)
+        body = public_view(body, runtime.settings.secrets())
     return JSONResponse(body, status_code=200 if status == "healthy" else 503)
 
 
 # Where things are: for the owner (BOOKCHAT_HEALTH_DETAIL=full), not for anyone on the internet.
 _WHERE_KEYS = frozenset({"target", "host", "url", "prebuilt", "path"})
-_WHERE_IN_TEXT = (
-    (re.compile(r"\b[a-z][a-z0-9+.\-]*://\S+", re.IGNORECASE), "<url>"),
-    (re.compile(r"(?<![\w:])(?:/[\w.\-~@+]+)+/?"), "<path>"),
-    (re.compile(r"\b(user|role|database)\s+\"[^\"]*\""), r'\1 "<hidden>"'),
-    (re.compile(r"\[[0-9a-f:.]+\](?::\d+)?", re.IGNORECASE), "<host>"),
-    (re.compile(r"\b[\w\-]+(?:\.[\w\-]+)+:\d{1,5}\b"), "<host>"),
-    (re.compile(r"\blocalhost:\d{1,5}\b"), "<host>"),
-    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b"), "<host>"),
-)
-_TEXT_KEYS = frozenset({"detail", "error"})
 
 
-def public_text(text: str) -> str:
-    """A failure sentence without the hosts, URLs, file paths and user names it may name."""
-    for pattern, replacement in _WHERE_IN_TEXT:
-        text = pattern.sub(replacement, text)
-    return text
+def public_view(body: dict[str, Any], secrets: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The health body anyone may read: states, backends and causes, not where things are.
 
+    Keys that only say where are dropped; every other text is scrubbed by bookchat.redact,
+    the same function the logs use for upstream text.
+    """
 
-def public_view(body: dict[str, Any]) -> dict[str, Any]:
-    """The health body anyone may read: states, backends and causes, not where things are."""
-
-    def strip(value: Any, key: str = "") -> Any:
+    def strip(value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: strip(v, k) for k, v in value.items() if k not in _WHERE_KEYS}
+            return {k: strip(v) for k, v in value.items() if k not in _WHERE_KEYS}
         if isinstance(value, list):
-            return [strip(v, key) for v in value]
-        if isinstance(value, str) and key in _TEXT_KEYS:
-            return public_text(value)
+            return [strip(v) for v in value]
         return value
 
-    view = strip(body)
-    view["services"] = {name: strip(entry) for name, entry in view.get("services", {}).items()}
-    return view
+    return redact_all(strip(body), secrets, hide_where=True)

@@ -16,6 +16,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from bookchat.rag.types import Passage, RetrievalUnavailable
+from bookchat.redact import describe
 from bookchat.stores.vectors import EmbedderMismatch, IndexIdentity, VectorStoreError
 
 if TYPE_CHECKING:
@@ -122,7 +123,8 @@ class BookRetriever:
             return await self._dense.embed_query(question)
         except Exception as exc:
             # Whatever the backend raised (HTTP error, time-out), the reader gets one sentence.
-            log.warning("query embedding failed: %s", exc)
+            # Upstream text (an API's error can echo its key, a host, a user): scrubbed.
+            log.warning("query embedding failed: %s", describe(exc))
             raise RetrievalUnavailable(
                 f"The question could not be embedded ({self._dense.name}): {exc}"
             ) from exc
@@ -158,7 +160,7 @@ class BookRetriever:
             if self._store.embedded and await self._ensure_identity():
                 await self._store.warm()
         except VectorStoreError as exc:
-            log.warning("%s", exc)
+            log.warning("warming the search index: %s", describe(exc))
 
     async def check(self, timeout: float = 2.0) -> dict[str, Any]:
         """Health for /api/health: cheap, bounded, reader-facing detail when down."""

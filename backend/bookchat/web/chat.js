@@ -698,7 +698,11 @@
               body && body.code,
             );
           }
-          throw new ChatError(detailOf(body) || `The service answered HTTP ${res.status}.`, res.status);
+          throw new ChatError(
+            detailOf(body) || `The service answered HTTP ${res.status}.`,
+            res.status,
+            body && body.code,
+          );
         }
         await readEvents(res.body, (event) => {
           if (event.type === "metadata") {
@@ -733,7 +737,8 @@
         const aborted = err.name === "AbortError";
         let reason = aborted ? "Stopped." : err.message || String(err);
         let hint = err.status === 503 ? " The service may still be waking up." : "";
-        if (!aborted && noticeReason && reason.includes(noticeReason)) {
+        // A 503 "unavailable" is a fixed sentence; the notice at the top has the health's why.
+        if (!aborted && noticeReason && (err.code === "unavailable" || reason.includes(noticeReason))) {
           // Said once: the notice at the top already gives this reason.
           reason = "The service is not ready; the notice at the top says why.";
           hint = "";
