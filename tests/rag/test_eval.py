@@ -56,6 +56,8 @@ async def test_recall_and_mrr_are_computed_from_first_hit_ranks() -> None:
     assert result.recall == pytest.approx(2 / 4)
     assert result.mrr == pytest.approx((1 + 1 / 2) / 4)
     assert [q.text for q in result.misses] == ["q3", "q4"]
+    # What ranked instead of each miss, for profiling.
+    assert result.missed_instead == [["x.md", "y.md", "z.md"], ["x.md", "y.md", "z.md"]]
     result = await evaluate(retriever=retriever, questions=questions, k=4)
     assert result.mrr == pytest.approx((1 + 1 / 2 + 1 / 4) / 4)
 
@@ -151,6 +153,29 @@ def test_eval_ingests_the_docs_it_is_given(
     assert "recall@1 1.000  MRR 1.000  (2 questions)" in out
 
 
+def test_eval_verbose_lists_what_was_retrieved_instead_of_a_miss(
+    tmp_path: Path,
+    small_book: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("BOOKCHAT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("BOOKCHAT_EMBEDDER", "local")
+    monkeypatch.setenv("GEMINI_API_KEY", "")
+    monkeypatch.setenv("QDRANT_URL", "")
+    questions = tmp_path / "q.tsv"
+    questions.write_text(
+        "question\tfile\nWhich motor holds its position without feedback?\tnowhere.md\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(SystemExit) as exited:
+        main(["eval", str(questions), "-k", "1", "--docs", str(small_book), "--verbose"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "miss: Which motor holds its position without feedback?" in out
+    assert "  retrieved instead: hardware/motors.md" in out
+
+
 class ScriptedAnswerer:
     """Answers each question with a fixed text (citing by [n]), as a real answerer streams."""
 
@@ -222,3 +247,16 @@ def test_eval_answers_on_a_site_folder(
     # One fair refusal (the bread question): refusal rate 0.5, the motor answer cites its page.
     assert "refusals 0.500 (1 with the page retrieved)  cited page 0.500" in out
     assert "refused: How do I bake sourdough bread?  (intro.md was retrieved)" in out
+
+
+def test_the_bench_question_sets_parse_and_hold_thirty_questions_each() -> None:
+    import csv
+
+    books = Path(__file__).resolve().parents[2] / "backend" / "bench" / "books"
+    with (books / "books.tsv").open(encoding="utf-8", newline="") as handle:
+        names = [row["book"] for row in csv.DictReader(handle, delimiter="\t")]
+    assert len(names) >= 4
+    for name in names:
+        questions = read_questions(books / f"{name}.tsv")
+        assert len(questions) >= 30, name
+        assert len({q.text for q in questions}) == len(questions), name

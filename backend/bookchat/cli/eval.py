@@ -37,6 +37,12 @@ def register(subparsers: Any) -> None:
         help="also answer each question with the offline answerer, from the same passages, "
         "and report its refusal rate and how often it cites the expected page",
     )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="under each miss, list the files of the passages retrieved instead",
+    )
     add_site_options(parser)
     parser.set_defaults(handler=run)
 
@@ -55,8 +61,10 @@ def run(args: argparse.Namespace) -> int:
     except CommandError as exc:
         sys.stderr.write(f"bookchat eval: {exc}\n")
         return exc.code
-    for question in result.misses:
+    for question, instead in zip(result.misses, result.missed_instead, strict=True):
         print(f"miss: {question.text}  (expected {question.file} in the top {result.k})")
+        if args.verbose:
+            print(f"  retrieved instead: {', '.join(instead) or 'nothing'}")
     for question in result.refused_with_page:
         print(f"refused: {question.text}  ({question.file} was retrieved)")
     print(f"{result.summary()}  legs: {legs}")

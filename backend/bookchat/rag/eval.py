@@ -39,6 +39,8 @@ class EvalResult:
     hits: int = 0
     reciprocal_ranks: float = 0.0
     misses: list[Question] = field(default_factory=list)
+    # For each miss, in the same order, the files of the passages that were retrieved instead.
+    missed_instead: list[list[str]] = field(default_factory=list)
     ranks: list[int | None] = field(default_factory=list)
     # Filled when answers are measured too.
     answered: int = 0
@@ -120,6 +122,7 @@ async def evaluate(
         result.ranks.append(rank)
         if rank is None:
             result.misses.append(question)
+            result.missed_instead.append([p.file for p in passages])
         else:
             result.hits += 1
             result.reciprocal_ranks += 1 / rank
