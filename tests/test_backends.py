@@ -62,19 +62,20 @@ def test_shared_stores_get_one_process_per_core_or_as_configured(tmp_path: Path)
     assert backends.worker_processes(fixed, cpus=2) == 3
 
 
-def test_server_wide_caps_are_split_between_processes(tmp_path: Path) -> None:
+def test_server_wide_caps_are_split_between_processes_but_not_the_shared_budget(tmp_path: Path) -> None:
     settings = make_settings(
         tmp_path,
         BOOKCHAT_CONCURRENT_LLM_CALLS=8,
         BOOKCHAT_LLM_QUEUE=5,
-        BOOKCHAT_DAILY_LLM_CALLS=0,
+        BOOKCHAT_DAILY_LLM_CALLS=1000,
         BOOKCHAT_MAX_CONNECTIONS=200,
         BOOKCHAT_CHATS_PER_MINUTE=10,
         BOOKCHAT_STREAMS_PER_CLIENT=2,
     )
     one = backends.per_worker(settings, 2)
     assert (one.concurrent_llm_calls, one.llm_queue, one.max_connections) == (4, 3, 100)
-    assert one.daily_llm_calls == 0  # off stays off
+    # The daily budget is one count in the shared database, not a per-process one.
+    assert one.daily_llm_calls == 1000
     # Per client: a client's connections may land on either process.
     assert (one.chats_per_minute, one.streams_per_client) == (10, 2)
     assert backends.per_worker(settings, 1) is settings

@@ -11,13 +11,14 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from bookchat import __version__
-from bookchat.api import book_pages, chat, conversations, feedback, health, page
+from bookchat.api import api_docs, book_pages, chat, conversations, feedback, health, page
 from bookchat.api.admission import Admission, AdmissionPolicy
 from bookchat.api.errors import (
     BodyLimitMiddleware,
     UnhandledErrorMiddleware,
     install_error_handlers,
 )
+from bookchat.api.headers import DefaultHeadersMiddleware
 from bookchat.config import Settings
 from bookchat.logs import AccessLogMiddleware
 from bookchat.runtime import Runtime
@@ -34,6 +35,7 @@ def admission_policy(settings: Settings) -> AdmissionPolicy:
         queue=settings.llm_queue,
         queue_seconds=settings.llm_queue_seconds,
         daily_llm_calls=settings.daily_llm_calls,
+        daily_llm_calls_per_client=settings.daily_llm_calls_per_client,
         trusted_proxies=tuple(settings.trusted_proxies),
         on_space=settings.space_id is not None,
     )
@@ -68,6 +70,10 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         summary="Cited answers about a Docusaurus book, streamed over Server-Sent Events.",
         lifespan=_lifespan(settings),
+        # FastAPI's own /docs would load CDN scripts with no policy (and /docs/ is the sample
+        # book's): its docs pages come from api_docs, when turned on, or not at all.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.include_router(health.router)
@@ -76,6 +82,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(feedback.router)
     app.include_router(page.build_router(frame_ancestors=settings.frame_ancestors))
     app.include_router(book_pages.router)
+    if settings.api_docs == "on":
+        app.include_router(
+            api_docs.build_router(openapi_url=app.openapi_url or "", title=app.title)
+        )
 
     # Innermost first: errors become JSON inside CORS, so a browser can read a 500 too.
     app.add_middleware(UnhandledErrorMiddleware)
@@ -91,5 +101,6 @@ def create_app(settings: Settings) -> FastAPI:
             expose_headers=["Retry-After"],
             max_age=600,
         )
+    app.add_middleware(DefaultHeadersMiddleware)
     app.add_middleware(AccessLogMiddleware)
     return app

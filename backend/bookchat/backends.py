@@ -109,9 +109,10 @@ def worker_processes(settings: Settings, *, cpus: int | None = None) -> int:
 def per_worker(settings: Settings, workers: int) -> Settings:
     """The settings of one of `workers` processes: the server-wide caps split between them.
 
-    Each process keeps its own counters, so the caps on answers at once, their queue, the
-    daily LLM budget and open connections are divided (rounded up); 0 (off) stays off. The
-    per-client limits stay as set: a client's connections may land on any process.
+    Each process keeps its own counters, so the caps on answers at once, their queue and open
+    connections are divided (rounded up); 0 (off) stays off. The per-client limits stay as
+    set: a client's connections may land on any process. The daily LLM budget stays whole:
+    it is one count in the conversation database that every process shares.
     """
     if workers <= 1:
         return settings
@@ -123,7 +124,6 @@ def per_worker(settings: Settings, workers: int) -> Settings:
         update={
             "concurrent_llm_calls": share(settings.concurrent_llm_calls),
             "llm_queue": share(settings.llm_queue),
-            "daily_llm_calls": share(settings.daily_llm_calls),
             "max_connections": share(settings.max_connections),
         }
     )

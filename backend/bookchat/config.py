@@ -119,8 +119,13 @@ class Settings(BaseSettings):
     llm_queue_seconds: float = Field(
         default=10.0, ge=0, le=120, validation_alias="BOOKCHAT_LLM_QUEUE_SECONDS"
     )
-    # Gemini answers per 24 hours; past it the offline answerer answers (and says so).
+    # Gemini answers per UTC day, counted in the conversation database (shared by workers, kept
+    # across restarts); past it the offline answerer answers (and says so).
     daily_llm_calls: int = Field(default=1000, ge=0, validation_alias="BOOKCHAT_DAILY_LLM_CALLS")
+    # One client's share of them: past it that client gets offline answers, others still Gemini.
+    daily_llm_calls_per_client: int = Field(
+        default=50, ge=0, validation_alias="BOOKCHAT_DAILY_LLM_CALLS_PER_CLIENT"
+    )
     # Proxies whose X-Forwarded-For names the client (addresses or networks, comma-separated).
     trusted_proxies: Annotated[list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode] = (
         Field(default_factory=list, validation_alias="BOOKCHAT_TRUSTED_PROXIES")
@@ -132,6 +137,9 @@ class Settings(BaseSettings):
     health_detail: Literal["public", "full"] = Field(
         default="public", validation_alias="BOOKCHAT_HEALTH_DETAIL"
     )
+    # FastAPI's Swagger UI and ReDoc (at /api/docs, /api/redoc) load scripts from a CDN: off
+    # unless the owner wants them; /openapi.json is served either way.
+    api_docs: Literal["off", "on"] = Field(default="off", validation_alias="BOOKCHAT_API_DOCS")
     # `bookchat serve`: open connections served at once (more get 503) and idle keep-alive.
     max_connections: int = Field(default=200, ge=1, validation_alias="BOOKCHAT_MAX_CONNECTIONS")
     # On SIGTERM, open answers get this long to finish; shortly before it ends, those still

@@ -316,3 +316,50 @@ async def test_a_client_disconnecting_frees_its_stream(gemini_limited, fake_gemi
         await _wait_for(lambda: admission.streams_of("127.0.0.1") == 0, "the stream to be freed")
         after = await client.post("/api/chat", json={"message": f"Next {uuid.uuid4()}?"})
     assert after.status_code == 200
+
+
+async def test_one_client_past_its_share_gets_offline_answers_while_others_get_gemini(
+    gemini_limited, fake_gemini
+):
+    # The in-process transport connects from 127.0.0.1: a trusted proxy naming two clients.
+    settings = gemini_limited(
+        BOOKCHAT_DAILY_LLM_CALLS=10,
+        BOOKCHAT_DAILY_LLM_CALLS_PER_CLIENT=1,
+        BOOKCHAT_TRUSTED_PROXIES="127.0.0.1",
+    )
+    async with app_client(settings) as (_, client):
+
+        async def ask(address: str) -> list[dict[str, Any]]:
+            response = await client.post(
+                "/api/chat",
+                json={"message": "How do I install bookchat?"},
+                headers={"X-Forwarded-For": address},
+            )
+            return widget_events(response.text)
+
+        first, second = await ask("203.0.113.1"), await ask("203.0.113.1")
+        other = await ask("203.0.113.2")
+    assert first[0]["answerer"]["backend"] == "gemini"
+    assert second[0]["answerer"]["backend"] == "offline"
+    assert second[0]["notice"]["code"] == "llm_client_budget_spent"
+    assert second[0]["notice"]["message"]
+    assert_contract(second)
+    assert other[0]["answerer"]["backend"] == "gemini"
+    assert "notice" not in other[0]
+    assert len(fake_gemini.generate_requests()) == 2
+
+
+async def test_the_daily_budget_survives_a_restart(limited, fake_gemini, database_url):
+    settings = limited(
+        database_url,
+        GEMINI_API_KEY=KEY,
+        GEMINI_BASE_URL=fake_gemini.base_url,
+        BOOKCHAT_DAILY_LLM_CALLS=1,
+    )
+    async with app_client(settings) as (_, client):
+        paid = await client.post("/api/chat", json={"message": "How do I install bookchat?"})
+    async with app_client(settings) as (_, client):  # the same database after a restart
+        after = await client.post("/api/chat", json={"message": "How do I install bookchat?"})
+    assert widget_events(paid.text)[0]["answerer"]["backend"] == "gemini"
+    assert widget_events(after.text)[0]["notice"]["code"] == "llm_budget_spent"
+    assert len(fake_gemini.generate_requests()) == 1

@@ -17,11 +17,14 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
 from limits import RateLimitItemPerDay, RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.types import Scope
+
+from bookchat.redact import describe
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ class AdmissionPolicy:
     queue: int = 16
     queue_seconds: float = 10.0
     daily_llm_calls: int = 1000
+    daily_llm_calls_per_client: int = 50
     trusted_proxies: Sequence[IPNetwork] = ()
     on_space: bool = False
 
@@ -151,12 +155,30 @@ def origin_of(scope: Scope, policy: AdmissionPolicy) -> str:
     return f"{scheme}://{host}/"
 
 
+# Which daily budget a chat is past: the client's own share, or everyone's total.
+BudgetSpent = Literal["client", "total"]
+
+
+class Ledger(Protocol):
+    """Where the day's LLM calls are counted (bookchat.stores.budget.LlmCallLedger)."""
+
+    async def spend(
+        self, client: str, *, per_client: int, total: int
+    ) -> Literal["ok", "client", "total"]: ...
+
+
 @dataclass
 class Admitted:
-    """An admitted chat: which client, and whether the LLM may answer it."""
+    """An admitted chat: which client, and whether the LLM may answer it (else which budget
+    is spent)."""
 
     client: str
-    use_llm: bool = True
+    budget_spent: BudgetSpent | None = None
+
+    @property
+    def use_llm(self) -> bool:
+        """Whether the LLM answers (not the offline answerer)."""
+        return self.budget_spent is None
 
 
 @dataclass
@@ -169,13 +191,18 @@ class Admission:
     _answering: int = 0
     _waiters: deque[asyncio.Future[None]] = field(default_factory=deque, repr=False)
     _budget_spent_logged: bool = field(default=False, repr=False)
+    # The database's count of the day's LLM calls, once the store is open (api/chat.py).
+    ledger: Ledger | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         # A moving window: a burst at the end of one minute and the start of the next is still
-        # one minute's worth. Counted in memory, per process (a restart forgets the counts).
+        # one minute's worth. Counted in memory, per process (a restart forgets the counts, and
+        # each of N workers allows the limit). The daily budget is counted in the database
+        # (self.ledger); these in-memory day counts stand in only while it cannot be reached.
         self._limiter = MovingWindowRateLimiter(self._storage)
         self._per_minute = RateLimitItemPerMinute(max(self.policy.chats_per_minute, 1))
         self._per_day = RateLimitItemPerDay(max(self.policy.daily_llm_calls, 1))
+        self._per_client_day = RateLimitItemPerDay(max(self.policy.daily_llm_calls_per_client, 1))
 
     @property
     def answering(self) -> int:
@@ -204,7 +231,7 @@ class Admission:
         try:
             admitted = Admitted(client=client)
             if llm_backed:
-                admitted.use_llm = await self._spend_llm_call()
+                admitted.budget_spent = await self._spend_llm_call(client)
             yield admitted
         finally:
             self._release_slot()
@@ -279,20 +306,54 @@ class Admission:
                 return
         self._answering -= 1
 
-    async def _spend_llm_call(self) -> bool:
-        if not self.policy.daily_llm_calls:
-            return True
-        if await self._limiter.hit(self._per_day, _BUDGET_KEY):
-            self._budget_spent_logged = False
-            return True
+    async def _spend_llm_call(self, client: str) -> BudgetSpent | None:
+        per_client, total = self.policy.daily_llm_calls_per_client, self.policy.daily_llm_calls
+        if not (per_client or total):
+            return None
+        verdict = await self._spend(client, per_client, total)
+        if verdict == "ok":
+            if total:
+                self._budget_spent_logged = False
+            return None
+        if verdict == "client":
+            # Per client, so not a warning for each: one client's share says nothing is wrong.
+            log.info(
+                "client %s has spent its daily share of %d LLM calls; the offline answerer "
+                "answers it (BOOKCHAT_DAILY_LLM_CALLS_PER_CLIENT)",
+                client,
+                per_client,
+            )
+            return "client"
         if not self._budget_spent_logged:
             self._budget_spent_logged = True
             log.warning(
                 "the daily budget of %d LLM calls is spent; the offline answerer answers until "
-                "calls older than 24 h free it (BOOKCHAT_DAILY_LLM_CALLS)",
-                self.policy.daily_llm_calls,
+                "it renews at 00:00 UTC (BOOKCHAT_DAILY_LLM_CALLS)",
+                total,
             )
-        return False
+        return "total"
+
+    async def _spend(
+        self, client: str, per_client: int, total: int
+    ) -> Literal["ok", "client", "total"]:
+        if self.ledger is not None:
+            try:
+                return await self.ledger.spend(client, per_client=per_client, total=total)
+            except Exception as exc:
+                # The store's own errors reach the reader when the chat stores its question;
+                # here the budget still holds, per process, until the store is back.
+                log.warning(
+                    "the day's LLM calls could not be counted in the database (%s); counting "
+                    "in this process meanwhile",
+                    describe(exc),
+                )
+        if per_client and not await self._limiter.test(self._per_client_day, _BUDGET_KEY, client):
+            return "client"
+        if total and not await self._limiter.hit(self._per_day, _BUDGET_KEY):
+            return "total"
+        if per_client:
+            await self._limiter.hit(self._per_client_day, _BUDGET_KEY, client)
+        return "ok"
 
     async def aclose(self) -> None:
         """Stop the storage's expiry task (it lives on the app's event loop)."""

@@ -11,7 +11,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.sse import EventSourceResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from bookchat.api.admission import Admitted, Refused, client_of, origin_of
+from bookchat.api.admission import (
+    Admission,
+    Admitted,
+    BudgetSpent,
+    Refused,
+    client_of,
+    origin_of,
+)
 from bookchat.api.deps import (
     AdmissionDep,
     AnswererDep,
@@ -30,6 +37,7 @@ from bookchat.rag.chat import (
     begin_turn,
     stream_turn,
 )
+from bookchat.runtime import Runtime
 
 router = APIRouter(tags=["chat"])
 
@@ -80,6 +88,23 @@ BUDGET_SPENT_NOTICE = {
     "message": "Today's budget of AI answers is spent: this answer quotes the book's passages "
     "directly instead.",
 }
+CLIENT_BUDGET_SPENT_NOTICE = {
+    "code": "llm_client_budget_spent",
+    "message": "You have used today's share of AI answers: this answer quotes the book's "
+    "passages directly instead. AI answers are back tomorrow (UTC).",
+}
+_NOTICES: dict[BudgetSpent, dict[str, str]] = {
+    "client": CLIENT_BUDGET_SPENT_NOTICE,
+    "total": BUDGET_SPENT_NOTICE,
+}
+
+
+def _ledger(admission: Admission, runtime: Runtime) -> None:
+    """Count the day's LLM calls in the conversation database once it is open."""
+    if admission.ledger is None and runtime.engine is not None:
+        from bookchat.stores.budget import LlmCallLedger
+
+        admission.ledger = LlmCallLedger(runtime.engine, runtime.write_lock)
 
 
 async def admit_chat(
@@ -87,6 +112,8 @@ async def admit_chat(
 ) -> AsyncIterator[Admitted]:
     """Apply the abuse limits before anything is stored; held until the stream has ended."""
     client = client_of(request.scope, admission.policy)
+    if runtime.llm_backed:
+        _ledger(admission, runtime)
     async with AsyncExitStack() as stack:
         try:
             admitted = await stack.enter_async_context(
@@ -191,8 +218,8 @@ async def chat(
 ) -> AsyncIterable[dict[str, Any]]:
     """Answer a question about the book as a stream of JSON events, one per `data:` line."""
     notice: dict[str, str] | None = None
-    if not admitted.use_llm:
-        answerer, notice = runtime.offline_answerer(), BUDGET_SPENT_NOTICE
+    if admitted.budget_spent is not None:
+        answerer, notice = runtime.offline_answerer(), _NOTICES[admitted.budget_spent]
     stream = stream_turn(
         turn,
         retriever=retriever,

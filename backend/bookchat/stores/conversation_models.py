@@ -163,3 +163,17 @@ class Feedback:
             "reason": self.reason,
             "updated_at": self.updated_at.isoformat(),
         }
+
+
+class LlmCallsRow(Base):
+    """LLM calls spent on one UTC day by one client; client "" is the day's total.
+
+    In the conversation database so every worker and every restart share one count
+    (bookchat.stores.budget); rows of past days are deleted as a new day starts.
+    """
+
+    __tablename__ = "llm_calls"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # 2026-12-01
+    client: Mapped[str] = mapped_column(String(80), primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, default=0)

@@ -715,7 +715,7 @@
             if (event.notice && typeof event.notice.message === "string") {
               showBanner("warn", event.notice.message);
               answer.article.classList.add("offline");
-              if (ui.answerer && event.notice.code === "llm_budget_spent") {
+              if (ui.answerer && /^llm_(client_)?budget_spent$/.test(event.notice.code)) {
                 ui.answerer.textContent = "Answers are offline for today: replies quote the book's passages";
               }
             }
