@@ -62,7 +62,7 @@ def test_shared_stores_get_one_process_per_core_or_as_configured(tmp_path: Path)
     assert backends.worker_processes(fixed, cpus=2) == 3
 
 
-def test_server_wide_caps_are_split_between_processes_but_not_the_shared_budget(tmp_path: Path) -> None:
+def test_server_wide_caps_are_split_but_not_the_shared_budget(tmp_path: Path) -> None:
     settings = make_settings(
         tmp_path,
         BOOKCHAT_CONCURRENT_LLM_CALLS=8,
