@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bookchat.backends import open_retriever
+from bookchat.backends import open_retriever, open_vector_store
 from bookchat.config import DEFAULT_GEMINI_MODEL, Settings
 from bookchat.ingest.indexer import IngestReport
 from bookchat.ingest.model import Chunk
@@ -109,7 +109,7 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 async def store(settings: Settings) -> AsyncIterator[VectorStore]:
     """An embedded store under tmp_path, closed afterwards."""
-    vector_store = VectorStore.open(settings)
+    vector_store = open_vector_store(settings)
     yield vector_store
     await vector_store.close()
 

@@ -23,13 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from synthetic_book import COMMON, TECH, VERBS, synthetic_chunks, write_book
 
-from bookchat.backends import make_dense_embedder, make_sparse_encoder
+from bookchat.backends import make_dense_embedder, make_sparse_encoder, open_vector_store
 from bookchat.config import Settings
 from bookchat.ingest.indexer import ingest
 from bookchat.ingest.model import ChunkedBook
 from bookchat.ingest.pipeline import index_docs
 from bookchat.rag.retrieve import BookRetriever
-from bookchat.stores.vectors import VectorStore
 
 
 def settings_for(data_dir: Path, collection: str) -> Settings:
@@ -57,7 +56,7 @@ async def sample_book(data_dir: Path, dense_on: bool) -> None:
     settings = settings_for(data_dir, "bench-sample-" + ("hybrid" if dense_on else "bm25"))
     dense = make_dense_embedder(settings) if dense_on else None
     retriever = BookRetriever(
-        store=VectorStore.open(settings),
+        store=open_vector_store(settings),
         dense=dense,
         sparse=make_sparse_encoder(),
     )
@@ -77,7 +76,7 @@ async def sample_book(data_dir: Path, dense_on: bool) -> None:
 async def big_book(data_dir: Path, pages: int) -> None:
     settings = settings_for(data_dir, "bench-book")
     retriever = BookRetriever(
-        store=VectorStore.open(settings),
+        store=open_vector_store(settings),
         dense=make_dense_embedder(settings),
         sparse=make_sparse_encoder(),
     )
@@ -119,7 +118,7 @@ async def latency(data_dir: Path, chunks: int, queries: int, dense_on: bool) -> 
 
     settings = settings_for(data_dir, f"bench-{chunks}-{'hybrid' if dense_on else 'bm25'}")
     retriever = BookRetriever(
-        store=VectorStore.open(settings),
+        store=open_vector_store(settings),
         dense=make_dense_embedder(settings) if dense_on else None,
         sparse=make_sparse_encoder(),
     )
@@ -143,7 +142,7 @@ async def latency(data_dir: Path, chunks: int, queries: int, dense_on: bool) -> 
         await retriever.aclose()
         # A new process: the first query loads the vectors into memory (stores/memory_index.py).
         retriever = BookRetriever(
-            store=VectorStore.open(settings),
+            store=open_vector_store(settings),
             dense=retriever.dense,
             sparse=retriever.sparse,
         )

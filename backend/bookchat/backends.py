@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from bookchat.providers.local_sparse import Bm25Encoder
     from bookchat.rag.answerer import Answerer
     from bookchat.rag.retrieve import BookRetriever
+    from bookchat.stores.vectors import VectorStore
 
 
 class ConfigurationError(Exception):
@@ -195,6 +196,23 @@ def make_sparse_encoder() -> Bm25Encoder:
     return Bm25Encoder()
 
 
+def open_vector_store(settings: Settings, *, timeout: float = 3.0) -> VectorStore:
+    """The server at QDRANT_URL, or embedded Qdrant in the data dir (or BOOKCHAT_INDEX_DIR).
+
+    Blocking: opening embedded Qdrant reads every point.
+    """
+    from bookchat.stores.vectors import VectorStore
+
+    api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+    return VectorStore.open(
+        collection=settings.qdrant_collection,
+        path=settings.qdrant_path,
+        url=settings.qdrant_url,
+        api_key=api_key,
+        timeout=timeout,
+    )
+
+
 async def open_retriever(settings: Settings, *, timeout: float = 3.0) -> BookRetriever:
     """The collection and the embedders the settings choose; never ingests, never waits.
 
@@ -202,10 +220,9 @@ async def open_retriever(settings: Settings, *, timeout: float = 3.0) -> BookRet
     ConfigurationError when the settings ask for an embedder that cannot work.
     """
     from bookchat.rag.retrieve import BookRetriever
-    from bookchat.stores.vectors import VectorStore
 
     # Both block: the static embedder's table loads from disk, and embedded Qdrant reads every
     # point of its collections when it opens. In threads, the loop keeps answering meanwhile.
     dense = await asyncio.to_thread(make_dense_embedder, settings)
-    store = await asyncio.to_thread(VectorStore.open, settings, timeout=timeout)
+    store = await asyncio.to_thread(open_vector_store, settings, timeout=timeout)
     return BookRetriever(store=store, dense=dense, sparse=make_sparse_encoder())

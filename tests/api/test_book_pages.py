@@ -78,14 +78,13 @@ def test_a_root_relative_source_gets_the_servers_origin() -> None:
 async def test_the_runtime_indexes_the_sample_book_where_its_pages_are(
     tmp_path, sample_book_url: str, prefix: str
 ) -> None:
-    from bookchat.backends import make_sparse_encoder
+    from bookchat.backends import make_sparse_encoder, open_vector_store
     from bookchat.ingest.pipeline import ensure_sample_book
     from bookchat.rag.retrieve import BookRetriever
-    from bookchat.stores.vectors import VectorStore
 
     settings = make_settings(tmp_path, BOOKCHAT_SAMPLE_BOOK_URL=sample_book_url)
     retriever = BookRetriever(
-        store=VectorStore.open(settings), dense=None, sparse=make_sparse_encoder()
+        store=open_vector_store(settings), dense=None, sparse=make_sparse_encoder()
     )
     try:
         await ensure_sample_book(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bookchat.backends import open_vector_store
 from bookchat.cli import main
-from bookchat.stores.vectors import VectorStore
 from tests.books import make_settings
 from tests.network import free_port
 
@@ -134,7 +134,7 @@ def test_embedder_mismatch_exits_with_one_message(
 def test_locked_embedded_folder(
     env: Path, small_book: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
-    store = VectorStore.open(make_settings(tmp_path))  # same data dir as the env fixture
+    store = open_vector_store(make_settings(tmp_path))  # same data dir as the env fixture
     try:
         assert run(small_book) == 1
     finally:

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from bookchat.backends import make_sparse_encoder
+from bookchat.backends import make_sparse_encoder, open_vector_store
 from bookchat.cli import main
 from bookchat.rag.eval import Question, QuestionsError, evaluate, read_questions
 from bookchat.rag.retrieve import BookRetriever
 from bookchat.rag.types import Passage
 from bookchat.sample_book import sample_book_path
-from bookchat.stores.vectors import VectorStore
 from tests.books import index_into, make_settings
 
 QUESTIONS_TSV = sample_book_path().parent / "questions.tsv"
@@ -105,7 +104,7 @@ def test_eval_command_on_the_sample_book(
 async def test_lexical_leg_alone_on_the_sample_book(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     retriever = BookRetriever(
-        store=VectorStore.open(settings),
+        store=open_vector_store(settings),
         dense=None,
         sparse=make_sparse_encoder(),
     )

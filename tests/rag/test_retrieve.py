@@ -16,6 +16,7 @@ from bookchat.backends import (
     make_genai_client,
     make_sparse_encoder,
     open_retriever,
+    open_vector_store,
 )
 from bookchat.config import Settings
 from bookchat.ingest.indexer import embedding_text
@@ -23,7 +24,7 @@ from bookchat.ingest.pipeline import index_docs
 from bookchat.providers.gemini_embedder import GeminiEmbedder
 from bookchat.rag.retrieve import BookRetriever
 from bookchat.rag.types import RetrievalUnavailable
-from bookchat.stores.vectors import StoreUnavailable, VectorStore
+from bookchat.stores.vectors import StoreUnavailable
 from tests.books import CountingEmbedder, index_into, make_settings, sample_book_into
 from tests.fakes.gemini import FakeGemini, HttpError
 from tests.network import free_port
@@ -47,7 +48,7 @@ async def retriever(
     if request.param == "hybrid" and dense is None:
         pytest.fail("the offline static embedder should be installed")
     book = BookRetriever(
-        store=VectorStore.open(settings),
+        store=open_vector_store(settings),
         dense=dense,
         sparse=make_sparse_encoder(),
     )
@@ -110,7 +111,7 @@ def test_embedding_text_has_title_and_heading() -> None:
 
 async def test_health_and_describe(settings: Settings, small_book: Path):
     retriever = BookRetriever(
-        store=VectorStore.open(settings),
+        store=open_vector_store(settings),
         dense=None,
         sparse=make_sparse_encoder(),
     )
@@ -142,14 +143,14 @@ async def test_open_retriever_uses_the_static_embedder_offline(settings: Setting
 
 async def test_query_with_another_embedder_is_a_clear_error(settings: Settings, small_book: Path):
     builder = BookRetriever(
-        store=VectorStore.open(settings),
+        store=open_vector_store(settings),
         dense=CountingEmbedder("test:a"),
         sparse=make_sparse_encoder(),
     )
     await index_into(builder, small_book)
     await builder.aclose()
     reader = BookRetriever(
-        store=VectorStore.open(settings),
+        store=open_vector_store(settings),
         dense=None,
         sparse=make_sparse_encoder(),
     )
@@ -173,7 +174,7 @@ async def test_query_embedder_down_is_retrieval_unavailable(
     )
     dense = GeminiEmbedder(client=make_genai_client(settings), dimensions=64, initial_delay=0.01)
     retriever = BookRetriever(
-        store=VectorStore.open(settings),
+        store=open_vector_store(settings),
         dense=dense,
         sparse=make_sparse_encoder(),
     )
@@ -220,13 +221,13 @@ async def test_server_url_in_health_carries_no_key(tmp_path: Path):
 
 
 async def test_a_second_process_on_the_embedded_folder_gets_a_clear_message(settings: Settings):
-    first = VectorStore.open(settings)
+    first = open_vector_store(settings)
     try:
         with pytest.raises(StoreUnavailable, match="in use by another bookchat process"):
-            VectorStore.open(settings)
+            open_vector_store(settings)
     finally:
         await first.close()
-    second = VectorStore.open(settings)  # released on close
+    second = open_vector_store(settings)  # released on close
     await second.close()
 
 
@@ -317,7 +318,7 @@ async def test_versioned_multi_instance_site_tags_passages_and_sources(settings:
 
     site = Path(__file__).resolve().parents[1] / "fixtures/sites/react-native-website/website"
     retriever = BookRetriever(
-        store=VectorStore.open(settings),
+        store=open_vector_store(settings),
         dense=None,
         sparse=make_sparse_encoder(),
     )

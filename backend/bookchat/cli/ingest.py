@@ -148,7 +148,12 @@ def outcome_lines(report: IngestReport, settings: Settings) -> list[str]:
 
 
 async def _ingest(args: argparse.Namespace, settings: Settings) -> IngestReport:
-    from bookchat.backends import ConfigurationError, make_dense_embedder, make_sparse_encoder
+    from bookchat.backends import (
+        ConfigurationError,
+        make_dense_embedder,
+        make_sparse_encoder,
+        open_vector_store,
+    )
     from bookchat.ingest.indexer import (
         IngestReport,
         fingerprint,
@@ -158,7 +163,7 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> IngestReport:
     from bookchat.ingest.pipeline import read_site
     from bookchat.providers.gemini_embedder import EmbeddingError
     from bookchat.stores.index_dir import write_manifest
-    from bookchat.stores.vectors import IndexIdentity, VectorStore, VectorStoreError, point_id
+    from bookchat.stores.vectors import IndexIdentity, VectorStoreError, point_id
 
     site = resolve_site_arg(args.path, args)
     show_site(site, "bookchat ingest")
@@ -190,7 +195,7 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> IngestReport:
         )
 
     try:
-        store = VectorStore.open(settings)
+        store = open_vector_store(settings)
     except VectorStoreError as exc:
         raise CommandError(str(exc)) from None
     bar = _progress_bar()

@@ -1,4 +1,4 @@
-"""Opening Qdrant: embedded local mode under BOOKCHAT_DATA_DIR, or a server at QDRANT_URL."""
+"""Where the Qdrant collection lives, and the embedded folder's lock and storage tuning."""
 
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from bookchat.stores.errors import DEFAULT_PORT, StoreUnavailable
+from bookchat.stores.errors import DEFAULT_PORT
 
 if TYPE_CHECKING:
     from qdrant_client import AsyncQdrantClient
-
-    from bookchat.config import Settings
 
 
 @dataclass(slots=True)
@@ -62,52 +60,3 @@ def tune_embedded_storage(client: AsyncQdrantClient, collection: str) -> None:
     if isinstance(connection, sqlite3.Connection):
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
-
-
-def open_client(settings: Settings, *, timeout: float) -> tuple[AsyncQdrantClient, Location]:
-    """Embedded Qdrant under BOOKCHAT_DATA_DIR, or the server at QDRANT_URL."""
-    from qdrant_client import AsyncQdrantClient
-
-    from bookchat.redact import redact_url
-
-    if settings.qdrant_url is None:
-        path = settings.qdrant_path
-        in_use = StoreUnavailable(
-            f"The embedded Qdrant in {path} is in use by another bookchat process "
-            "(for example `bookchat serve`). Stop that process first, or run a Qdrant "
-            "server and set QDRANT_URL so that several processes can share it."
-        )
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-            # Probe the lock first: when qdrant-client finds it taken, it leaks the file.
-            if locked(path / ".lock"):
-                raise in_use
-            # Opened in a worker thread (it reads every point) and used from the event loop
-            # afterwards, never from two threads at once: where SQLite is built to refuse
-            # a connection another thread opened (macOS), that check has to be off.
-            client = AsyncQdrantClient(path=str(path), force_disable_check_same_thread=True)
-        except RuntimeError as exc:
-            if "already accessed" not in str(exc):
-                raise
-            raise in_use from None
-        except OSError as exc:
-            raise StoreUnavailable(
-                f"The embedded Qdrant in {path} cannot be opened: {exc.strerror or exc}"
-            ) from None
-        location = Location(backend="embedded", path=str(path))
-        tune_embedded_storage(client, settings.qdrant_collection)
-    else:
-        api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-        client = AsyncQdrantClient(
-            url=settings.qdrant_url,
-            api_key=api_key,
-            timeout=max(1, round(timeout)),
-            # The version probe runs in a thread at construction and only warns.
-            check_compatibility=False,
-        )
-        location = Location(
-            backend="server",
-            url=redact_url(settings.qdrant_url),
-            host_port=host_port(settings.qdrant_url),
-        )
-    return client, location

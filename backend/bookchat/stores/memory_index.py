@@ -1,4 +1,4 @@
-"""In-memory copies of the embedded collection's vectors, searched the way Qdrant does.
+"""An in-memory copy of the embedded collection's vectors, searched the way Qdrant does.
 
 qdrant-client's local mode scores sparse vectors with a pure-Python merge over every point
 (about 200 ms at 10,000 chunks on a 2-core machine) and re-normalises the whole dense matrix
@@ -14,23 +14,35 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bookchat.stores.identity import DENSE, SPARSE
 
-if TYPE_CHECKING:
-    from qdrant_client import AsyncQdrantClient
+class MemoryIndex:
+    """Every point's BM25 postings (flat numpy arrays) and unit-normalised dense rows.
 
-
-class LexicalIndex:
-    """Term -> (rows, values) postings in flat numpy arrays."""
+    Built from what a scroll of the collection returns; `lexical` and `dense` each give one
+    search leg's (id, score) pairs, best first, for the caller to fuse.
+    """
 
     def __init__(
-        self, ids: Sequence[str], vectors: Sequence[tuple[Sequence[int], Sequence[float]]]
-    ):
+        self,
+        ids: Sequence[str],
+        sparse: Sequence[tuple[Sequence[int], Sequence[float]]],
+        dense: Sequence[Sequence[float] | None],
+        dims: int | None,
+    ) -> None:
         self._ids = list(ids)
+        self._build_postings(sparse)
+        # Only points that have a dense vector are rows of the matrix.
+        self._dense_ids = [i for i, v in zip(ids, dense, strict=True) if v is not None]
+        self.has_dense = dims is not None
+        matrix = np.asarray([v for v in dense if v is not None], dtype=np.float32)
+        matrix = matrix.reshape(len(self._dense_ids), dims or 0)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        self._matrix = matrix / np.where(norms == 0, 1.0, norms)
+
+    def _build_postings(self, vectors: Sequence[tuple[Sequence[int], Sequence[float]]]) -> None:
         terms: list[int] = []
         rows: list[int] = []
         values: list[float] = []
@@ -42,8 +54,7 @@ class LexicalIndex:
         order = np.argsort(term_arr, kind="stable")
         self._rows = np.asarray(rows, dtype=np.int64)[order]
         self._values = np.asarray(values, dtype=np.float64)[order]
-        sorted_terms = term_arr[order]
-        unique, starts, counts = np.unique(sorted_terms, return_index=True, return_counts=True)
+        unique, starts, counts = np.unique(term_arr[order], return_index=True, return_counts=True)
         self._postings = {
             int(t): (int(s), int(s + c)) for t, s, c in zip(unique, starts, counts, strict=True)
         }
@@ -53,10 +64,10 @@ class LexicalIndex:
     def __len__(self) -> int:
         return len(self._ids)
 
-    def search(
+    def lexical(
         self, indices: Sequence[int], values: Sequence[float], limit: int
     ) -> list[tuple[str, float]]:
-        """The `limit` best (id, score) pairs, best first; only points sharing a term."""
+        """The `limit` best BM25 (id, score) pairs, best first; only points sharing a term."""
         scores = np.zeros(len(self._ids), dtype=np.float64)
         matched = np.zeros(len(self._ids), dtype=bool)
         for term, q_value in zip(indices, values, strict=True):
@@ -73,66 +84,18 @@ class LexicalIndex:
         top = _top(scores, np.flatnonzero(matched), limit)
         return [(self._ids[i], float(scores[i])) for i in top]
 
+    def dense(self, query: Sequence[float], limit: int) -> list[tuple[str, float]]:
+        """The `limit` nearest (id, cosine) pairs, best first."""
+        if not self._dense_ids:
+            return []
+        q = np.asarray(query, dtype=np.float32)
+        norm = float(np.linalg.norm(q))
+        scores = self._matrix @ (q / norm if norm else q)
+        top = _top(scores, np.arange(len(self._dense_ids)), limit)
+        return [(self._dense_ids[i], float(scores[i])) for i in top]
+
 
 def _top(scores: np.ndarray, candidates: np.ndarray, limit: int) -> np.ndarray:
     if candidates.size > limit:
         candidates = candidates[np.argpartition(-scores[candidates], limit - 1)[:limit]]
     return candidates[np.argsort(-scores[candidates], kind="stable")]
-
-
-class DenseIndex:
-    """Unit-normalised rows; a query is one matrix-vector product."""
-
-    def __init__(self, ids: Sequence[str], vectors: Sequence[Sequence[float]], dims: int) -> None:
-        self._ids = [i for i, v in zip(ids, vectors, strict=True) if v is not None]
-        matrix = np.asarray([v for v in vectors if v is not None], dtype=np.float32)
-        matrix = matrix.reshape(len(self._ids), dims)
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        self._matrix = matrix / np.where(norms == 0, 1.0, norms)
-
-    def search(self, query: Sequence[float], limit: int) -> list[tuple[str, float]]:
-        """The `limit` nearest (id, cosine) pairs, best first."""
-        if not self._ids:
-            return []
-        q = np.asarray(query, dtype=np.float32)
-        norm = float(np.linalg.norm(q))
-        scores = self._matrix @ (q / norm if norm else q)
-        top = _top(scores, np.arange(len(self._ids)), limit)
-        return [(self._ids[i], float(scores[i])) for i in top]
-
-
-async def load_memory_index(
-    client: AsyncQdrantClient, collection: str
-) -> tuple[LexicalIndex, DenseIndex | None]:
-    """Read every point's vectors from the embedded collection into the two indexes."""
-    info = await client.get_collection(collection)
-    vectors_config = info.config.params.vectors
-    dims = (
-        vectors_config[DENSE].size
-        if isinstance(vectors_config, dict) and DENSE in vectors_config
-        else None
-    )
-    ids: list[str] = []
-    sparse: list[tuple[list[int], list[float]]] = []
-    dense: list[list[float] | None] = []
-    offset = None
-    while True:
-        points, offset = await client.scroll(
-            collection,
-            limit=2000,
-            offset=offset,
-            with_payload=False,
-            with_vectors=[SPARSE, DENSE] if dims else [SPARSE],
-        )
-        for p in points:
-            vectors = p.vector if isinstance(p.vector, dict) else {}
-            sv = vectors.get(SPARSE)
-            ids.append(str(p.id))
-            sparse.append((list(sv.indices), list(sv.values)) if sv is not None else ([], []))  # type: ignore[union-attr]
-            dense.append(vectors.get(DENSE))  # type: ignore[arg-type]
-        if offset is None:
-            break
-    return (
-        LexicalIndex(ids, sparse),
-        DenseIndex(ids, dense, dims) if dims else None,
-    )

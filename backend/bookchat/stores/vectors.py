@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from bookchat.stores.collection import check_identity, create_collection, read_identity
-from bookchat.stores.connection import Location
+from bookchat.stores.connection import Location, host_port, locked, tune_embedded_storage
 from bookchat.stores.errors import EmbedderMismatch, StoreUnavailable, VectorStoreError, guarded
-from bookchat.stores.identity import IndexIdentity, point_id
-from bookchat.stores.points import (
-    NewPoint,
-    StoredChunk,
-    delete_points,
-    set_positions,
-    stored_chunks,
-    upsert_points,
+from bookchat.stores.identity import (
+    DENSE,
+    METADATA_KEY,
+    SPARSE,
+    IndexIdentity,
+    mismatch_message,
+    point_id,
 )
-from bookchat.stores.search import Hit, hybrid_search
 
 __all__ = [
     "EmbedderMismatch",
@@ -35,15 +34,63 @@ __all__ = [
 if TYPE_CHECKING:
     from qdrant_client import AsyncQdrantClient
 
-    from bookchat.config import Settings
     from bookchat.stores.identity import SparseVector
-    from bookchat.stores.memory_index import DenseIndex, LexicalIndex
+    from bookchat.stores.memory_index import MemoryIndex
 
 T = TypeVar("T")
+SCROLL_PAGE = 1000  # points per scroll call when reading what a collection holds
+LOAD_PAGE = 2000  # points per scroll call when copying the vectors into memory
+
+
+@dataclass(slots=True)
+class Hit:
+    """One retrieved point with its payload and the vectors needed to score it for a reader."""
+
+    payload: dict[str, Any]
+    dense: list[float] | None = None
+    sparse: tuple[list[int], list[float]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """What ingestion needs to know about a point already in the collection."""
+
+    file: str
+    position: int
+
+
+@dataclass(slots=True)
+class NewPoint:
+    """A chunk ready to write: id, vectors and the payload a citation needs."""
+
+    id: str
+    payload: dict[str, Any]
+    sparse: SparseVector
+    dense: list[float] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Query:
+    """One hybrid search: either leg may be absent (no known term, no dense embedder)."""
+
+    sparse: SparseVector
+    dense: list[float] | None
+    limit: int
+    candidates: int
+
+    @property
+    def with_vectors(self) -> list[str]:
+        # The vectors come back so the reader-facing score can be a similarity, not a rank.
+        return [DENSE] if self.dense is not None else [SPARSE]
 
 
 class VectorStore:
-    """One Qdrant collection of book chunks, named vectors "dense" and "bm25"."""
+    """One Qdrant collection of book chunks, named vectors "dense" and "bm25".
+
+    Every client call goes through `_call`, which bounds its time and turns failures into one
+    sentence naming the host and what to do. Embedded, searches run on an in-memory copy of
+    the vectors (stores/memory_index.py), rebuilt after this process's own writes.
+    """
 
     def __init__(
         self,
@@ -57,21 +104,65 @@ class VectorStore:
         self.collection = collection
         self.location = location
         self._timeout = timeout
-        # Embedded only: search in-memory copies of the vectors (stores/memory_index.py).
+        # Embedded only: search the in-memory copy (off: local mode's own search, for tests).
         self.memory_index = True
-        self._memory: tuple[LexicalIndex, DenseIndex | None] | None = None
+        self._memory: MemoryIndex | None = None
         self._memory_generation = 0  # bumped by every write, so a load begun before it is stale
         self._loading: asyncio.Lock | None = None
 
     @classmethod
-    def open(cls, settings: Settings, *, timeout: float = 3.0) -> VectorStore:
-        """Embedded Qdrant under BOOKCHAT_DATA_DIR, or the server at QDRANT_URL."""
-        from bookchat.stores.connection import open_client
+    def open(
+        cls,
+        *,
+        collection: str,
+        path: Path,
+        url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 3.0,
+    ) -> VectorStore:
+        """The server at `url` when given, else embedded Qdrant in the folder `path`.
 
-        client, location = open_client(settings, timeout=timeout)
-        return cls(
-            client=client, collection=settings.qdrant_collection, location=location, timeout=timeout
+        Blocking (embedded local mode reads every point when it opens): call it in a thread.
+        """
+        from qdrant_client import AsyncQdrantClient
+
+        from bookchat.redact import redact_url
+
+        if url is not None:
+            client = AsyncQdrantClient(
+                url=url,
+                api_key=api_key,
+                timeout=max(1, round(timeout)),
+                # The version probe runs in a thread at construction and only warns.
+                check_compatibility=False,
+            )
+            location = Location(backend="server", url=redact_url(url), host_port=host_port(url))
+            return cls(client=client, collection=collection, location=location, timeout=timeout)
+        in_use = StoreUnavailable(
+            f"The embedded Qdrant in {path} is in use by another bookchat process "
+            "(for example `bookchat serve`). Stop that process first, or run a Qdrant "
+            "server and set QDRANT_URL so that several processes can share it."
         )
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            # Probe the lock first: when qdrant-client finds it taken, it leaks the file.
+            if locked(path / ".lock"):
+                raise in_use
+            # Opened in a worker thread (it reads every point) and used from the event loop
+            # afterwards, never from two threads at once: where SQLite is built to refuse
+            # a connection another thread opened (macOS), that check has to be off.
+            client = AsyncQdrantClient(path=str(path), force_disable_check_same_thread=True)
+        except RuntimeError as exc:
+            if "already accessed" not in str(exc):
+                raise
+            raise in_use from None
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"The embedded Qdrant in {path} cannot be opened: {exc.strerror or exc}"
+            ) from None
+        tune_embedded_storage(client, collection)
+        location = Location(backend="embedded", path=str(path))
+        return cls(client=client, collection=collection, location=location, timeout=timeout)
 
     @property
     def embedded(self) -> bool:
@@ -86,42 +177,110 @@ class VectorStore:
             embedded=self.embedded,
         )
 
+    def _wrote(self) -> None:
+        """A write changes what the in-memory copy must hold: it is rebuilt on next use."""
+        self._memory = None
+        self._memory_generation += 1
+
+    # The collection and which embedders built it.
+
     async def identity(self) -> IndexIdentity | None:
         """Which embedders built the collection; None when it does not exist yet."""
-        return await read_identity(client=self._client, collection=self.collection, call=self._call)
+        client, collection = self._client, self.collection
+        if not await self._call(lambda: client.collection_exists(collection)):
+            return None
+        info = await self._call(lambda: client.get_collection(collection))
+        meta = (info.config.metadata or {}).get(METADATA_KEY)
+        if not meta:
+            raise VectorStoreError(
+                f"Qdrant collection {collection!r} was not created by bookchat (it has no "
+                f"{METADATA_KEY!r} metadata): choose another QDRANT_COLLECTION."
+            )
+        return IndexIdentity.from_metadata(meta)
 
     async def check_identity(self, using: IndexIdentity) -> bool:
         """Raise EmbedderMismatch if the collection was built otherwise; False if it is absent."""
-        return await check_identity(
-            client=self._client, collection=self.collection, call=self._call, using=using
-        )
+        built = await self.identity()
+        if built is None:
+            return False
+        if built != using:
+            raise EmbedderMismatch(mismatch_message(built, using, self.collection))
+        return True
 
     async def ensure_collection(self, using: IndexIdentity) -> None:
         """Create the collection for these embedders, or check that it was built with them."""
         if await self.check_identity(using):
             return
-        await create_collection(
-            client=self._client,
-            collection=self.collection,
-            call=self._call,
-            using=using,
+        from qdrant_client import models
+
+        vectors = {}
+        if using.dense is not None:
+            assert using.dense_dims is not None
+            vectors[DENSE] = models.VectorParams(
+                size=using.dense_dims, distance=models.Distance.COSINE
+            )
+        await self._call(
+            lambda: self._client.create_collection(
+                self.collection,
+                vectors_config=vectors,
+                # BM25's IDF comes from the collection, so weights stay valid as it grows.
+                sparse_vectors_config={
+                    SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                },
+                metadata={METADATA_KEY: using.as_metadata()},
+            ),
             timeout=max(self._timeout, 10.0),
-            embedded=self.embedded,
         )
+        if self.embedded:
+            tune_embedded_storage(self._client, self.collection)
+
+    async def count(self, *, exact: bool = False, timeout: float | None = None) -> int:
+        """Number of points (0 when the collection does not exist)."""
+        client, collection = self._client, self.collection
+        if not await self._call(lambda: client.collection_exists(collection), timeout=timeout):
+            return 0
+        result = await self._call(lambda: client.count(collection, exact=exact), timeout=timeout)
+        return result.count
+
+    # Ingestion's reads and writes.
 
     async def stored_chunks(self) -> dict[str, StoredChunk]:
         """Every point id in the collection with its page and position."""
-        return await stored_chunks(client=self._client, collection=self.collection, call=self._call)
+        out: dict[str, StoredChunk] = {}
+        offset = None
+        while True:
+            points, offset = await self._call(
+                lambda offset=offset: self._client.scroll(
+                    self.collection,
+                    limit=SCROLL_PAGE,
+                    offset=offset,
+                    with_payload=["file", "position"],
+                    with_vectors=False,
+                )
+            )
+            for p in points:
+                payload = p.payload or {}
+                out[str(p.id)] = StoredChunk(
+                    file=str(payload.get("file", "")), position=int(payload.get("position", 0))
+                )
+            if offset is None:
+                return out
 
     async def upsert(self, points: Sequence[NewPoint]) -> None:
         """Write points (same id: replaced)."""
-        self._memory = None
-        self._memory_generation += 1
-        await upsert_points(
-            client=self._client,
-            collection=self.collection,
-            call=self._call,
-            points=points,
+        from qdrant_client import models
+
+        self._wrote()
+        structs = []
+        for p in points:
+            vector: dict[str, Any] = {
+                SPARSE: models.SparseVector(indices=p.sparse.indices, values=p.sparse.values)
+            }
+            if p.dense is not None:
+                vector[DENSE] = p.dense
+            structs.append(models.PointStruct(id=p.id, vector=vector, payload=p.payload))
+        await self._call(
+            lambda: self._client.upsert(self.collection, points=structs, wait=True),
             timeout=max(self._timeout, 30.0),
         )
 
@@ -129,36 +288,28 @@ class VectorStore:
         """Remove points by id."""
         if not ids:
             return
-        self._memory = None
-        self._memory_generation += 1
-        await delete_points(
-            client=self._client,
-            collection=self.collection,
-            call=self._call,
-            ids=ids,
+        from qdrant_client import models
+
+        self._wrote()
+        selector = models.PointIdsList(points=list(ids))
+        await self._call(
+            lambda: self._client.delete(self.collection, points_selector=selector, wait=True),
             timeout=max(self._timeout, 30.0),
         )
 
     async def set_position(self, ids_positions: dict[str, int]) -> None:
         """Update the stored position of chunks whose text did not change but moved."""
-        await set_positions(
-            client=self._client,
-            collection=self.collection,
-            call=self._call,
-            ids_positions=ids_positions,
-        )
+        by_position: dict[int, list[str]] = {}
+        for pid, position in ids_positions.items():
+            by_position.setdefault(position, []).append(pid)
+        for position, ids in by_position.items():
+            await self._call(
+                lambda ids=ids, position=position: self._client.set_payload(
+                    self.collection, payload={"position": position}, points=ids, wait=True
+                )
+            )
 
-    async def count(self, *, exact: bool = False, timeout: float | None = None) -> int:
-        """Number of points (0 when the collection does not exist)."""
-        exists = await self._call(
-            lambda: self._client.collection_exists(self.collection), timeout=timeout
-        )
-        if not exists:
-            return 0
-        result = await self._call(
-            lambda: self._client.count(self.collection, exact=exact), timeout=timeout
-        )
-        return result.count
+    # Search.
 
     async def search(
         self,
@@ -171,29 +322,78 @@ class VectorStore:
         """Hybrid search: BM25 and dense legs fused by reciprocal rank, or the one leg there is.
 
         Against a server, Qdrant's query API runs both legs and the fusion (prefetch + RRF).
-        Embedded, the lexical leg comes from an in-memory index (see stores/memory_index.py) and
-        the fusion from qdrant-client's own RRF function, with the same results.
+        Embedded, the legs run on the in-memory copy and the fusion is qdrant-client's own
+        RRF function, with the same results.
         """
-        return await hybrid_search(
-            client=self._client,
-            collection=self.collection,
-            call=self._call,
-            memory=self._memory_index if self.embedded and self.memory_index else None,
-            sparse=sparse,
-            dense=dense,
-            limit=limit,
-            candidates=candidates,
+        if not sparse.indices and dense is None:
+            return []
+        q = _Query(sparse, dense, limit, candidates)
+        if self.embedded and self.memory_index:
+            points = await self._search_in_memory(q)
+        else:
+            points = await self._search_query_api(q)
+        return [_hit(point) for point in points]
+
+    async def _search_query_api(self, q: _Query) -> list[Any]:
+        from qdrant_client import models
+
+        legs: list[models.Prefetch] = []
+        if q.sparse.indices:
+            query = models.SparseVector(indices=q.sparse.indices, values=q.sparse.values)
+            legs.append(models.Prefetch(query=query, using=SPARSE, limit=q.candidates))
+        if q.dense is not None:
+            legs.append(models.Prefetch(query=q.dense, using=DENSE, limit=q.candidates))
+        # One leg is queried directly; two are fused by the server.
+        shape: dict[str, Any] = (
+            {"query": legs[0].query, "using": legs[0].using}
+            if len(legs) == 1
+            else {"prefetch": legs, "query": models.FusionQuery(fusion=models.Fusion.RRF)}
         )
+        result = await self._call(
+            lambda: self._client.query_points(
+                self.collection,
+                limit=q.limit,
+                with_payload=True,
+                with_vectors=q.with_vectors,
+                **shape,
+            )
+        )
+        return result.points
+
+    async def _search_in_memory(self, q: _Query) -> list[Any]:
+        from qdrant_client import models
+        from qdrant_client.hybrid.fusion import reciprocal_rank_fusion
+
+        memory = await self._memory_index()
+        found: list[list[tuple[str, float]]] = []
+        if q.sparse.indices:
+            found.append(memory.lexical(q.sparse.indices, q.sparse.values, q.candidates))
+        if q.dense is not None and memory.has_dense:
+            found.append(memory.dense(q.dense, q.candidates))
+        legs = [[models.ScoredPoint(id=i, version=0, score=s) for i, s in leg] for leg in found]
+        if not legs:
+            return []
+        ranked = (
+            legs[0][: q.limit] if len(legs) == 1 else reciprocal_rank_fusion(legs, limit=q.limit)
+        )
+        if not ranked:
+            return []
+        fetched = await self._client.retrieve(
+            self.collection,
+            ids=[p.id for p in ranked],
+            with_payload=True,
+            with_vectors=q.with_vectors,
+        )
+        by_id = {str(p.id): p for p in fetched}
+        return [by_id[str(p.id)] for p in ranked if str(p.id) in by_id]
 
     async def warm(self) -> None:
-        """Build the in-memory copies of an embedded collection now."""
+        """Build the in-memory copy of an embedded collection now."""
         if self.embedded and self.memory_index:
             await self._memory_index()
 
-    async def _memory_index(self) -> tuple[LexicalIndex, DenseIndex | None]:
+    async def _memory_index(self) -> MemoryIndex:
         """The embedded collection's vectors in memory, loaded on first use after each write."""
-        from bookchat.stores.memory_index import load_memory_index
-
         if self._memory is not None:
             return self._memory
         if self._loading is None:
@@ -204,13 +404,57 @@ class VectorStore:
                 # Local mode's coroutines do all their work without ever waiting, so reading
                 # 10,000 points (2.5 s) would stall every stream and health check: they run
                 # on a private loop in a worker thread instead.
-                loaded = await asyncio.to_thread(
-                    asyncio.run, load_memory_index(self._client, self.collection)
-                )
+                loaded = await asyncio.to_thread(asyncio.run, self._load_memory_index())
                 if generation == self._memory_generation:
                     self._memory = loaded
         return self._memory
 
+    async def _load_memory_index(self) -> MemoryIndex:
+        """Read every point's vectors from the embedded collection."""
+        from bookchat.stores.memory_index import MemoryIndex
+
+        info = await self._client.get_collection(self.collection)
+        vectors_config = info.config.params.vectors
+        dims = (
+            vectors_config[DENSE].size
+            if isinstance(vectors_config, dict) and DENSE in vectors_config
+            else None
+        )
+        ids: list[str] = []
+        sparse: list[tuple[list[int], list[float]]] = []
+        dense: list[list[float] | None] = []
+        offset = None
+        while True:
+            points, offset = await self._client.scroll(
+                self.collection,
+                limit=LOAD_PAGE,
+                offset=offset,
+                with_payload=False,
+                with_vectors=[SPARSE, DENSE] if dims else [SPARSE],
+            )
+            for p in points:
+                vectors = p.vector if isinstance(p.vector, dict) else {}
+                sv = vectors.get(SPARSE)
+                ids.append(str(p.id))
+                sparse.append((list(sv.indices), list(sv.values)) if sv is not None else ([], []))  # type: ignore[union-attr]
+                dense.append(vectors.get(DENSE))  # type: ignore[arg-type]
+            if offset is None:
+                return MemoryIndex(ids, sparse, dense, dims)
+
     async def close(self) -> None:
         """Release the client (and the embedded folder's lock)."""
         await self._client.close()
+
+
+def _hit(point: Any) -> Hit:
+    """A Hit from a ScoredPoint or Record with its named vectors."""
+    vectors = point.vector if isinstance(point.vector, dict) else {}
+    dense_vec = vectors.get(DENSE)
+    sparse_vec = vectors.get(SPARSE)
+    return Hit(
+        payload=point.payload or {},
+        dense=list(dense_vec) if dense_vec is not None else None,
+        sparse=(list(sparse_vec.indices), list(sparse_vec.values))
+        if sparse_vec is not None and hasattr(sparse_vec, "indices")
+        else None,
+    )
