@@ -356,3 +356,18 @@ async def test_an_unversioned_book_keeps_the_old_source_shape(retriever: BookRet
 
     [first, *_] = await retriever.retrieve("stepper motor feedback", k=1)
     assert set(source_of(first)) == {"file", "heading", "similarity", "url", "title"}
+
+
+async def test_outlines_follow_what_the_index_holds(
+    retriever: BookRetriever, small_book: Path, tmp_path: Path
+) -> None:
+    await retriever.retrieve("motor", k=3)
+    before = len(await retriever._page_outlines())
+    other = tmp_path / "other-docs"
+    other.mkdir()
+    (other / "only.md").write_text("# Sourdough\n\nFeed the starter daily.\n", encoding="utf-8")
+    await index_into(retriever, other)  # replaces the book: one page now
+    assert before > 1
+    assert len(await retriever._page_outlines()) == 1
+    passages = await retriever.retrieve("How often do I feed the starter?", k=3)
+    assert [p.file for p in passages] == ["only.md"]

@@ -31,6 +31,10 @@ INLINE_BATCH = 8
 class StaticEmbedder:
     """DenseEmbedder over a static token-embedding table; documents and queries embed alike."""
 
+    # Embedding costs microseconds and no request: retrieval may embed extra texts (the pages'
+    # outlines, rag/pages.py) that a remote embedder would charge for.
+    local = True
+
     def __init__(
         self, *, tokenizer: Tokenizer, values: np.ndarray, scales: np.ndarray, fingerprint: str
     ) -> None:

@@ -5,7 +5,10 @@ Legs by configuration:
 - a dense leg with Gemini embeddings when they are configured (GEMINI_API_KEY, or
   BOOKCHAT_EMBEDDER=gemini), else with the offline static embedder when
   `bookchat.providers.static_embedder` is importable;
-- with two legs, Qdrant fuses them by reciprocal rank (query_points, prefetch, RRF).
+- with two legs, Qdrant fuses them by reciprocal rank (query_points, prefetch, RRF);
+- then the fused candidates are re-ranked with the pages' outlines (rag/pages.py): each
+  passage adds its page's rank by title and headings, and each page's best passage comes
+  before a second passage of any page.
 """
 
 from __future__ import annotations
@@ -13,22 +16,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from typing import TYPE_CHECKING, Any
 
+from bookchat.rag.pages import PageKey, PageOutlines
 from bookchat.rag.types import Passage, RetrievalUnavailable
 from bookchat.redact import describe
-from bookchat.stores.vectors import EmbedderMismatch, IndexIdentity, VectorStoreError
+from bookchat.stores.vectors import EmbedderMismatch, Hit, IndexIdentity, VectorStoreError
 
 if TYPE_CHECKING:
     from bookchat.providers.embedding import DenseEmbedder
     from bookchat.providers.local_sparse import Bm25Encoder
-    from bookchat.stores.vectors import Hit, VectorStore
+    from bookchat.stores.vectors import VectorStore
 
 log = logging.getLogger(__name__)
 
 # Candidates each leg hands to the fusion: enough for RRF to agree on a top 5, few enough that
 # local mode stays fast at ten thousand chunks.
 CANDIDATES = 30
+# A passage's place is 1 / (its fused rank + 2), as in Qdrant's RRF (k = 2); each ranking of
+# the pages by their outline (BM25, and cosine with a local embedder) adds
+# PAGE_WEIGHT / (the page's rank + 2). Chosen on five books (backend/docs/benchmarks.md); a
+# weight twice as large raised redux and lowered jest and the sample book.
+PAGE_WEIGHT = 0.25
+# Outlines are rebuilt after this process writes to the index and at least this often, so a
+# shared Qdrant that another process ingested into is seen without a restart.
+OUTLINE_MAX_AGE = 300.0
 
 
 def _cosine(a: list[float], b: list[float]) -> float:
@@ -47,6 +60,52 @@ def _lexical_similarity(query: list[int], doc: tuple[list[int], list[float]], to
     return sum(min(1.0, weights.get(i, 0.0) / top) for i in query) / len(query)
 
 
+def _page_of(hit: Hit) -> PageKey:
+    p = hit.payload
+    version, plugin = p.get("version"), p.get("plugin")
+    return (
+        None if plugin is None else str(plugin),
+        None if version is None else str(version),
+        str(p.get("file", "")),
+    )
+
+
+def rank_by_page(
+    hits: list[Hit],
+    outlines: PageOutlines | None,
+    question: str,
+    query_dense: list[float] | None,
+) -> list[Hit]:
+    """The fused hits re-ranked with their pages' outline ranks, best passage of each page first.
+
+    A page's second passage comes after every page's first, so five passages show five pages
+    when five are found: on real books the page that answers was often sixth behind two or three
+    passages of one neighbour.
+    """
+    rankings: list[dict[PageKey, int]] = []
+    if outlines is not None and len(outlines):
+        rankings.append(outlines.lexical_ranks(question))
+        if query_dense is not None:
+            rankings.append(outlines.dense_ranks(query_dense))
+
+    def score(item: tuple[int, Hit]) -> float:
+        place, hit = item
+        page = _page_of(hit)
+        bonus = sum(PAGE_WEIGHT / (r[page] + 2) for r in rankings if page in r)
+        return 1 / (place + 2) + bonus
+
+    # sorted() is stable: equal scores keep the fused order.
+    ordered = [hit for _, hit in sorted(enumerate(hits), key=lambda item: -score(item))]
+    seen: set[PageKey] = set()
+    first: list[Hit] = []
+    again: list[Hit] = []
+    for hit in ordered:
+        page = _page_of(hit)
+        (again if page in seen else first).append(hit)
+        seen.add(page)
+    return first + again
+
+
 class BookRetriever:
     """Retrieval for the chat service; also reports the collection's health."""
 
@@ -58,6 +117,9 @@ class BookRetriever:
         self._sparse = sparse
         self._identity = IndexIdentity.of(dense, sparse)
         self._checked = False  # the collection's identity matched ours
+        self._outlines: PageOutlines | None = None
+        self._outlines_of: tuple[int, float] = (-1, 0.0)  # store generation, monotonic time
+        self._outline_lock = asyncio.Lock()
 
     @property
     def store(self) -> VectorStore:
@@ -100,12 +162,11 @@ class BookRetriever:
                 return []
             query_sparse = self._sparse.encode_query(question)
             query_dense = await self._embed_query(question)
+            candidates = max(CANDIDATES, k * 3)
             hits = await self._store.search(
-                sparse=query_sparse,
-                dense=query_dense,
-                limit=k,
-                candidates=max(CANDIDATES, k * 3),
+                sparse=query_sparse, dense=query_dense, limit=candidates, candidates=candidates
             )
+            outlines = await self._page_outlines() if hits else None
         except EmbedderMismatch as exc:
             log.error("%s", exc)
             raise RetrievalUnavailable(
@@ -113,8 +174,31 @@ class BookRetriever:
             ) from exc
         except VectorStoreError as exc:
             raise RetrievalUnavailable(f"The book's search index is unavailable: {exc}") from exc
+        hits = rank_by_page(hits, outlines, question, query_dense)[:k]
         top = self._sparse.saturation_max()
         return [self._passage(hit, query_dense, query_sparse.indices, top) for hit in hits]
+
+    async def _page_outlines(self) -> PageOutlines:
+        """The book's page outlines, rebuilt after a write here or when OUTLINE_MAX_AGE old."""
+        async with self._outline_lock:  # one build at a time; the others wait and share it
+            generation, built = self._outlines_of
+            now = time.monotonic()
+            if (
+                self._outlines is None
+                or generation != self._store.generation
+                or now - built > OUTLINE_MAX_AGE
+            ):
+                generation = self._store.generation
+                headings = await self._store.chunk_headings()
+                outlines = PageOutlines.from_chunks(
+                    ((h.plugin, h.version, h.file), h.title, h.heading) for h in headings
+                )
+                # Embedding every outline is free with a local embedder; with a remote one it
+                # would cost a request per hundred pages at every rebuild, so only BM25 ranks.
+                if self._dense is not None and getattr(self._dense, "local", False):
+                    await outlines.embed(self._dense)
+                self._outlines, self._outlines_of = outlines, (generation, now)
+            return self._outlines
 
     async def _embed_query(self, question: str) -> list[float] | None:
         if self._dense is None:
@@ -152,13 +236,16 @@ class BookRetriever:
         )
 
     async def warm(self) -> None:
-        """Load the embedded collection's vectors into memory now rather than on first use.
+        """Load the embedded collection's vectors into memory, and build the page outlines,
+        now rather than on first use.
 
         Problems (an embedder mismatch) are logged here and reported by retrieve and check.
         """
         try:
-            if self._store.embedded and await self._ensure_identity():
-                await self._store.warm()
+            if await self._ensure_identity():
+                if self._store.embedded:
+                    await self._store.warm()
+                await self._page_outlines()
         except VectorStoreError as exc:
             log.warning("warming the search index: %s", describe(exc))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -20,6 +20,7 @@ from bookchat.stores.identity import (
 )
 
 __all__ = [
+    "ChunkHeading",
     "EmbedderMismatch",
     "Hit",
     "IndexIdentity",
@@ -57,6 +58,17 @@ class StoredChunk:
 
     file: str
     position: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkHeading:
+    """Where a stored chunk sits in the book: its page, the page's title and its heading path."""
+
+    file: str
+    title: str
+    heading: str
+    version: str | None
+    plugin: str | None
 
 
 @dataclass(slots=True)
@@ -244,9 +256,13 @@ class VectorStore:
 
     # Ingestion's reads and writes.
 
-    async def stored_chunks(self) -> dict[str, StoredChunk]:
-        """Every point id in the collection with its page and position."""
-        out: dict[str, StoredChunk] = {}
+    @property
+    def generation(self) -> int:
+        """Bumped by every write through this store: what was derived from the points is stale."""
+        return self._memory_generation
+
+    async def _scroll(self, fields: list[str]) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """(id, payload with `fields`) of every point, SCROLL_PAGE per round trip."""
         offset = None
         while True:
             points, offset = await self._call(
@@ -254,17 +270,38 @@ class VectorStore:
                     self.collection,
                     limit=SCROLL_PAGE,
                     offset=offset,
-                    with_payload=["file", "position"],
+                    with_payload=fields,
                     with_vectors=False,
                 )
             )
             for p in points:
-                payload = p.payload or {}
-                out[str(p.id)] = StoredChunk(
-                    file=str(payload.get("file", "")), position=int(payload.get("position", 0))
-                )
+                yield str(p.id), p.payload or {}
             if offset is None:
-                return out
+                return
+
+    async def stored_chunks(self) -> dict[str, StoredChunk]:
+        """Every point id in the collection with its page and position."""
+        return {
+            pid: StoredChunk(file=str(p.get("file", "")), position=int(p.get("position", 0)))
+            async for pid, p in self._scroll(["file", "position"])
+        }
+
+    async def chunk_headings(self) -> list[ChunkHeading]:
+        """The page, title and heading path of every point (what page outlines are built from)."""
+
+        def optional(value: Any) -> str | None:
+            return None if value is None else str(value)
+
+        return [
+            ChunkHeading(
+                file=str(p.get("file", "")),
+                title=str(p.get("title", "")),
+                heading=str(p.get("heading", "")),
+                version=optional(p.get("version")),
+                plugin=optional(p.get("plugin")),
+            )
+            async for _, p in self._scroll(["file", "title", "heading", "version", "plugin"])
+        ]
 
     async def upsert(self, points: Sequence[NewPoint]) -> None:
         """Write points (same id: replaced)."""
