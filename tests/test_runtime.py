@@ -2,10 +2,61 @@
 
 from __future__ import annotations
 
+import gc
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 from bookchat.runtime import Runtime
 from tests.books import make_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Starts a Runtime in a fresh interpreter (the GC and sys.modules are per process) and prints
+# what the test asks about, as JSON.
+FRESH_START = """
+import asyncio, gc, json, sys
+from pathlib import Path
+if sys.argv[2] == "gc-off":
+    gc.disable()  # as `bookchat serve` does before its imports
+from bookchat.runtime import Runtime
+from tests.books import make_settings
+
+async def main():
+    settings = make_settings(Path(sys.argv[1]), **json.loads(sys.argv[3]))
+    runtime = Runtime(settings=settings)
+    await runtime.start()
+    await runtime.aclose()
+    return runtime.ready
+
+ready = asyncio.run(main())
+print(json.dumps({
+    "ready": ready,
+    "gc_enabled": gc.isenabled(),
+    "frozen": gc.get_freeze_count(),
+    "modules": sorted(m for m in ("google.genai", "qdrant_client") if m in sys.modules),
+}))
+"""
+
+
+def start_fresh(tmp_path: Path, *, gc_off: bool, **overrides: object) -> dict[str, object]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            FRESH_START,
+            str(tmp_path),
+            "gc-off" if gc_off else "gc-on",
+            json.dumps({"BOOKCHAT_SAMPLE_BOOK": False, **overrides}),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 async def test_start_up_indexes_the_sample_book_into_an_empty_collection(tmp_path: Path):
@@ -61,3 +112,32 @@ async def test_the_warm_up_query_is_not_a_paid_gemini_call(tmp_path: Path, fake_
     # The sample book was embedded as documents; no query was embedded to warm up.
     assert "RETRIEVAL_DOCUMENT" in fake_gemini.task_types
     assert "RETRIEVAL_QUERY" not in fake_gemini.task_types
+
+
+def test_start_up_imports_with_the_gc_off_turn_it_back_on_and_freeze_what_they_made(
+    tmp_path: Path,
+):
+    started = start_fresh(tmp_path, gc_off=True)
+    assert started["ready"]
+    assert started["gc_enabled"]
+    # The modules and classes the imports made are out of every later collection's way.
+    assert isinstance(started["frozen"], int)
+    assert started["frozen"] > 10_000
+
+
+def test_a_process_that_kept_the_gc_on_is_left_as_it_was(tmp_path: Path):
+    frozen_before = gc.get_freeze_count()
+    started = start_fresh(tmp_path, gc_off=False)
+    assert started["ready"]
+    assert started["gc_enabled"]
+    assert started["frozen"] == 0
+    assert gc.get_freeze_count() == frozen_before  # nor is this test process touched
+
+
+def test_gemini_answers_do_not_load_the_google_genai_sdk(tmp_path: Path):
+    """Answers stream over httpx (providers/gemini_stream.py); the SDK is for embeddings."""
+    started = start_fresh(
+        tmp_path, gc_off=True, GEMINI_API_KEY="test-key", GEMINI_BASE_URL="http://127.0.0.1:9"
+    )
+    assert started["ready"]
+    assert started["modules"] == ["qdrant_client"]

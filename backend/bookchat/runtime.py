@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -36,20 +37,44 @@ SHUTDOWN_SAVE_WAIT_SECONDS = 15.0
 _DATABASE_STEPS = ("opening the database", "creating the conversation tables")
 
 
-def _preload(settings: Settings) -> None:
+def _preload(settings: Settings) -> bool:
+    """Import what the chosen backends need; True if the GC was off for it (now back on)."""
     # Importing the SDKs costs about a second; done in a thread so the event loop keeps
     # answering /api/health meanwhile.
     import importlib
 
-    for name in backends.preload_modules(settings):
-        importlib.import_module(name)
-    if not backends.embeds_with_gemini(settings):
-        # The offline embedder's table takes a few seconds to load; it is cached per process.
-        try:
-            from bookchat.providers.static_embedder import StaticEmbedder
-        except ModuleNotFoundError:
-            return
-        StaticEmbedder.load()
+    try:
+        for name in backends.preload_modules(settings):
+            importlib.import_module(name)
+        if not backends.embeds_with_gemini(settings):
+            # The offline embedder's table takes a few seconds to load; cached per process.
+            try:
+                from bookchat.providers.static_embedder import StaticEmbedder
+            except ModuleNotFoundError:
+                pass
+            else:
+                StaticEmbedder.load()
+    finally:
+        settled = settle_start_up_heap()
+    return settled
+
+
+def settle_start_up_heap() -> bool:
+    """Turn the cyclic GC back on after imports that ran with it off; True if it was off.
+
+    `bookchat serve` imports with the GC off: a fifth of the import time here went to
+    collections re-scanning the fresh modules, classes and pydantic schemas (about 200,000
+    objects) while they were being made. One collection then frees the imports' garbage,
+    and what survives is frozen, so later full collections never scan it again (one such
+    collection stalled the event loop for 0.3 s under load; backend/docs/benchmarks.md).
+    A process that kept the GC on (tests, tools) is left as it is.
+    """
+    if gc.isenabled():
+        return False
+    gc.collect()
+    gc.freeze()
+    gc.enable()
+    return True
 
 
 @dataclass
@@ -81,6 +106,8 @@ class Runtime:
     error: str | None = None
     attempts: int = 0
     _tables_ready: bool = field(default=False, repr=False)
+    # Whether start-up's imports ran with the GC off (settle_start_up_heap).
+    _heap_settled: bool = field(default=False, repr=False)
     # Questions asked before this moment and left unanswered belong to a process that died.
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -103,6 +130,11 @@ class Runtime:
         self.phase, self.error, self.step = "ready", None, "done"
         log.info("start-up complete after %d attempt(s)", self.attempts)
         await self._warm_answer_path()
+        if self._heap_settled:
+            # What start-up opened after the imports (stores, caches, the warm-up's) is long-lived
+            # too; collecting the young objects only (the rest is frozen) takes milliseconds.
+            gc.collect()
+            gc.freeze()
 
     def _failed(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
@@ -133,7 +165,8 @@ class Runtime:
 
     async def _start_once(self) -> None:
         self.step = "loading libraries"
-        await asyncio.to_thread(_preload, self.settings)
+        if await asyncio.to_thread(_preload, self.settings):
+            self._heap_settled = True
         # Already imported by _preload (in a thread): these lines cost nothing on the loop.
         from bookchat.ingest.pipeline import ensure_sample_book
         from bookchat.stores import conversations

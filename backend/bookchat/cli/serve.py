@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -142,6 +143,7 @@ _worker_app: Any = None  # the app worker_app built in this (worker) process
 
 def worker_app() -> Any:
     """The app of one worker process (uvicorn calls this factory in each one)."""
+    gc.disable()  # as in serve: the Runtime turns it back on after its imports
     from bookchat import backends
     from bookchat.app import create_app
     from bookchat.config import load_settings
@@ -259,6 +261,9 @@ async def _answering_from(runtime: Runtime) -> str:
 
 def serve(args: argparse.Namespace) -> int:
     """Serve until interrupted; SIGTERM lets open answers finish (BOOKCHAT_SHUTDOWN_SECONDS)."""
+    # Imports run with the cyclic GC off; the Runtime turns it back on once they are done
+    # (runtime.settle_start_up_heap says why).
+    gc.disable()
     from bookchat.cli.places import data_dir_lines
     from bookchat.config import load_settings
     from bookchat.logs import configure_logging
