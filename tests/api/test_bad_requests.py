@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
 import pytest
 
+from bookchat.api import errors
 from tests.api.conftest import app_client
 
 JSON = "application/json"
@@ -186,3 +189,62 @@ async def test_other_endpoints_do_not_suggest_the_chat_body(
     assert response.status_code == 422
     assert "JSON object" in response.json()["detail"]
     assert '"message"' not in response.json()["detail"]
+
+
+async def test_a_body_trickling_in_is_cut_with_a_json_408(
+    make_settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A slow-body client holds a connection while it sends; the body has a deadline.
+    monkeypatch.setattr(errors, "BODY_SECONDS", 0.2)
+    never = asyncio.Event()
+
+    async def trickle():
+        yield b'{"message": "'
+        await never.wait()  # the rest never comes
+
+    async with app_client(make_settings()) as (_, client):
+        response = await client.post(
+            "/api/chat", content=trickle(), headers={"content-type": "application/json"}
+        )
+        # A whole body is untouched by it.
+        answered = await client.post("/api/chat", json={"message": "What is bookchat?"})
+    assert response.status_code == 408
+    assert response.json()["code"] == "body_timeout"
+    assert response.headers["connection"] == "close"
+    assert answered.status_code == 200
+
+
+async def test_an_error_quotes_a_long_or_odd_path_bounded_and_escaped(make_settings) -> None:
+    async with app_client(make_settings()) as (_, client):
+        long = await client.get("/" + "a" * 20_000)
+        odd = await client.get("/x%0a%1b%5b31mFAKE")
+        method = await client.delete("/api/chat" + "b" * 5_000)
+    assert long.status_code == 404
+    assert len(long.json()["detail"]) < 200
+    assert long.json()["detail"].endswith("…")
+    assert "\x1b" not in odd.json()["detail"]
+    assert "\n" not in odd.json()["detail"]
+    assert "\\x1b[31mFAKE" in odd.json()["detail"]
+    assert len(method.json()["detail"]) < 200
+
+
+async def test_the_body_deadline_ends_with_the_body() -> None:
+    # After the body, a streaming response waits on receive() for the reader to leave, for as
+    # long as the answer takes: that wait has no deadline.
+    messages: list[dict[str, Any]] = [{"type": "http.request", "body": b"{}", "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(0.3)  # longer than the deadline below
+        return {"type": "http.disconnect"}
+
+    seen: list[str] = []
+
+    async def app(scope, receive, send) -> None:
+        seen.append((await receive())["type"])
+        seen.append((await receive())["type"])
+
+    limited = errors.BodyLimitMiddleware(app, seconds=0.05)
+    await limited({"type": "http", "headers": []}, receive, None)
+    assert seen == ["http.request", "http.disconnect"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -11,15 +12,24 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bookchat.logs import escape_controls
+
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
+# A body must have arrived this long after its first read: a client trickling a byte a second
+# would otherwise hold a connection (of BOOKCHAT_MAX_CONNECTIONS) for hours.
+BODY_SECONDS = 10.0
+# How much of a request's path an error message quotes back (the path is the client's text).
+MAX_QUOTED_PATH = 80
 
 _TOO_LARGE = f"the request body is larger than the {MAX_BODY_BYTES // 1024} KiB limit"
+_TOO_SLOW = f"the request body did not arrive within {BODY_SECONDS:g} s"
 _CODES = {
     400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
+    408: "body_timeout",
     413: "body_too_large",
     415: "unsupported_media_type",
     503: "unavailable",
@@ -125,13 +135,23 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     code = getattr(exc, "code", None) or _CODES.get(exc.status_code, "error")
     detail = exc.detail
     if exc.status_code == 404 and detail == "Not Found":
-        detail = f"there is nothing at {request.url.path}"
+        detail = f"there is nothing at {quoted_path(request.url.path)}"
     elif exc.status_code == 405:
-        detail = f"{request.method} is not allowed on {request.url.path}"
+        detail = f"{request.method} is not allowed on {quoted_path(request.url.path)}"
     extra = getattr(exc, "extra", None) or {}
     return JSONResponse(
         error_body(code, str(detail), **extra), status_code=exc.status_code, headers=exc.headers
     )
+
+
+def quoted_path(path: str) -> str:
+    """A request path as an error may quote it: bounded, its control characters escaped.
+
+    The path is whatever a stranger sent: a 20 KB one must not come back whole, nor an escape
+    sequence that a terminal showing the response would obey.
+    """
+    quoted = escape_controls(path)
+    return quoted if len(quoted) <= MAX_QUOTED_PATH else quoted[:MAX_QUOTED_PATH] + "…"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -187,11 +207,15 @@ class UnhandledErrorMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies over MAX_BODY_BYTES with a JSON 413, declared or streamed."""
+    """Refuse request bodies over max_bytes with a JSON 413, declared or streamed, and bodies
+    still arriving seconds after they started with a JSON 408."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES, seconds: float | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.seconds = BODY_SECONDS if seconds is None else seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -204,12 +228,29 @@ class BodyLimitMiddleware:
             await response(scope, receive, send)
             return
         received = 0
+        complete = False
+        deadline: float | None = None
 
         async def receive_limited() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete, deadline
+            if complete:
+                # After the body, receive() waits for a disconnect for as long as a stream
+                # lasts: no deadline there.
+                return await receive()
+            loop = asyncio.get_running_loop()
+            if deadline is None:
+                deadline = loop.time() + self.seconds
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                # Surfaces where the route reads its body, and becomes the JSON 408.
+                raise ApiError(
+                    408, "body_timeout", _TOO_SLOW, headers={"Connection": "close"}
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if received > self.max_bytes:
                     # Surfaces where the route reads its body, and becomes the JSON 413.
                     raise ApiError(413, "body_too_large", _TOO_LARGE)
