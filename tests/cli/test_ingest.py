@@ -11,6 +11,7 @@ import pytest
 from bookchat.backends import open_vector_store
 from bookchat.cli import main
 from tests.books import make_settings
+from tests.fakes.gemini import EMBED_ACTIONS, HttpError
 from tests.network import free_port
 
 SUMMARY = re.compile(
@@ -344,3 +345,20 @@ def test_replacing_the_sample_book_is_said_in_words(
     out = capsys.readouterr().out
     assert "sample book" not in out
     assert "chunks of pages that changed or are not in this folder" in out
+
+
+def test_an_upstream_error_echoing_a_credential_is_masked_on_the_terminal(
+    env: Path, small_book: Path, capsys: pytest.CaptureFixture[str], monkeypatch, fake_gemini
+):
+    # Masked even though this key was never configured here: an upstream's words go through
+    # bookchat.redact before they reach a terminal (or a CI log that keeps them).
+    monkeypatch.setenv("BOOKCHAT_EMBEDDER", "gemini")
+    monkeypatch.setenv("GEMINI_API_KEY", "cli-secret")
+    monkeypatch.setenv("GEMINI_BASE_URL", fake_gemini.base_url)
+    echo = "Consumer 'api_key:sk-OTHER-8812' has been suspended; retry with Bearer tok-LEAK-3"
+    fake_gemini.script(*[HttpError(403, echo, on=EMBED_ACTIONS)] * 12)
+    assert run(small_book) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("bookchat ingest: ")
+    assert "sk-OTHER-8812" not in err
+    assert "tok-LEAK-3" not in err

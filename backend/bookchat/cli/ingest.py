@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bookchat.redact import redact
+
 if TYPE_CHECKING:
     from bookchat.config import Settings
     from bookchat.ingest.indexer import IngestReport
@@ -22,7 +24,9 @@ class CommandError(Exception):
     """Ends the command with one line on stderr and a non-zero exit code."""
 
     def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
+        # Its text often quotes an upstream's (Qdrant's, Gemini's): credentials are masked,
+        # hosts and paths kept, since the owner running the command needs to know where.
+        super().__init__(redact(message))
         self.code = code
 
 
