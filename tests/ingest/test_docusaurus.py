@@ -528,3 +528,52 @@ def test_category_labels(tmp_path: Path) -> None:
 def test_missing_docs_folder_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(NotADirectoryError, match="docs folder not found"):
         read_docs(tmp_path / "nope", SITE)
+
+
+def test_squared_abbreviations_are_symbols_but_squared_letters_are_kept() -> None:
+    # U+1F14A SQUARED HV is a symbol that github-slugger removes; U+1F150 NEGATIVE CIRCLED
+    # LATIN CAPITAL LETTER A is Alphabetic and kept (lowercased by nothing: it has no case).
+    assert github_slug("a\U0001f14a b") == "a-b"
+    assert github_slug("a\U0001f150 b") == "a\U0001f150-b"
+    assert github_slug("\u24b6 circled") == "\u24d0-circled"
+
+
+def test_page_title_explicit_ids_and_repeats_slug_as_docusaurus_does(tmp_path: Path) -> None:
+    docs = write_tree(
+        tmp_path,
+        {
+            "page.md": "# Setup\n\nLead.\n\n## Setup\n\nA.\n\n## Setup {#setup}\n\nB.\n\n"
+            "## Setup\n\nC.\n\n## Caf&eacute; &amp; bar\n\nD.\n",
+        },
+    )
+    [page], _ = read_docs(docs, SITE)
+    anchors = [s.anchor for s in page.sections]
+    # The title's h1 takes `setup`; an explicit id is used as written and takes no number.
+    assert anchors == [None, "setup-1", "setup", "setup-2", "café--bar"]
+    assert page.sections[-1].headings == ("Café & bar",)
+
+
+def test_character_references_in_text_are_decoded_but_not_in_code(tmp_path: Path) -> None:
+    body = (
+        "Fast&nbsp;refresh &copy; 2024 &mdash; use &lt;View&gt; &#8212; &#x41; and `&amp;` "
+        "but not &copy=2 or &unknownthing.\n\n```html\n&lt;div&gt;\n```\n"
+    )
+    docs = write_tree(tmp_path, {"page.md": f"# T\n\n{body}"})
+    [page], _ = read_docs(docs, SITE)
+    text = page.sections[0].text
+    assert text.startswith("Fast refresh © 2024 — use <View> — A and `&amp;` ")
+    assert "&copy=2 or &unknownthing." in text
+    assert "```html\n&lt;div&gt;\n```" in text
+
+
+def test_symbolic_links_out_of_the_docs_folder_are_not_ingested(tmp_path: Path) -> None:
+    docs = write_tree(tmp_path, {"intro.md": "# Intro\n\nHello.\n", "real/page.md": "# P\n\nX.\n"})
+    secret = tmp_path / "secret.md"
+    secret.write_text("# Secret\n\nThe owner's private notes.\n", encoding="utf-8")
+    (docs / "leak.md").symlink_to(secret)
+    (docs / "alias.md").symlink_to(docs / "real" / "page.md")  # inside the tree: fine
+    (docs / "outside").symlink_to(tmp_path, target_is_directory=True)  # never walked into
+    pages, problems = read_docs(docs, SITE)
+    assert sorted(p.file for p in pages) == ["alias.md", "intro.md", "real/page.md"]
+    assert problems == [("leak.md", "a symbolic link to outside the docs folder; skipped")]
+    assert all("private" not in s.text for p in pages for s in p.sections)

@@ -326,3 +326,75 @@ def test_an_unreadable_route_names_itself_and_uses_the_default(tmp_path: Path) -
     assert "routeBasePath" in site.warnings[0]
     assert "getRoute()" in site.warnings[0]
     assert "default ('docs')" in site.warnings[0]
+
+
+def _site_folder(folder: Path, config: str | None, docs: dict[str, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    if config is not None:
+        (folder / "docusaurus.config.js").write_text(config, encoding="utf-8")
+    for name, text in docs.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_a_repository_root_finds_the_site_folder_inside(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    _site_folder(repo, None, {"README.md": "# Repo\n", "CHANGELOG.md": "# Changes\n"})
+    _site_folder(
+        repo / "website",
+        "module.exports = {url: 'https://x.example', baseUrl: '/',"
+        " presets: [['classic', {docs: {path: '../docs'}}]]};",
+        {},
+    )
+    _site_folder(repo / "docs", None, {"intro.md": "# Intro\n"})
+    site = resolve_site(repo)
+    assert site.config_file == (repo / "website" / "docusaurus.config.js").resolve()
+    assert [r.path for r in site.roots] == [(repo / "docs").resolve()]
+    assert site.roots[0].site.route_base_path == "docs"
+    assert not site.warnings
+    assert any(line.startswith("site folder ") and "inside" in line for line in site.describe())
+
+
+def test_several_sites_in_a_repository_prefer_website_and_say_so(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    config = "module.exports = {url: 'https://x.example', baseUrl: '/'};"
+    _site_folder(repo / "blog-site", config, {"docs/a.md": "# A\n"})
+    _site_folder(repo / "website", config, {"docs/b.md": "# B\n"})
+    site = resolve_site(repo)
+    assert site.config_file is not None
+    assert site.config_file.parent.name == "website"
+    assert len(site.warnings) == 1
+    assert "several Docusaurus sites" in site.warnings[0]
+    assert "blog-site" in site.warnings[0]
+
+
+def test_a_site_folder_without_its_config_serves_docs_at_docs(tmp_path: Path) -> None:
+    site_dir = _site_folder(
+        tmp_path / "website",
+        None,
+        {
+            "sidebars.js": "module.exports = {};",
+            "docs/intro.md": "# Intro\n",
+            "versions.json": '["1.0"]',
+            "versioned_docs/version-1.0/intro.md": "# Intro 1.0\n",
+            "blog/post.md": "# Post\n",
+        },
+    )
+    site = resolve_site(site_dir)
+    # The released version readers land on, at /docs/ (not the folder itself at /docs/docs/).
+    [root] = site.roots
+    assert root.path == (site_dir / "versioned_docs" / "version-1.0").resolve()
+    assert root.site.route_base_path == "docs"
+    assert [r.version for r in site.other_versions] == ["current"]
+    assert site.other_versions[0].site.route_base_path == "docs/next"
+    assert site.site_dir == site_dir.resolve()
+    assert "no docusaurus.config" in site.warnings[0]
+
+
+def test_a_plain_docs_folder_is_still_a_docs_folder(tmp_path: Path) -> None:
+    docs = _site_folder(tmp_path / "handbook", None, {"intro.md": "# Intro\n", "a/b.md": "# B\n"})
+    site = resolve_site(docs)
+    assert [r.path for r in site.roots] == [docs.resolve()]
+    assert site.roots[0].site.route_base_path == "docs"

@@ -82,7 +82,12 @@ def read_docs(
 
 
 def _doc_files(docs_dir: Path, labels: dict[str, str], problems: list[tuple[str, str]]):
-    """Yield (relative POSIX path, path) of routed docs, skipping partials and hidden files."""
+    """Yield (relative POSIX path, path) of routed docs, skipping partials and hidden files.
+
+    A symbolic link is followed only when it stays inside the docs folder: one pointing
+    elsewhere (a home folder, /etc) would publish a file the owner never put in the book.
+    """
+    inside = docs_dir.resolve()
     for root, dirs, files in os.walk(docs_dir):
         # Docusaurus excludes `_`-prefixed partials and folders; globby skips dotfiles.
         dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")))
@@ -94,7 +99,19 @@ def _doc_files(docs_dir: Path, labels: dict[str, str], problems: list[tuple[str,
         for name in sorted(files):
             if name.startswith(("_", ".")) or not name.endswith(DOC_EXTENSIONS):
                 continue
-            yield (f"{rel_root}/{name}" if rel_root else name), Path(root) / name
+            source = f"{rel_root}/{name}" if rel_root else name
+            path = Path(root) / name
+            if path.is_symlink() and not _within(path, inside):
+                problems.append((source, "a symbolic link to outside the docs folder; skipped"))
+                continue
+            yield source, path
+
+
+def _within(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder)
+    except (OSError, RuntimeError):  # a dangling link or a loop
+        return False
 
 
 def _read_category(path: Path, folder: str, labels: dict[str, str], problems) -> None:

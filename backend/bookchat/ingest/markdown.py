@@ -275,7 +275,8 @@ def _prose_events(prose: str) -> list[Heading | Block]:
     current: list[str] = []
 
     def flush() -> None:
-        text = _tidy("\n".join(current))
+        # Headings are decoded by inline_text; decoding them here too would decode twice.
+        text = _tidy(_decode_entities("\n".join(current)))
         if text:
             events.append(Block(text, code=False))
         current.clear()
@@ -296,6 +297,32 @@ def _prose_events(prose: str) -> list[Heading | Block]:
         current.append(line)
     flush()
     return events
+
+
+# A character reference as CommonMark reads one: named, decimal or hex, always with its `;`
+# (`&copy=2` in a URL stays as written, unlike html.unescape's legacy names).
+_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+_CODE_SPAN = re.compile(r"(`+).+?\1", re.DOTALL)
+
+
+def _decode_entities(prose: str) -> str:
+    """`&nbsp;`, `&copy;`, `&#8212;` as the characters a reader sees, except in inline code."""
+    if "&" not in prose:
+        return prose
+    out: list[str] = []
+    start = 0
+    for span in _CODE_SPAN.finditer(prose):
+        out.append(_ENTITY.sub(_entity, prose[start : span.start()]))
+        out.append(span.group())
+        start = span.end()
+    out.append(_ENTITY.sub(_entity, prose[start:]))
+    return "".join(out)
+
+
+def _entity(match: re.Match[str]) -> str:
+    decoded = html.unescape(match.group())
+    # A non-breaking space reads, embeds and tokenises as a space.
+    return decoded.replace("\xa0", " ")
 
 
 def _tidy(text: str) -> str:

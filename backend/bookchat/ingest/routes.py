@@ -105,10 +105,14 @@ _REMOVED_CATEGORIES = frozenset(
 )
 
 
+# Circled, squared and negative squared Latin letters are symbols (So) but Unicode-Alphabetic,
+# so kept; the squared abbreviations between them (U+1F14A HV … U+1F14F WC) are not.
+_ALPHABETIC_SYMBOLS = ((0x24B6, 0x24E9), (0x1F130, 0x1F149), (0x1F150, 0x1F169), (0x1F170, 0x1F189))
+
+
 def _is_alphabetic_symbol(char: str) -> bool:
-    # Circled and squared Latin letters are symbols (So) but Unicode-Alphabetic, so kept.
     code = ord(char)
-    return 0x24B6 <= code <= 0x24E9 or 0x1F130 <= code <= 0x1F189
+    return any(low <= code <= high for low, high in _ALPHABETIC_SYMBOLS)
 
 
 def github_slug(value: str) -> str:

@@ -86,14 +86,16 @@ class Site:
     base_url: str
     trailing_slash: bool | None
     config_file: Path | None = None
+    folder: Path | None = None  # the site folder when it has no config (Docusaurus's defaults)
+    found_inside: Path | None = None  # the repository folder the site was found in
     roots: list[DocsRoot] = field(default_factory=list)  # selected for indexing
     other_versions: list[DocsRoot] = field(default_factory=list)  # known, not selected
     warnings: list[str] = field(default_factory=list)
 
     @property
     def site_dir(self) -> Path | None:
-        """The site folder (`@site/` in imports), when a config was found."""
-        return self.config_file.parent if self.config_file else None
+        """The site folder (`@site/` in imports), when one was found."""
+        return self.config_file.parent if self.config_file else self.folder
 
     @property
     def plugins(self) -> set[str]:
@@ -107,6 +109,11 @@ class Site:
         lines = [
             f"site {self.site_url}{self.base_url} ({source}; trailing slash {slash})",
         ]
+        if self.found_inside is not None and self.site_dir is not None:
+            lines.append(
+                f"site folder {relative_to_cwd(self.site_dir)} "
+                f"(the Docusaurus site inside {relative_to_cwd(self.found_inside)})"
+            )
         for root in self.roots:
             what = [f"plugin {root.plugin}"] if len(self.plugins) > 1 else []
             if root.version is not None:
@@ -335,15 +342,24 @@ def resolve_site(
     `website/` for a `docs/` kept beside it).
     """
     path = path.resolve()
+    options: dict[str, Any] = dict(
+        site_url=site_url, base_url=base_url, route_base_path=route_base_path, versions=versions
+    )
     config_file = find_config(path)
     if config_file is not None:
-        return _resolve_site_folder(
-            config_file,
-            site_url=site_url,
-            base_url=base_url,
-            route_base_path=route_base_path,
-            versions=versions,
-        )
+        return _resolve_site_folder(config_file, **options)
+    # A repository's root: the site is a folder inside it (website/, docs-site/, ...).
+    inner, others = _site_inside(path)
+    if inner is not None:
+        site = _resolve_site_folder(inner, **options)
+        site.found_inside = path
+        if others:
+            names = ", ".join(relative_to_cwd(o.parent) for o in others)
+            site.warnings.append(
+                f"{relative_to_cwd(path)} holds several Docusaurus sites ({names} too); "
+                f"using {relative_to_cwd(inner.parent)} (give a site folder to choose)"
+            )
+        return site
     for candidate in _nearby_configs(path):
         site = _resolve_site_folder(
             candidate, site_url=site_url, base_url=base_url, route_base_path=route_base_path
@@ -353,6 +369,15 @@ def resolve_site(
         if match:
             site.roots, site.other_versions = match[:1], []
             return site
+    if _looks_like_site_folder(path):
+        # A site folder without a config (it lives elsewhere, or was not copied): its docs/
+        # is served as Docusaurus serves it by default, not this folder as a docs folder
+        # (which gave /docs/docs/... URLs).
+        warnings = [
+            f"no docusaurus.config.* in {relative_to_cwd(path)}: reading it as a site folder "
+            "with Docusaurus's defaults (docs/ served at /docs/)"
+        ]
+        return _resolve_site_dir(path, {}, warnings, None, **options)
     # A docs folder whose config does not list it: the parent's config still says where the
     # site is served; the folder is routed as the default docs instance's current version.
     parent_config = find_config(path.parent)
@@ -421,6 +446,41 @@ def _url_maker(site: Site, route: str) -> SiteConfig:
     )
 
 
+# Folders of a repository that are never the site (and can be huge).
+_NOT_SITES = frozenset({"node_modules", "build", "dist", "vendor"})
+# What a Docusaurus site folder holds besides its config.
+_SITE_MARKS = ("sidebars.js", "sidebars.ts", "sidebars.json", "sidebars.cjs", "sidebars.mjs")
+
+
+def _site_inside(folder: Path) -> tuple[Path | None, list[Path]]:
+    """The config of the Docusaurus site in a child folder (website/ first), and any others."""
+    try:
+        children = sorted(
+            p
+            for p in folder.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and p.name not in _NOT_SITES
+        )
+    except OSError:
+        return None, []
+    found = [c for c in (find_config(child) for child in children) if c is not None]
+    found.sort(key=lambda c: c.parent.name != "website")
+    return (found[0], found[1:]) if found else (None, [])
+
+
+def _looks_like_site_folder(folder: Path) -> bool:
+    """A folder with docs/ beside a sidebars file, versions.json or a package.json that
+    depends on Docusaurus: a site folder, not a docs folder."""
+    if not (folder / "docs").is_dir():
+        return False
+    if any((folder / mark).is_file() for mark in (*_SITE_MARKS, "versions.json")):
+        return True
+    try:
+        package = (folder / "package.json").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return "@docusaurus/" in package
+
+
 def _resolve_site_folder(
     config_file: Path,
     *,
@@ -430,9 +490,33 @@ def _resolve_site_folder(
     versions: str = "last",
 ) -> Site:
     config, warnings = read_config(config_file)
-    reader = _Reader(config_file.name, warnings)
+    return _resolve_site_dir(
+        config_file.parent,
+        config,
+        warnings,
+        config_file,
+        site_url=site_url,
+        base_url=base_url,
+        route_base_path=route_base_path,
+        versions=versions,
+    )
+
+
+def _resolve_site_dir(
+    site_dir: Path,
+    config: dict[str, Any],
+    warnings: list[str],
+    config_file: Path | None,
+    *,
+    site_url: str | None,
+    base_url: str | None,
+    route_base_path: str | None,
+    versions: str = "last",
+) -> Site:
+    where = config_file.name if config_file else "Docusaurus's defaults"
+    reader = _Reader(where, warnings)
     site = _site(config, reader, config_file, site_url, base_url)
-    site_dir = config_file.parent
+    site.folder = site_dir
     instances = _docs_instances(config, reader)
     for inst in instances:
         if route_base_path is not None:
@@ -442,8 +526,8 @@ def _resolve_site_folder(
             chosen = _select(versions, version) if released else True
             if not version.path.is_dir():
                 if chosen:
-                    where = relative_to_cwd(version.path)
-                    warnings.append(f"{config_file.name}: no docs folder at {where}; skipped")
+                    missing = relative_to_cwd(version.path)
+                    warnings.append(f"{where}: no docs folder at {missing}; skipped")
                 continue
             root = DocsRoot(
                 path=version.path,
