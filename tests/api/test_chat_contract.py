@@ -8,6 +8,7 @@ import uuid
 import pytest
 from httpx_sse import aconnect_sse
 
+from bookchat.rag.prompt import NO_ANSWER
 from tests.api.conftest import (
     CITATION,
     answer_text,
@@ -126,3 +127,29 @@ async def test_message_length_bounds_are_inclusive(make_settings, message: str) 
     events = widget_events(response.text)
     assert events[0]["type"] == "metadata"
     assert events[-1]["type"] == "done"
+
+
+async def test_a_refusal_lists_no_sources_and_an_answer_marks_what_it_cites(make_settings) -> None:
+    async with app_client(make_settings()) as (_, client):
+        refused = widget_events(
+            (
+                await client.post("/api/chat", json={"message": "How do I bake sourdough bread?"})
+            ).text
+        )
+        answered = widget_events((await client.post("/api/chat", json={"message": QUESTION})).text)
+        stored = await client.get(f"/api/conversation/{refused[0]['conversation_id']}")
+    done = refused[-1]
+    assert answer_text(refused).startswith(NO_ANSWER)
+    # Nothing backs a refusal: no sources, no citations, nothing to read apart.
+    assert (done["sources"], done["citations"], done["related"]) == ([], [], [])
+    assert stored.json()["messages"][1]["sources"] == []
+
+    assert_contract(answered)
+    done = answered[-1]
+    assert done["citations"]
+    # Every source keeps its number ([n] is the n-th); `cited` and `related` tell them apart.
+    for number, source in enumerate(done["sources"], start=1):
+        assert source["cited"] is (number in done["citations"])
+    assert done["related"] == [
+        n for n in range(1, len(done["sources"]) + 1) if n not in done["citations"]
+    ]

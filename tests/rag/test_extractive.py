@@ -456,3 +456,35 @@ async def test_an_answer_never_opens_on_each_one_without_its_subject() -> None:
         AnswerRequest(question="Is each setting optional with a fallback?", passages=[passage])
     )
     assert text.startswith("The server reads three variables")
+
+
+OPENING = [
+    _passage("Configuration", "Variables", "Set QDRANT_URL to use a server. It covers the keys."),
+    Passage(
+        file="intro.md",
+        title="Welcome",
+        heading="",
+        url="https://b/",
+        text="This handbook explains how to build and run a small robot. It covers motors, "
+        "sensors and navigation, one chapter each.\n\nRead it in order.",
+        score=0.2,
+    ),
+    _passage("Motors", "", "Stepper motors hold their position without any feedback loop."),
+]
+
+
+def test_a_question_about_the_whole_book_is_answered_from_its_opening() -> None:
+    for question in ("What does this book cover?", "What is this project about?", "What is this?"):
+        answer = compose_answer(AnswerRequest(question=question, passages=OPENING))
+        assert answer == (
+            "This handbook explains how to build and run a small robot. It covers motors, "
+            "sensors and navigation, one chapter each [2]."
+        ), question
+
+
+def test_a_question_with_a_topic_is_not_an_overview() -> None:
+    answer = compose_answer(
+        AnswerRequest(question="Which motor holds its position?", passages=OPENING)
+    )
+    assert "[3]" in answer
+    assert "[2]" not in answer

@@ -18,6 +18,7 @@ import anyio
 
 from bookchat.rag.citations import CitationGuard, cited
 from bookchat.rag.coalesce import Interrupted, Stopping, coalesced
+from bookchat.rag.prompt import is_refusal
 from bookchat.rag.saving import PendingSaves, WriteState
 from bookchat.rag.types import Passage, RetrievalUnavailable
 
@@ -85,6 +86,15 @@ def source_of(passage: Passage, *, origin: str | None = None) -> dict[str, Any]:
     if passage.plugin is not None:
         source["plugin"] = passage.plugin
     return source
+
+
+def answered_sources(answer: str, sources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The sources as the answer used them: none for a refusal (nothing backs it), else each
+    with `cited` (whether the answer cites it), so the uncited ones can be shown apart."""
+    if is_refusal(answer):
+        return []
+    used = set(cited(answer, len(sources)))
+    return [{**source, "cited": n in used} for n, source in enumerate(sources, start=1)]
 
 
 def _writing(lock: asyncio.Lock | None) -> contextlib.AbstractAsyncContextManager[Any]:
@@ -378,11 +388,14 @@ async def stream_turn(
             yield _error("answer_failed", "the answer could not be completed; please retry")
             return
         stopped = turn.stop_requested.is_set()
+        turn.sources = answered_sources(turn.answer, turn.sources)
         saved = await turn.finish("stopped" if stopped else "complete")
         done: dict[str, Any] = {
             "type": "done",
             "sources": turn.sources,
             "citations": cited(turn.answer, len(turn.sources)),
+            # The sources the answer does not cite: related reading, to be shown apart.
+            "related": [n for n, s in enumerate(turn.sources, start=1) if not s["cited"]],
         }
         if stopped:
             done["stopped"] = True

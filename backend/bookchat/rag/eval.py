@@ -134,12 +134,12 @@ async def _judge_answer(
 ) -> None:
     from bookchat.rag.answerer import AnswerRequest
     from bookchat.rag.citations import cited
-    from bookchat.rag.prompt import NO_ANSWER
+    from bookchat.rag.prompt import is_refusal
 
     request = AnswerRequest(question=question.text, passages=passages)
     answer = "".join([piece async for piece in answerer.stream(request)])
     result.answered += 1
-    if answer.strip().startswith(NO_ANSWER):
+    if is_refusal(answer):
         result.refusals.append(question)
         if any(p.file == question.file for p in passages):
             result.refused_with_page.append(question)

@@ -46,6 +46,17 @@ _TOKEN = re.compile(r"\S+\s*")
 VALUE_WORDS = frozenset(
     {"version", "minimum", "maximum", "number", "port", "default", "limit", "size", "timeout"}
 )
+# A question about the book as a whole ("What does this book cover?", "What is this project
+# about?") has no other words than these: its answer is how the book opens, not a sentence
+# that happens to say "cover".
+OVERVIEW_WORDS = frozenset(
+    """about app aim cover contents content documentation docs framework goal guide intro
+    introduction library manual nutshell overview package product project purpose scope site
+    software summary summarize summarise tool topic website""".split()  # noqa: SIM905
+)
+_OVERVIEW_STEMS = frozenset(stem(w) for w in OVERVIEW_WORDS)
+# Pages that open a book, by file name: `intro.md`, `docs/index.mdx`, `README.md`.
+_OPENING_PAGES = frozenset({"intro", "index", "introduction", "readme", "overview", "welcome"})
 _STATES_A_VALUE = re.compile(r"\d")
 _VALUE_STEMS = frozenset(stem(w) for w in VALUE_WORDS)
 # "That gives …", "This is why …": a pronoun standing for the sentence before ("This guide
@@ -100,9 +111,13 @@ def compose_answer(request: AnswerRequest) -> str:
             # "Explain this": what the selection is about is what to look up.
             question_terms = terms(selection)
     missing = [] if selection else _missing_names(question, question_terms, request.passages)
-    chosen = [] if missing else _best_sentences(request.passages, question_terms)
+    overview = not selection and _asks_for_overview(question_terms)
+    if overview:
+        chosen = _opening(request.passages)
+    else:
+        chosen = [] if missing else _best_sentences(request.passages, question_terms)
     code: list[tuple[int, CodeBlock]] = []
-    if not (selection or missing) and asks_how_to(question):
+    if not (selection or missing or overview) and asks_how_to(question):
         sections: dict[tuple[int, int], set[str]] = {}
         for c in chosen:
             framing = sections.setdefault((c.passage, c.section), set())
@@ -130,6 +145,36 @@ def compose_answer(request: AnswerRequest) -> str:
     # Code goes after the prose, each block a paragraph of its own, fenced as in the book.
     blocks = [shown(number, block, request.passages[number - 1]) for number, block in code]
     return "\n\n".join(part for part in [" ".join(parts), *blocks] if part)
+
+
+def _asks_for_overview(question_terms: dict[str, str]) -> bool:
+    """Whether the question asks what the book is about (no words beyond OVERVIEW_WORDS)."""
+    return all(stem(word.lower()) in _OVERVIEW_STEMS for word in question_terms.values())
+
+
+def _opening(passages: Sequence[Passage]) -> list[_Candidate]:
+    """The first sentences of the most introductory passage: a page's top (no heading) on
+    the shallowest, intro-like page, the best ranked among equals."""
+
+    def place(item: tuple[int, Passage]) -> tuple[bool, int, bool, int]:
+        number, passage = item
+        name = passage.file.rsplit("/", 1)[-1].rsplit(".", 1)[0].lower()
+        stripped = re.sub(r"^\d+[-_.]", "", name)
+        return (
+            bool(passage.heading),
+            passage.file.count("/"),
+            stripped not in _OPENING_PAGES,
+            number,
+        )
+
+    for number, passage in sorted(enumerate(passages, start=1), key=place):
+        found = [s for s in sentences(passage.text) if len(s.split()) >= 4][:MAX_PER_PASSAGE]
+        if found:
+            return [
+                _Candidate(number, position, 0, text, 1.0, 1.0)
+                for position, text in enumerate(found)
+            ]
+    return []
 
 
 def _missing_names(

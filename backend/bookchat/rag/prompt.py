@@ -16,6 +16,12 @@ if TYPE_CHECKING:
 # widget, the eval and a reader all see the same plain statement.
 NO_ANSWER = "The book does not seem to cover this."
 
+
+def is_refusal(answer: str) -> bool:
+    """Whether an answer says the book does not cover the question (it then cites nothing)."""
+    return answer.lstrip().startswith(NO_ANSWER)
+
+
 HISTORY_TURNS = 6  # messages (three exchanges) given to the model
 HISTORY_CHARS = 4000  # older turns are dropped first, then the oldest kept one is cut
 PASSAGE_CHARS = 3000  # a chunk is normally far shorter; this bounds a pathological one

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag
 
 from bookchat.rag.citations import cited
-from bookchat.rag.prompt import NO_ANSWER
+from bookchat.rag.prompt import is_refusal
 
 if TYPE_CHECKING:
     # Types only: `bookchat --help` builds every subcommand and must not load SQLAlchemy.
@@ -38,7 +38,7 @@ def _key(question: str) -> str:
 
 def refused(answer: AnsweredQuestion) -> bool:
     """Whether the answerer said the book does not cover the question."""
-    return answer.answer.lstrip().startswith(NO_ANSWER)
+    return is_refusal(answer.answer)
 
 
 def cited_sources(answer: AnsweredQuestion) -> list[dict[str, Any]]:
