@@ -31,7 +31,8 @@ STOPWORDS = frozenset(
 # topic. The extractive answerer ignores them when weighing sentences; BM25 keeps them, since
 # its IDF already discounts common words and the index scheme (bm25:v1) must not change.
 QUESTION_FILLER = STOPWORDS | frozenset(
-    """book chapter describe done either else ever every example explain get gets give got kind
+    """book chapter describe done either else ever every example explain get gets give got go goes
+    going kind put puts take takes taken took
     let lets make makes mean meaning means might much must page please section shall show tell
     thing things upon us use used using via want way ways whose within without work works yes
     yet""".split()  # noqa: SIM905

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,25 @@ def test_it_answers_from_the_book_that_was_ingested(
     out = capsys.readouterr().out
     assert "https://robots.example.org/" in out.partition("\nsources:\n")[2]
     assert "127.0.0.1:8000" not in out
+
+
+def test_a_refusal_lists_no_sources_and_uncited_passages_are_related_reading(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert ask("How do I bake sourdough bread?") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("The book does not seem to cover this.")
+    assert "sources:" not in out
+    assert "related reading:" not in out
+    assert ask("How do I install bookchat?") == 0
+    out = capsys.readouterr().out
+    cited = set(re.findall(r"\[(\d+)\]", out.partition("\nsources:\n")[0]))
+    listed = re.findall(r"^\[(\d+)\] ", out.partition("\nsources:\n")[2], re.MULTILINE)
+    # Every passage once: the cited ones under sources, the rest under related reading.
+    assert sorted(listed, key=int) == [str(n) for n in range(1, len(listed) + 1)]
+    sources, _, related = out.partition("\nsources:\n")[2].partition("related reading:\n")
+    assert set(re.findall(r"^\[(\d+)\] ", sources, re.MULTILINE)) == cited
+    assert cited.isdisjoint(re.findall(r"^\[(\d+)\] ", related, re.MULTILINE))
 
 
 def test_an_empty_question_is_bad_usage(env: Path, capsys: pytest.CaptureFixture[str]) -> None:

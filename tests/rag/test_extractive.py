@@ -488,3 +488,18 @@ def test_a_question_with_a_topic_is_not_an_overview() -> None:
     )
     assert "[3]" in answer
     assert "[2]" not in answer
+
+
+def test_a_question_s_framing_verbs_are_not_topic_words() -> None:
+    # "put together", "take": how the reader frames the question, not what it is about.
+    passage = Passage(
+        file="deploying.md",
+        title="Deploying",
+        heading="Building",
+        url="https://b/deploying",
+        text="The image is built with Nix from the flake. It runs as user 1000.",
+        score=0.2,
+    )
+    for question in ("How is the image put together?", "What does building the image take?"):
+        answer = compose_answer(AnswerRequest(question=question, passages=[passage]))
+        assert answer.startswith("The image is built with Nix from the flake [1]."), question

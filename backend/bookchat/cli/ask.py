@@ -41,28 +41,37 @@ def run(args: argparse.Namespace) -> int:
         return 2
     settings = load_settings(unused=UNUSED_SETTINGS)
     try:
-        passages = asyncio.run(_ask(question, settings))
+        passages, answer = asyncio.run(_ask(question, settings))
     except CommandError as exc:
         sys.stderr.write(f"bookchat ask: {exc}\n")
         return exc.code
     except KeyboardInterrupt:
         sys.stderr.write("bookchat ask: interrupted\n")
         return 130
-    if passages:
-        print("sources:")
     from bookchat.cli.serve import url_to_open
+    from bookchat.rag.citations import cited
+    from bookchat.rag.prompt import is_refusal
 
+    # As the chat's `done` event: a refusal has no sources; the passages the answer does not
+    # cite are listed apart, as related reading.
+    if is_refusal(answer):
+        return 0
+    used = set(cited(answer, len(passages)))
     # Root-relative links (the sample book's) are pages `bookchat serve` itself serves.
     origin = url_to_open(settings.host, settings.port).rstrip("/")
-    for number, passage in enumerate(passages, start=1):
-        where = f"{passage.title} — {passage.heading}" if passage.heading else passage.title
-        link = f"{origin}{passage.url}" if passage.url.startswith("/") else passage.url
-        print(f"[{number}] {where}: {link}")
+    for heading, wanted in (("sources:", True), ("related reading:", False)):
+        listed = [(n, p) for n, p in enumerate(passages, start=1) if (n in used) is wanted]
+        if listed:
+            print(heading)
+        for number, passage in listed:
+            where = f"{passage.title} — {passage.heading}" if passage.heading else passage.title
+            link = f"{origin}{passage.url}" if passage.url.startswith("/") else passage.url
+            print(f"[{number}] {where}: {link}")
     return 0
 
 
-async def _ask(question: str, settings: Settings) -> list[Passage]:
-    """Stream the answer to stdout; the passages it was given, for the sources list."""
+async def _ask(question: str, settings: Settings) -> tuple[list[Passage], str]:
+    """Stream the answer to stdout; the passages it was given (for the sources) and the text."""
     from bookchat.backends import ConfigurationError, make_answerer, open_retriever
     from bookchat.ingest.pipeline import ensure_sample_book
     from bookchat.rag.answerer import AnswerError, AnswerRequest
@@ -100,4 +109,4 @@ async def _ask(question: str, settings: Settings) -> list[Passage]:
     finally:
         await answerer.aclose()
         await retriever.aclose()
-    return list(passages)
+    return list(passages), text
