@@ -11,6 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from bookchat.api.chat import BUDGET_SPENT_NOTICE, CLIENT_BUDGET_SPENT_NOTICE
 from bookchat.api.deps import NOT_READY
 from tests.browser.conftest import TEST_MODEL, Bookchat, PageEvents
 from tests.fakes.gemini import FakeGemini, Reply
@@ -656,9 +657,12 @@ def test_too_many_questions_keeps_the_question(page: Page, bookchat: Bookchat) -
     expect(page.get_by_label("Ask a question")).to_have_value("Am I asking too often?")
 
 
-def test_spent_daily_budget_is_said(page: Page, bookchat: Bookchat) -> None:
+@pytest.mark.parametrize(
+    "notice", [BUDGET_SPENT_NOTICE, CLIENT_BUDGET_SPENT_NOTICE], ids=["total", "client_share"]
+)
+def test_spent_daily_budget_is_said(page: Page, bookchat: Bookchat, notice: dict) -> None:
+    # Past everyone's budget or past this reader's own share: the server's sentence is shown.
     open_page(page, bookchat)
-    notice = {"code": "llm_budget_spent", "message": "Today's budget of AI answers is spent."}
     events = [
         {
             "type": "metadata",
