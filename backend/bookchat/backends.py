@@ -57,7 +57,7 @@ def describe_embedder(settings: Settings) -> dict[str, Any]:
 # imports each through the image launcher's site directories, so a module missing from the
 # image names itself at build time instead of as a start-up that retries forever.
 PRELOADABLE = (
-    "bookchat.stores.conversations",
+    "bookchat.stores.conversation_store",
     "bookchat.rag.retrieve",
     "qdrant_client",
     "bookchat.ingest.pipeline",
@@ -75,7 +75,7 @@ PRELOADABLE = (
 def preload_modules(settings: Settings) -> list[str]:
     """The modules the chosen backends import, to load off the event loop at start-up
     (always a subset of PRELOADABLE)."""
-    modules = ["bookchat.stores.conversations", "bookchat.rag.retrieve", "qdrant_client"]
+    modules = ["bookchat.stores.conversation_store", "bookchat.rag.retrieve", "qdrant_client"]
     if settings.sample_book:
         modules.append("bookchat.ingest.pipeline")
     modules.append("aiosqlite" if settings.sqlalchemy_url.startswith("sqlite") else "psycopg")

@@ -13,17 +13,16 @@ from typing import TYPE_CHECKING, Any, Literal
 from bookchat import backends
 from bookchat.config import Settings
 from bookchat.rag.coalesce import Stopping
-from bookchat.rag.saving import PendingSaves, WriteState
 from bookchat.redact import describe, first_line
 from bookchat.retry import retrying
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
     from tenacity import RetryCallState
 
     from bookchat.rag.answerer import Answerer
     from bookchat.rag.chat import ChatTurn
     from bookchat.rag.retrieve import BookRetriever
+    from bookchat.stores.conversation_store import ConversationStore
     from bookchat.stores.index_dir import ServedIndex
 
 log = logging.getLogger(__name__)
@@ -31,7 +30,6 @@ log = logging.getLogger(__name__)
 Phase = Literal["starting", "ready", "failed"]
 # Failed start-up work is retried after up to 1, 2, 4 … seconds (jittered), at most this long.
 MAX_BACKOFF_SECONDS = 60.0
-SHUTDOWN_SAVE_WAIT_SECONDS = 15.0
 
 # Steps whose failures come from the database driver, and are explained as the database's.
 _DATABASE_STEPS = ("opening the database", "creating the conversation tables")
@@ -82,19 +80,11 @@ class Runtime:
     """Everything a request needs, opened once per app by the lifespan."""
 
     settings: Settings
-    engine: AsyncEngine | None = None
-    sessionmaker: async_sessionmaker[AsyncSession] | None = None
-    # Serialises conversation writes when the store is SQLite (see rag.chat._writing).
-    write_lock: asyncio.Lock | None = None
-    # One future per chat turn whose answer is not stored yet; shutdown waits for them.
-    turns_in_flight: set[asyncio.Future[bool]] = field(default_factory=set)
+    conversations: ConversationStore | None = None
     # Set when the server is about to cut open streams: they end with `server_restarting`.
     stopping: Stopping = field(default_factory=Stopping)
     # The turns streaming now, by their question's id, so POST /api/chat/stop can find one.
     streaming: dict[uuid.UUID, ChatTurn] = field(default_factory=dict)
-    # Answers waiting for the conversation store to come back, and its last write outcome.
-    pending_saves: PendingSaves = field(default_factory=PendingSaves)
-    writes: WriteState = field(default_factory=WriteState)
     retriever: BookRetriever | None = None
     # Which embedded index is served (the baked one, copied if read-only), once prepared.
     index: ServedIndex | None = None
@@ -169,14 +159,11 @@ class Runtime:
             self._heap_settled = True
         # Already imported by _preload (in a thread): these lines cost nothing on the loop.
         from bookchat.ingest.pipeline import ensure_sample_book
-        from bookchat.stores import conversations
+        from bookchat.stores.conversation_store import ConversationStore
 
-        if self.engine is None:
+        if self.conversations is None:
             self.step = "opening the database"
-            self.engine = conversations.create_engine(self.settings)
-            self.sessionmaker = conversations.make_sessionmaker(self.engine)
-            if self.engine.dialect.name == "sqlite":
-                self.write_lock = asyncio.Lock()
+            self.conversations = ConversationStore(self.settings.sqlalchemy_url)
         if self.answerer is None:
             self.step = "opening the answerer"
             # Building an HTTP client loads the CA bundle (about 30 ms): not on the loop.
@@ -193,14 +180,10 @@ class Runtime:
             self.retriever = await backends.open_retriever(settings)
         if not self._tables_ready:
             self.step = "creating the conversation tables"
-            await conversations.create_tables(self.engine)
+            await self.conversations.create_tables()
             self._tables_ready = True
             self.step = "marking answers a stopped server left unfinished"
-            assert self.sessionmaker is not None
-            async with self.sessionmaker() as session:
-                marked = await conversations.mark_interrupted(
-                    session=session, asked_before=self.started_at
-                )
+            marked = await self.conversations.mark_interrupted(asked_before=self.started_at)
             if marked:
                 log.warning(
                     "%d question(s) had no answer (a server was killed mid-answer): marked failed",
@@ -233,10 +216,8 @@ class Runtime:
 
     def _reason(self, exc: BaseException) -> str:
         """Why start-up failed, in the words /api/health, the chat page and healthcheck show."""
-        if self.step in _DATABASE_STEPS and self.engine is not None:
-            from bookchat.stores.database import describe_failure
-
-            return describe_failure(self.engine, exc)
+        if self.step in _DATABASE_STEPS and self.conversations is not None:
+            return self.conversations.describe_failure(exc)
         if type(exc).__module__.startswith("bookchat."):
             # bookchat's own errors (Qdrant unreachable, an embedder mismatch) are written
             # for the reader already.
@@ -251,17 +232,12 @@ class Runtime:
 
     async def aclose(self) -> None:
         """Close every client that was opened; each close is independent of the others."""
-        if self.turns_in_flight:
-            # Streams the server has just cut off store their partial answers first.
-            await asyncio.wait(set(self.turns_in_flight), timeout=SHUTDOWN_SAVE_WAIT_SECONDS)
-        if len(self.pending_saves):
-            # Answers the store did not take get a last chance before the engine closes.
-            await self.pending_saves.aclose(timeout=SHUTDOWN_SAVE_WAIT_SECONDS)
         for name, close in (
+            # First: streams the server has just cut off store their partial answers.
+            ("conversation store", self.conversations and self.conversations.aclose),
             ("answerer", self.answerer and self.answerer.aclose),
             ("fallback answerer", self.fallback_answerer and self.fallback_answerer.aclose),
             ("retriever", self.retriever and self.retriever.aclose),
-            ("engine", self.engine and self.engine.dispose),
         ):
             if close is None:
                 continue

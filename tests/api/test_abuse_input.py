@@ -145,7 +145,7 @@ async def _fill(app, conversation_id: str, count: int, text: str) -> None:
 
     runtime = app.state.runtime
     for n in range(count):
-        async with runtime.sessionmaker() as session:
+        async with runtime.conversations.sessionmaker() as session:
             await add_message(
                 session=session,
                 conversation_id=uuid.UUID(conversation_id),

@@ -141,7 +141,7 @@ async def test_nothing_is_stored_for_a_rejected_request(make_settings) -> None:
         await client.post("/api/chat", json={"message": "x" * 2001})
         from sqlalchemy import text
 
-        async with app.state.runtime.sessionmaker() as session:
+        async with app.state.runtime.conversations.sessionmaker() as session:
             count = (await session.execute(text("SELECT count(*) FROM messages"))).scalar_one()
     assert count == 0
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import event
 
-from bookchat.rag.saving import PendingSaves
+from bookchat.stores.conversation_store import PendingSaves
 from tests.api.conftest import answer_text, app_client, wait_live_ready
 from tests.fakes.gemini import Reply
 from tests.pgcluster import PrivateCluster
@@ -68,14 +68,16 @@ async def test_postgres_killed_mid_answer_keeps_the_answer_until_it_is_back(
         assert notice["type"] == "notice"
         assert notice["code"] == "answer_not_saved"
         assert notice["pending"] is True
-        assert len(runtime.pending_saves) == 1
+        assert len(runtime.conversations.pending) == 1
         errors = [r for r in caplog.records if r.levelno == logging.ERROR]
         assert any("could not store" in r.getMessage() for r in errors)
         health = httpx.get(f"{server.url}/api/health", timeout=30).json()
         assert health["services"]["database"]["pending_answers"] == 1
 
         await asyncio.to_thread(cluster.start)
-        await _wait_for(lambda: len(runtime.pending_saves) == 0, "the pending answer to be stored")
+        await _wait_for(
+            lambda: len(runtime.conversations.pending) == 0, "the pending answer to be stored"
+        )
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
             stored = await client.get(f"/api/conversation/{events[0]['conversation_id']}")
     messages = stored.json()["messages"]
@@ -103,8 +105,8 @@ async def test_a_full_disk_is_storage_full_in_chat_and_not_writable_in_health(
     async with app_client(make_settings()) as (app, client):
         runtime = app.state.runtime
         assert (await client.get("/api/health")).json()["services"]["database"]["writable"]
-        _fill_limit(runtime.engine)
-        await runtime.engine.dispose()  # the pooled connections had no limit
+        _fill_limit(runtime.conversations.engine)
+        await runtime.conversations.engine.dispose()  # the pooled connections had no limit
         with caplog.at_level(logging.ERROR, logger="bookchat"):
             statuses = []
             for n in range(200):

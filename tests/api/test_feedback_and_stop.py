@@ -93,7 +93,7 @@ async def test_feedback_is_stored_with_the_answer_and_updated(make_settings, dat
         messages = (await client.get(f"/api/conversation/{conversation_id}")).json()["messages"]
         assert messages[0]["feedback"] is None
         assert messages[1]["feedback"] == {"rating": "down", "reason": "misses the pip step"}
-        async with app.state.runtime.sessionmaker() as session:
+        async with app.state.runtime.conversations.sessionmaker() as session:
             rows = await session.scalar(select(func.count()).select_from(FeedbackRow))
         assert rows == 1  # the second vote replaced the first
 

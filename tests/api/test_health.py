@@ -115,19 +115,21 @@ async def test_database_down_is_unhealthy_naming_host_and_port_without_secrets(
 
 
 async def test_database_lost_after_start_up_is_503_before_the_stream(make_settings) -> None:
-    from bookchat.stores import conversations
+    from bookchat.stores.database import create_engine, make_sessionmaker
 
-    dead = make_settings(database_url=f"postgresql://u:{DB_PASSWORD}@127.0.0.1:{free_port()}/x")
+    dead = make_settings(
+        database_url=f"postgresql://u:{DB_PASSWORD}@127.0.0.1:{free_port()}/x"
+    ).sqlalchemy_url
     async with app_client(make_settings()) as (app, client):
         runtime = app.state.runtime
-        dead_engine = conversations.create_engine(dead)
-        live_sessionmaker = runtime.sessionmaker
-        runtime.sessionmaker = conversations.make_sessionmaker(dead_engine)
+        dead_engine = create_engine(dead)
+        live_sessionmaker = runtime.conversations.sessionmaker
+        runtime.conversations.sessionmaker = make_sessionmaker(dead_engine)
         try:
             chat = await client.post("/api/chat", json={"message": "hi"})
             read = await client.get(f"/api/conversation/{uuid.uuid4()}")
         finally:
-            runtime.sessionmaker = live_sessionmaker
+            runtime.conversations.sessionmaker = live_sessionmaker
             await dead_engine.dispose()
     assert chat.status_code == 503
     assert chat.headers["content-type"] == "application/json"
@@ -186,7 +188,7 @@ async def test_a_database_that_never_answers_is_named_not_waited_on(make_setting
             BOOKCHAT_HEALTH_DETAIL="full",  # the owner's view names the host
         )
         async with app_client(settings, ready=False) as (app, client):
-            while app.state.runtime.engine is None:
+            while app.state.runtime.conversations is None:
                 await asyncio.sleep(0.05)
             health = await client.get("/api/health")
     assert health.status_code == 503
@@ -269,7 +271,7 @@ async def test_a_check_out_of_time_on_a_busy_loop_is_not_down(make_settings, mon
     # The database answers, but only after the check's time is up, and meanwhile the event
     # loop is blocked in stretches, as under a hundred busy streams: not the database's fault.
     from bookchat.api import health as health_module
-    from bookchat.stores import conversations
+    from bookchat.stores import conversation_store
 
     async def slow_ping(engine, *, timeout: float) -> dict[str, Any]:
         await asyncio.sleep(timeout)
@@ -281,7 +283,7 @@ async def test_a_check_out_of_time_on_a_busy_loop_is_not_down(make_settings, mon
             await asyncio.sleep(0)
 
     async with app_client(make_settings()) as (_, client):
-        monkeypatch.setattr(conversations, "ping", slow_ping)
+        monkeypatch.setattr(conversation_store, "ping", slow_ping)
         busy = asyncio.create_task(busy_loop())
         try:
             health = await client.get("/api/health")

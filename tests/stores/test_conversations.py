@@ -14,13 +14,13 @@ from sqlalchemy import text
 
 from bookchat.config import Settings
 from bookchat.stores import conversations as store
-from bookchat.stores.database import describe_target
+from bookchat.stores.database import create_engine, describe_target, make_sessionmaker, ping
 from tests.network import free_port
 
 
 @pytest.fixture
 async def engine(database_settings: Settings):
-    engine = store.create_engine(database_settings)
+    engine = create_engine(database_settings.sqlalchemy_url)
     await store.create_tables(engine)
     yield engine
     await engine.dispose()
@@ -28,7 +28,7 @@ async def engine(database_settings: Settings):
 
 @pytest.fixture
 def sessionmaker(engine):
-    return store.make_sessionmaker(engine)
+    return make_sessionmaker(engine)
 
 
 SOURCES = [
@@ -227,7 +227,7 @@ async def test_create_tables_is_idempotent(engine) -> None:
 
 
 async def test_ping_ok(engine, database_url) -> None:
-    entry = await store.ping(engine, timeout=5)
+    entry = await ping(engine, timeout=5)
     assert entry["status"] == "ok"
     assert entry["backend"] == ("sqlite" if database_url is None else "postgresql")
     assert "latency_ms" in entry
@@ -235,13 +235,13 @@ async def test_ping_ok(engine, database_url) -> None:
 
 def test_sqlite_lives_under_the_data_dir(tmp_path) -> None:
     settings = Settings(BOOKCHAT_DATA_DIR=tmp_path / "new" / "dir", DATABASE_URL="")
-    engine = store.create_engine(settings)
+    engine = create_engine(settings.sqlalchemy_url)
     assert (tmp_path / "new" / "dir").is_dir()
     assert engine.url.database == str((tmp_path / "new" / "dir" / "bookchat.sqlite3").resolve())
 
 
 async def test_sqlite_uses_wal_and_a_busy_timeout(tmp_path) -> None:
-    engine = store.create_engine(Settings(BOOKCHAT_DATA_DIR=tmp_path, DATABASE_URL=""))
+    engine = create_engine(Settings(BOOKCHAT_DATA_DIR=tmp_path, DATABASE_URL="").sqlalchemy_url)
     try:
         async with engine.connect() as connection:
             mode = await connection.scalar(text("PRAGMA journal_mode"))
@@ -258,9 +258,9 @@ async def test_ping_down_names_host_and_port_without_the_password(tmp_path) -> N
         BOOKCHAT_DATA_DIR=tmp_path,
         DATABASE_URL=f"postgresql://reader:s3cret-pw@127.0.0.1:{port}/books?sslmode=disable",
     )
-    engine = store.create_engine(settings)
+    engine = create_engine(settings.sqlalchemy_url)
     try:
-        entry = await store.ping(engine, timeout=5)
+        entry = await ping(engine, timeout=5)
     finally:
         await engine.dispose()
     assert entry["status"] == "down"
@@ -280,9 +280,9 @@ async def test_ping_timeout_explains_blocked_ports(tmp_path) -> None:
             BOOKCHAT_DATA_DIR=tmp_path,
             DATABASE_URL=f"postgresql://u:pw@127.0.0.1:{port}/db?sslmode=disable",
         )
-        engine = store.create_engine(settings)
+        engine = create_engine(settings.sqlalchemy_url)
         try:
-            entry = await store.ping(engine, timeout=0.5)
+            entry = await ping(engine, timeout=0.5)
         finally:
             await engine.dispose()
     assert entry["status"] == "down"
@@ -317,10 +317,10 @@ async def test_pre_ping_survives_connections_killed_by_the_server(postgres_url) 
     import psycopg
 
     settings = Settings(DATABASE_URL=postgres_url)
-    engine = store.create_engine(settings)
+    engine = create_engine(settings.sqlalchemy_url)
     try:
         await store.create_tables(engine)
-        sessionmaker = store.make_sessionmaker(engine)
+        sessionmaker = make_sessionmaker(engine)
         async with sessionmaker() as session:
             started = await store.start_turn(session=session, conversation_id=None, user_text="a")
             backend_pid = await session.scalar(text("SELECT pg_backend_pid()"))
@@ -350,7 +350,7 @@ async def test_neon_url_options_reach_libpq(tmp_path) -> None:
         BOOKCHAT_DATA_DIR=tmp_path,
         DATABASE_URL="postgres://reader:pw@ep-x.neon.tech/books?sslmode=require&channel_binding=require",
     )
-    engine = store.create_engine(settings)
+    engine = create_engine(settings.sqlalchemy_url)
     try:
         assert engine.url.drivername == "postgresql+psycopg"
         assert engine.url.query["sslmode"] == "require"

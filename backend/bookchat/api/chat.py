@@ -22,22 +22,19 @@ from bookchat.api.admission import (
 from bookchat.api.deps import (
     AdmissionDep,
     AnswererDep,
+    ConversationStoreDep,
     ReadyRuntimeDep,
     RetrieverDep,
-    SessionmakerDep,
 )
 from bookchat.api.errors import ApiError
-from bookchat.rag.chat import (
-    MAX_CONVERSATION_MESSAGES,
-    ChatTurn,
+from bookchat.rag.chat import MAX_CONVERSATION_MESSAGES, ChatTurn, begin_turn, stream_turn
+from bookchat.runtime import Runtime
+from bookchat.stores.errors import (
     ConversationFull,
     ConversationNotFound,
     StorageFull,
     StoreUnavailable,
-    begin_turn,
-    stream_turn,
 )
-from bookchat.runtime import Runtime
 
 router = APIRouter(tags=["chat"])
 
@@ -135,18 +132,14 @@ AdmittedDep = Annotated[Admitted, Depends(admit_chat)]
 
 async def open_turn(
     body: ChatRequest,
-    sessionmaker: SessionmakerDep,
+    store: ConversationStoreDep,
     runtime: ReadyRuntimeDep,
     admitted: AdmittedDep,  # admitted first: a refused chat stores nothing
 ) -> AsyncIterator[ChatTurn]:
     """Store the question before the stream starts, so store errors are plain HTTP errors."""
     try:
         turn = await begin_turn(
-            sessionmaker=sessionmaker,
-            write_lock=runtime.write_lock,
-            in_flight=runtime.turns_in_flight,
-            pending=runtime.pending_saves,
-            writes=runtime.writes,
+            store,
             conversation_id=body.conversation_id,
             message=body.message,
             mode=body.mode,

@@ -9,8 +9,9 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from bookchat.api.deps import SessionDep
+from bookchat.api.deps import ConversationStoreDep
 from bookchat.api.errors import ApiError
+from bookchat.stores.errors import StoreError
 
 router = APIRouter(tags=["conversations"])
 
@@ -71,32 +72,22 @@ def _message_out(message: Any, votes: dict[uuid.UUID, Any]) -> MessageOut:
     "/api/conversation/{conversation_id}",
     responses={404: {"description": "no such conversation"}, 422: {"description": "not a UUID"}},
 )
-async def read_conversation(conversation_id: uuid.UUID, session: SessionDep) -> ConversationOut:
+async def read_conversation(
+    conversation_id: uuid.UUID, store: ConversationStoreDep
+) -> ConversationOut:
     """A conversation's messages, oldest first."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from bookchat.stores.conversations import get_conversation
-    from bookchat.stores.feedback import feedback_for
-
     try:
-        conversation = await get_conversation(session=session, conversation_id=conversation_id)
-        votes = (
-            await feedback_for(
-                session=session,
-                message_ids=[m.id for m in conversation.messages if m.role == "assistant"],
-            )
-            if conversation is not None
-            else {}
-        )
-    except (SQLAlchemyError, OSError, TimeoutError):
+        found = await store.read(conversation_id)
+    except StoreError:
         raise ApiError(
             503,
             "database_unavailable",
             "the conversation store cannot be reached; please retry",
             headers={"Retry-After": "5"},
         ) from None
-    if conversation is None:
+    if found is None:
         raise ApiError(404, "conversation_not_found", f"no conversation has id {conversation_id}")
+    conversation, votes = found
     messages = [_message_out(m, votes) for m in conversation.messages]
     kept = newest_that_fit(messages, MAX_RESPONSE_BYTES)
     return ConversationOut(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
@@ -12,7 +11,7 @@ from bookchat.api.errors import ApiError
 from bookchat.runtime import Runtime
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+    from bookchat.stores.conversation_store import ConversationStore
 
 # Seconds a client is told to wait while start-up work (tables, sample book) is running.
 RETRY_AFTER_STARTING = "2"
@@ -56,17 +55,10 @@ def get_ready_runtime(runtime: RuntimeDep) -> Runtime:
 ReadyRuntimeDep = Annotated[Runtime, Depends(get_ready_runtime)]
 
 
-def get_sessionmaker(runtime: ReadyRuntimeDep) -> async_sessionmaker[AsyncSession]:
-    """The conversation store's session factory (for short sessions around a stream)."""
-    assert runtime.sessionmaker is not None
-    return runtime.sessionmaker
-
-
-async def get_session(runtime: ReadyRuntimeDep) -> AsyncIterator[AsyncSession]:
-    """A session for one request that does not stream."""
-    assert runtime.sessionmaker is not None
-    async with runtime.sessionmaker() as session:
-        yield session
+def get_conversation_store(runtime: ReadyRuntimeDep) -> ConversationStore:
+    """The conversation store (opened by start-up, before the runtime is ready)."""
+    assert runtime.conversations is not None
+    return runtime.conversations
 
 
 def get_retriever(runtime: ReadyRuntimeDep) -> Any:
@@ -83,14 +75,12 @@ if TYPE_CHECKING:
     from bookchat.rag.answerer import Answerer
     from bookchat.rag.retrieve import BookRetriever
 
-    SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
-    SessionDep = Annotated[AsyncSession, Depends(get_session)]
+    ConversationStoreDep = Annotated[ConversationStore, Depends(get_conversation_store)]
     RetrieverDep = Annotated[BookRetriever, Depends(get_retriever)]
     AnswererDep = Annotated[Answerer, Depends(get_answerer)]
 else:
     # At run time FastAPI evaluates these annotations; Any keeps SQLAlchemy and the SDKs out
     # of the import path of /api/health (a quarter of a second each at start-up).
-    SessionmakerDep = Annotated[Any, Depends(get_sessionmaker)]
-    SessionDep = Annotated[Any, Depends(get_session)]
+    ConversationStoreDep = Annotated[Any, Depends(get_conversation_store)]
     RetrieverDep = Annotated[Any, Depends(get_retriever)]
     AnswererDep = Annotated[Any, Depends(get_answerer)]

@@ -9,8 +9,9 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bookchat.api.deps import SessionDep
+from bookchat.api.deps import ConversationStoreDep
 from bookchat.api.errors import ApiError
+from bookchat.stores.errors import StoreError
 
 router = APIRouter(tags=["feedback"])
 
@@ -53,17 +54,13 @@ class FeedbackOut(BaseModel):
         503: {"description": "the conversation store cannot be reached"},
     },
 )
-async def give_feedback(body: FeedbackRequest, session: SessionDep) -> FeedbackOut:
+async def give_feedback(body: FeedbackRequest, store: ConversationStoreDep) -> FeedbackOut:
     """Store a reader's vote on an answer (one per answer; voting again updates it)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from bookchat.stores.feedback import set_feedback
-
     try:
-        stored = await set_feedback(
-            session=session, message_id=body.message_id, rating=body.rating, reason=body.reason
+        stored = await store.set_feedback(
+            message_id=body.message_id, rating=body.rating, reason=body.reason
         )
-    except (SQLAlchemyError, OSError, TimeoutError):
+    except StoreError:
         raise ApiError(
             503,
             "database_unavailable",

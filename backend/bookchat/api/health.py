@@ -92,11 +92,8 @@ async def _services(runtime: Runtime) -> dict[str, dict[str, Any]]:
         described = dict(runtime.retriever.describe())
 
     async def database() -> dict[str, Any]:
-        from bookchat.stores.conversations import ping
-
-        assert runtime.engine is not None
-        entry = await ping(runtime.engine, timeout=CHECK_TIMEOUT_SECONDS)
-        return {**entry, **_writes(runtime)}
+        assert runtime.conversations is not None
+        return await runtime.conversations.ping(timeout=CHECK_TIMEOUT_SECONDS)
 
     async def vector_store() -> dict[str, Any]:
         assert runtime.retriever is not None
@@ -110,7 +107,7 @@ async def _services(runtime: Runtime) -> dict[str, dict[str, Any]]:
     checks = {
         "database": _bounded(
             runtime,
-            database if runtime.engine is not None else None,
+            database if runtime.conversations is not None else None,
             _database_target(runtime),
             lag,
         ),
@@ -128,20 +125,6 @@ async def _services(runtime: Runtime) -> dict[str, dict[str, Any]]:
         watcher.cancel()
     results["embedder"] = _embedder(runtime, described, results["vector_store"])
     return results
-
-
-_NOT_WRITABLE = {"full": "the conversation store is full (no space left): chats cannot be stored"}
-
-
-def _writes(runtime: Runtime) -> dict[str, Any]:
-    # A SELECT 1 answers on a full disk too: the chats' own writes say whether it takes more.
-    writes = runtime.writes
-    entry: dict[str, Any] = {"writable": writes.writable}
-    if not writes.writable:
-        entry.update(status="down", detail=_NOT_WRITABLE.get(writes.failure or "", "not writable"))
-    if len(runtime.pending_saves):
-        entry["pending_answers"] = len(runtime.pending_saves)
-    return entry
 
 
 def _embedder(

@@ -78,11 +78,11 @@ async def _ask(question: str, settings: Settings) -> tuple[list[Passage], str]:
     from bookchat.rag.chat import PASSAGES_PER_ANSWER
     from bookchat.rag.prompt import standalone_query
     from bookchat.rag.types import RetrievalUnavailable
-    from bookchat.stores.vectors import VectorStoreError
+    from bookchat.stores.errors import StoreError
 
     try:
         retriever = await open_retriever(settings)
-    except (VectorStoreError, ConfigurationError) as exc:
+    except (StoreError, ConfigurationError) as exc:
         raise CommandError(str(exc)) from None
     answerer = make_answerer(settings)
     try:
@@ -102,7 +102,7 @@ async def _ask(question: str, settings: Settings) -> tuple[list[Passage], str]:
             sys.stdout.write(piece)
             sys.stdout.flush()
         print("" if text.endswith("\n") else "\n")
-    except (VectorStoreError, RetrievalUnavailable) as exc:
+    except (StoreError, RetrievalUnavailable) as exc:
         raise CommandError(str(exc)) from None
     except AnswerError as exc:
         raise CommandError(f"the answer failed: {exc.message}") from None

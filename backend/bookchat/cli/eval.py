@@ -76,7 +76,7 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> tuple[EvalResul
     from bookchat.ingest.pipeline import ensure_sample_book, index_site
     from bookchat.rag.eval import QuestionsError, evaluate, read_questions
     from bookchat.rag.types import RetrievalUnavailable
-    from bookchat.stores.vectors import VectorStoreError
+    from bookchat.stores.errors import StoreError
 
     try:
         questions = read_questions(args.questions)
@@ -87,7 +87,7 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> tuple[EvalResul
         show_site(site, "bookchat eval")
     try:
         retriever = await open_retriever(settings)
-    except (VectorStoreError, ConfigurationError) as exc:
+    except (StoreError, ConfigurationError) as exc:
         raise CommandError(str(exc)) from None
     try:
         embedders = {"dense": retriever.dense, "sparse": retriever.sparse}
@@ -108,7 +108,7 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> tuple[EvalResul
         result = await evaluate(
             retriever=retriever, questions=questions, k=args.k, answerer=answerer
         )
-    except (VectorStoreError, RetrievalUnavailable) as exc:
+    except (StoreError, RetrievalUnavailable) as exc:
         raise CommandError(str(exc)) from None
     finally:
         await retriever.aclose()

@@ -166,8 +166,9 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> IngestReport:
     )
     from bookchat.ingest.pipeline import read_site
     from bookchat.providers.gemini_embedder import EmbeddingError
+    from bookchat.stores.errors import StoreError
     from bookchat.stores.index_dir import write_manifest
-    from bookchat.stores.vectors import IndexIdentity, VectorStoreError, point_id
+    from bookchat.stores.vectors import IndexIdentity, point_id
 
     site = resolve_site_arg(args.path, args)
     show_site(site, "bookchat ingest")
@@ -200,7 +201,7 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> IngestReport:
 
     try:
         store = open_vector_store(settings)
-    except VectorStoreError as exc:
+    except StoreError as exc:
         raise CommandError(str(exc)) from None
     bar = _progress_bar()
     try:
@@ -224,7 +225,7 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> IngestReport:
                 embedder=getattr(dense, "name", None),
             )
         return report
-    except (VectorStoreError, EmbeddingError) as exc:
+    except (StoreError, EmbeddingError) as exc:
         raise CommandError(str(exc)) from None
     finally:
         if bar:

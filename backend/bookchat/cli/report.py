@@ -89,23 +89,18 @@ class StoreUnreadable(Exception):
 
 
 async def _report(settings: Settings, since: datetime, min_similarity: float) -> Report:
-    from sqlalchemy.exc import SQLAlchemyError
-
     from bookchat.rag.report import build_report
-    from bookchat.stores.conversations import create_engine, create_tables, make_sessionmaker
-    from bookchat.stores.database import describe_failure
-    from bookchat.stores.insights import answered_since
+    from bookchat.stores.conversation_store import STORE_ERRORS, ConversationStore
 
-    engine = create_engine(settings)
+    store = ConversationStore(settings.sqlalchemy_url)
     try:
-        await create_tables(engine)  # a store nobody has asked anything yet: an empty report
-        async with make_sessionmaker(engine)() as session:
-            answers = await answered_since(session=session, since=since)
-    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        await store.create_tables()  # a store nobody has asked anything yet: an empty report
+        answers = await store.answered_since(since)
+    except STORE_ERRORS as exc:
         # describe_failure names host and cause, never the password or the driver's text.
-        raise StoreUnreadable(describe_failure(engine, exc)) from None
+        raise StoreUnreadable(store.describe_failure(exc)) from None
     finally:
-        await engine.dispose()
+        await store.aclose()
     return build_report(
         answers, since=since, until=datetime.now(UTC), min_similarity=min_similarity
     )

@@ -19,14 +19,12 @@ import anyio
 from bookchat.rag.citations import CitationGuard, cited
 from bookchat.rag.coalesce import Interrupted, Stopping, coalesced
 from bookchat.rag.prompt import is_refusal
-from bookchat.rag.saving import PendingSaves, WriteState
 from bookchat.rag.types import Passage, RetrievalUnavailable
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
     from bookchat.rag.answerer import Answerer
     from bookchat.rag.retrieve import BookRetriever
+    from bookchat.stores.conversation_store import ConversationStore
 
 log = logging.getLogger(__name__)
 
@@ -35,33 +33,12 @@ Status = Literal["complete", "partial", "stopped", "failed"]
 
 HISTORY_MESSAGES = 6  # the last three exchanges give the model (and the query) their context
 PASSAGES_PER_ANSWER = 5
-SAVE_TIMEOUT_SECONDS = 10.0  # a save after a disconnect may not hold shutdown for longer
 # What a reader reads when the book's index or the question's embedding is unavailable.
 RETRIEVAL_UNAVAILABLE = "The book's search is unavailable right now; please try again shortly."
-# A blip (a pooled connection the server dropped, a restart) passes within these; the reader's
-# `done` waits for them, so they stay short. After them the answer waits in PendingSaves.
-SAVE_ATTEMPTS = 3
-SAVE_RETRY_SECONDS = 0.5
 SELECTION_IN_QUERY_CHARS = 500  # the start of the highlighted text sharpens retrieval
 # A conversation holds at most this many messages (a turn adds two): bounded storage, bounded
 # GET /api/conversation responses, and a prompt history that stays relevant.
 MAX_CONVERSATION_MESSAGES = 200
-
-
-class ConversationNotFound(Exception):
-    """The conversation_id names no stored conversation."""
-
-
-class ConversationFull(Exception):
-    """The conversation has MAX_CONVERSATION_MESSAGES messages; nothing was stored."""
-
-
-class StorageFull(Exception):
-    """The conversation store has no room for the question (a full disk); nothing was stored."""
-
-
-class StoreUnavailable(Exception):
-    """The conversation store could not be reached; nothing was stored."""
 
 
 def source_of(passage: Passage, *, origin: str | None = None) -> dict[str, Any]:
@@ -97,25 +74,11 @@ def answered_sources(answer: str, sources: list[dict[str, Any]]) -> list[dict[st
     return [{**source, "cited": n in used} for n, source in enumerate(sources, start=1)]
 
 
-def _writing(lock: asyncio.Lock | None) -> contextlib.AbstractAsyncContextManager[Any]:
-    # SQLite has one writer at a time, and its busy handler polls with growing sleeps: under a
-    # burst of questions, queueing writers in-process is fairer and far faster. None for
-    # PostgreSQL, which handles concurrent writers itself.
-    return lock if lock is not None else contextlib.nullcontext()
-
-
-def _store_errors() -> tuple[type[BaseException], ...]:
-    from sqlalchemy.exc import SQLAlchemyError
-
-    return (SQLAlchemyError, OSError, TimeoutError)
-
-
 @dataclass
 class ChatTurn:
     """A question stored and waiting for its answer; finish() stores the answer exactly once."""
 
-    sessionmaker: async_sessionmaker[AsyncSession]
-    write_lock: asyncio.Lock | None
+    store: ConversationStore
     conversation_id: uuid.UUID
     message: str
     mode: Mode
@@ -126,16 +89,13 @@ class ChatTurn:
     streamed: list[str] = field(default_factory=list)
     sources: list[dict[str, Any]] = field(default_factory=list)
     status: Status | None = None  # set once the answer is stored (or its save was attempted)
-    # Resolved once the answer is stored (or could not be); the app's shutdown waits for it.
+    # Resolved once the answer is stored (or could not be); the store's close waits for it.
     stored: asyncio.Future[bool] | None = None
     # Set by POST /api/chat/stop: the reader pressed Stop, so the answer ends here as "stopped".
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
-    # Where a save that keeps failing waits, and the store's write outcome for /api/health.
-    pending: PendingSaves | None = None
-    writes: WriteState | None = None
     # The answer's id, chosen before the first attempt: a retried save stores it once.
     answer_id: uuid.UUID = field(default_factory=uuid.uuid4)
-    save_pending: bool = False  # the save failed and waits in `pending` for the store
+    save_pending: bool = False  # the save failed and waits in the store's memory
 
     @property
     def answer(self) -> str:
@@ -166,58 +126,18 @@ class ChatTurn:
             ok = not save.cancelled() and save.exception() is None and save.result()
             self.stored.set_result(bool(ok))
 
-    async def _write(self, status: Status) -> None:
-        from bookchat.stores.conversations import add_message
-
-        async with _writing(self.write_lock), self.sessionmaker() as session:
-            stored = await add_message(
-                session=session,
-                conversation_id=self.conversation_id,
-                role="assistant",
-                content=self.answer,
-                sources=self.sources,
-                status=status,
-                message_id=self.answer_id,
-            )
-        self.assistant_message_id = stored.id
-
     async def _save(self, status: Status) -> bool:
-        from bookchat.retry import retrying
-        from bookchat.stores.database import write_failure
-
-        try:
-            async with asyncio.timeout(SAVE_TIMEOUT_SECONDS):
-                async for attempt in retrying(
-                    retry_on=lambda exc: write_failure(exc) != "rejected",
-                    attempts=SAVE_ATTEMPTS,
-                    initial=SAVE_RETRY_SECONDS,
-                    maximum=SAVE_RETRY_SECONDS * 4,
-                ):
-                    with attempt:
-                        await self._write(status)
-        except Exception as exc:
-            failure = write_failure(exc)
-            if self.writes is not None:
-                self.writes.failed(failure)
-            what = f"the {status} answer of conversation {self.conversation_id}"
-            if failure != "rejected" and self.pending is not None:
-                self.save_pending = self.pending.add(what, lambda: self._write_later(status))
-            log.error(
-                "could not store %s (%s, %s)%s",
-                what,
-                failure,
-                type(exc).__name__,
-                "; it waits in memory for the store" if self.save_pending else "",
-            )
-            return False
-        if self.writes is not None:
-            self.writes.succeeded()
-        return True
-
-    async def _write_later(self, status: Status) -> None:
-        await self._write(status)
-        if self.writes is not None:
-            self.writes.succeeded()
+        outcome = await self.store.save_answer(
+            conversation_id=self.conversation_id,
+            message_id=self.answer_id,
+            content=self.answer,
+            sources=self.sources,
+            status=status,
+        )
+        if outcome == "stored":
+            self.assistant_message_id = self.answer_id
+        self.save_pending = outcome == "pending"
+        return outcome == "stored"
 
     async def close(self) -> None:
         """If the stream ended without storing the answer, store what was streamed (partial)."""
@@ -226,62 +146,26 @@ class ChatTurn:
 
 
 async def begin_turn(
+    store: ConversationStore,
     *,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    write_lock: asyncio.Lock | None = None,
-    in_flight: set[asyncio.Future[bool]] | None = None,
-    pending: PendingSaves | None = None,
-    writes: WriteState | None = None,
     conversation_id: uuid.UUID | None,
     message: str,
     mode: Mode,
     context: str | None,
 ) -> ChatTurn:
-    """Load recent history and store the question in one short session; nothing streams yet."""
-    from bookchat.stores import conversations as store
+    """Load recent history and store the question; nothing streams yet.
 
-    try:
-        async with _writing(write_lock), sessionmaker() as session:
-            if conversation_id is not None:
-                held = await store.count_messages(session=session, conversation_id=conversation_id)
-                # A stored conversation has at least its first question.
-                if not held and not await store.conversation_exists(
-                    session=session, conversation_id=conversation_id
-                ):
-                    raise ConversationNotFound(str(conversation_id))
-                if held + 2 > MAX_CONVERSATION_MESSAGES:
-                    raise ConversationFull(str(conversation_id))
-            # Stores the question, commits, and returns the turns before it.
-            started = await store.start_turn(
-                session=session,
-                conversation_id=conversation_id,
-                user_text=message,
-                history_limit=HISTORY_MESSAGES,
-            )
-    except (ConversationNotFound, ConversationFull):
-        raise
-    except _store_errors() as exc:
-        from bookchat.stores.database import write_failure
-
-        failure = write_failure(exc)
-        if writes is not None:
-            writes.failed(failure)
-        if failure == "full":
-            log.error("the conversation store is full: a question could not be stored")
-            raise StorageFull(type(exc).__name__) from exc
-        raise StoreUnavailable(type(exc).__name__) from exc
-    if writes is not None:
-        writes.succeeded()
-    stored = asyncio.get_running_loop().create_future()
-    if in_flight is not None:
-        in_flight.add(stored)
-        stored.add_done_callback(in_flight.discard)
+    Raises the store's ConversationNotFound, ConversationFull, StorageFull or StoreUnavailable.
+    """
+    started = await store.start_turn(
+        conversation_id=conversation_id,
+        text=message,
+        history_limit=HISTORY_MESSAGES,
+        max_messages=MAX_CONVERSATION_MESSAGES,
+    )
     return ChatTurn(
-        sessionmaker=sessionmaker,
-        write_lock=write_lock,
-        stored=stored,
-        pending=pending,
-        writes=writes,
+        store=store,
+        stored=store.answer_owed(),
         conversation_id=started.conversation_id,
         message=message,
         mode=mode,

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 from bookchat.rag.pages import PageKey, PageOutlines
 from bookchat.rag.types import Passage, RetrievalUnavailable
 from bookchat.redact import describe
-from bookchat.stores.vectors import EmbedderMismatch, Hit, IndexIdentity, VectorStoreError
+from bookchat.stores.errors import EmbedderMismatch, StoreError
+from bookchat.stores.vectors import Hit, IndexIdentity
 
 if TYPE_CHECKING:
     from bookchat.providers.embedding import DenseEmbedder
@@ -172,7 +173,7 @@ class BookRetriever:
             raise RetrievalUnavailable(
                 f"The book's search index does not match this server's embedder: {exc}"
             ) from exc
-        except VectorStoreError as exc:
+        except StoreError as exc:
             raise RetrievalUnavailable(f"The book's search index is unavailable: {exc}") from exc
         hits = rank_by_page(hits, outlines, question, query_dense)[:k]
         top = self._sparse.saturation_max()
@@ -246,7 +247,7 @@ class BookRetriever:
                 if self._store.embedded:
                     await self._store.warm()
                 await self._page_outlines()
-        except VectorStoreError as exc:
+        except StoreError as exc:
             log.warning("warming the search index: %s", describe(exc))
 
     async def check(self, timeout: float = 2.0) -> dict[str, Any]:
@@ -262,7 +263,7 @@ class BookRetriever:
             async with asyncio.timeout(timeout + 0.5):
                 await self._ensure_identity()
                 points = await self._store.count(exact=False, timeout=timeout)
-        except VectorStoreError as exc:
+        except StoreError as exc:
             result.update(status="down", points=None, detail=str(exc))
             return result
         except TimeoutError:

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text, Uuid
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 Role = Literal["user", "assistant"]
@@ -118,6 +120,16 @@ def message_of(row: MessageRow) -> Message:
         status=row.status,
         created_at=utc(row.created_at),
     )
+
+
+def upsert(session: AsyncSession, table: type[Base]) -> Any:
+    """An INSERT … ON CONFLICT for the session's database (PostgreSQL's or SQLite's dialect)."""
+    dialect = session.bind.dialect.name if session.bind is not None else ""
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise RuntimeError(f"unsupported database {dialect!r}")
 
 
 def utc(moment: datetime) -> datetime:

@@ -1,4 +1,5 @@
-"""Conversations and their messages, in PostgreSQL or SQLite through SQLAlchemy's async API.
+"""Conversations and their messages, in PostgreSQL or SQLite through SQLAlchemy's async API:
+the statements, each on a session the ConversationStore (conversation_store.py) opens.
 
 Each write function commits before it returns, so the reader's question is durable before the
 answer starts streaming and callers can keep their sessions short.
@@ -28,27 +29,9 @@ from bookchat.stores.conversation_models import (
     TurnStarted,
     message_of,
     now,
+    upsert,
     utc,
 )
-from bookchat.stores.database import create_engine, make_sessionmaker, ping
-
-__all__ = [
-    "ConversationView",
-    "Message",
-    "Turn",
-    "TurnStarted",
-    "add_message",
-    "conversation_exists",
-    "count_messages",
-    "create_engine",
-    "create_tables",
-    "get_conversation",
-    "make_sessionmaker",
-    "mark_interrupted",
-    "ping",
-    "recent_turns",
-    "start_turn",
-]
 
 
 async def create_tables(engine: AsyncEngine) -> None:
@@ -200,15 +183,8 @@ async def recent_turns(
 async def _ensure_conversation(session: AsyncSession, conversation_id: uuid.UUID) -> None:
     moment = now()
     values = {"id": conversation_id, "created_at": moment, "updated_at": moment}
-    dialect = session.bind.dialect.name if session.bind is not None else ""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        raise RuntimeError(f"unsupported database {dialect!r}")
     # Two first messages racing for one new id must both land in the same conversation.
-    statement = insert(ConversationRow).values(**values)
+    statement = upsert(session, ConversationRow).values(**values)
     statement = statement.on_conflict_do_update(
         index_elements=[ConversationRow.id], set_={"updated_at": moment}
     )

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from bookchat.config import Settings
 from bookchat.redact import redact_url
 from bookchat.stores.errors import port_may_be_blocked
 
@@ -21,13 +20,13 @@ POOL_RECYCLE_SECONDS = 240
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    """An async engine for settings.sqlalchemy_url, with pre-ping and bounded time-outs."""
+def create_engine(sqlalchemy_url: str) -> AsyncEngine:
+    """An async engine for a SQLAlchemy URL, with pre-ping and bounded time-outs."""
     from sqlalchemy import event
     from sqlalchemy.engine import make_url
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    url = make_url(settings.sqlalchemy_url)
+    url = make_url(sqlalchemy_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""Qdrant failures as one clear sentence: what happened, where, and what to do."""
+"""The stores' errors: Qdrant's failures as one clear sentence (what happened, where, what to
+do), and the conversation store's outcomes a route turns into an HTTP status."""
 
 from __future__ import annotations
 
@@ -44,12 +45,29 @@ def _where_hint(where: str) -> str:
     return HF_HINT if port_may_be_blocked(where.rpartition(" ")[2]) else ""
 
 
-class VectorStoreError(Exception):
+class StoreError(Exception):
+    """A store (Qdrant or the conversation database) failed or refused."""
+
+
+class StoreUnavailable(StoreError):
+    """A store cannot be reached or opened right now; for the conversation store, nothing was
+    stored. The message says what to do (Qdrant's) or names the driver's error kind."""
+
+
+class StorageFull(StoreError):
+    """The conversation store has no room for the question (a full disk); nothing was stored."""
+
+
+class ConversationNotFound(StoreError):
+    """The conversation_id names no stored conversation."""
+
+
+class ConversationFull(StoreError):
+    """The conversation holds as many messages as it may; nothing was stored."""
+
+
+class VectorStoreError(StoreError):
     """Qdrant failed or refused; the message says what happened and what to do."""
-
-
-class StoreUnavailable(VectorStoreError):
-    """Qdrant cannot be reached or opened right now."""
 
 
 class EmbedderMismatch(VectorStoreError):

@@ -14,6 +14,7 @@ from bookchat.stores.conversation_models import (
     FeedbackRow,
     MessageRow,
     now,
+    upsert,
     utc,
 )
 
@@ -44,15 +45,8 @@ async def set_feedback(
         "created_at": moment,
         "updated_at": moment,
     }
-    dialect = session.bind.dialect.name if session.bind is not None else ""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        raise RuntimeError(f"unsupported database {dialect!r}")
     # A second vote (or a reason added after the thumb) updates the row: never two votes.
-    statement = insert(FeedbackRow).values(**values)
+    statement = upsert(session, FeedbackRow).values(**values)
     statement = statement.on_conflict_do_update(
         index_elements=[FeedbackRow.message_id],
         set_={"rating": rating, "reason": reason, "updated_at": moment},
