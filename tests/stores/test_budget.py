@@ -7,13 +7,14 @@ import asyncio
 from sqlalchemy import text
 
 from bookchat.config import Settings
-from bookchat.stores import conversations as store
 from bookchat.stores.budget import LlmCallLedger, today
+from bookchat.stores.conversations import create_tables
+from bookchat.stores.database import create_engine
 
 
 async def _open(settings: Settings):
-    engine = store.create_engine(settings)
-    await store.create_tables(engine)
+    engine = create_engine(settings.sqlalchemy_url)
+    await create_tables(engine)
     return engine
 
 

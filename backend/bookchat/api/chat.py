@@ -98,10 +98,8 @@ _NOTICES: dict[BudgetSpent, dict[str, str]] = {
 
 def _ledger(admission: Admission, runtime: Runtime) -> None:
     """Count the day's LLM calls in the conversation database once it is open."""
-    if admission.ledger is None and runtime.engine is not None:
-        from bookchat.stores.budget import LlmCallLedger
-
-        admission.ledger = LlmCallLedger(runtime.engine, runtime.write_lock)
+    if admission.ledger is None and runtime.conversations is not None:
+        admission.ledger = runtime.conversations.llm_calls
 
 
 async def admit_chat(

@@ -16,7 +16,7 @@ from typing import Literal
 from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bookchat.stores.conversation_models import LlmCallsRow
+from bookchat.stores.conversation_models import LlmCallsRow, upsert
 
 TOTAL = ""  # the day's total row; a client key is never empty
 Spent = Literal["ok", "client", "total"]
@@ -25,12 +25,8 @@ _TABLE: Table = LlmCallsRow.__table__  # type: ignore[assignment]
 
 async def _take(connection: AsyncConnection, day: str, client: str) -> int:
     """Add one call to (day, client) and return the new count, atomically."""
-    if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
     statement = (
-        insert(_TABLE)
+        upsert(connection, _TABLE)
         .values(day=day, client=client, calls=1)
         .on_conflict_do_update(
             index_elements=[_TABLE.c.day, _TABLE.c.client], set_={"calls": _TABLE.c.calls + 1}

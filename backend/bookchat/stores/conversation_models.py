@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text, Uuid
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Table, Text, Uuid
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 Role = Literal["user", "assistant"]
@@ -122,9 +122,10 @@ def message_of(row: MessageRow) -> Message:
     )
 
 
-def upsert(session: AsyncSession, table: type[Base]) -> Any:
-    """An INSERT … ON CONFLICT for the session's database (PostgreSQL's or SQLite's dialect)."""
-    dialect = session.bind.dialect.name if session.bind is not None else ""
+def upsert(bind: AsyncSession | AsyncConnection, table: type[Base] | Table) -> Any:
+    """An INSERT … ON CONFLICT in the dialect of the session's or connection's database."""
+    engine = bind.bind if isinstance(bind, AsyncSession) else bind
+    dialect = engine.dialect.name if engine is not None else ""
     if dialect == "postgresql":
         return postgresql.insert(table)
     if dialect == "sqlite":

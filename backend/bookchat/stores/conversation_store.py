@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bookchat.retry import retrying
 from bookchat.stores import conversations, feedback, insights
+from bookchat.stores.budget import LlmCallLedger
 from bookchat.stores.conversation_models import (
     ConversationView,
     Feedback,
@@ -175,6 +176,8 @@ class ConversationStore:
         # under a burst of questions, queueing writers in-process is fairer and far faster.
         # None for PostgreSQL, which handles concurrent writers itself.
         self._write_lock = asyncio.Lock() if self.engine.dialect.name == "sqlite" else None
+        # The day's LLM calls are counted here too, in the same writers' queue.
+        self.llm_calls = LlmCallLedger(self.engine, self._write_lock)
         self.pending = PendingSaves()
         self.writes = WriteState()
         # One future per chat turn whose answer is not stored yet; aclose waits for them.
