@@ -6,8 +6,8 @@ import re
 
 from bookchat.rag.answerer import AnswerRequest
 from bookchat.rag.extractive import OfflineAnswerer, compose_answer
-from bookchat.rag.extractive_code import MAX_CODE_CHARS, MAX_CODE_LINES, asks_how_to
-from bookchat.rag.extractive_text import sentences
+from bookchat.rag.extractive_code import MAX_CODE_CHARS, MAX_CODE_LINES, asks_how_to, code_blocks
+from bookchat.rag.extractive_text import placed_sentences, sentences
 from bookchat.rag.prompt import NO_ANSWER
 from bookchat.rag.types import Passage
 from bookchat.text import same_term, stem
@@ -503,3 +503,31 @@ def test_a_question_s_framing_verbs_are_not_topic_words() -> None:
     for question in ("How is the image put together?", "What does building the image take?"):
         answer = compose_answer(AnswerRequest(question=question, passages=[passage]))
         assert answer.startswith("The image is built with Nix from the flake [1]."), question
+
+
+# A passage's code, found by the fence rule ingest's reader uses (bookchat.fences) ---------------
+
+FENCED = (
+    "Write the block like this, with a longer fence around it:\n\n"
+    "````md\n"
+    "```bash\n"
+    "Not a sentence to quote. Nor is this one here.\n"
+    "```\n"
+    "````\n\n"
+    "The outer fence has four backticks, so the inner three are its content."
+)
+
+
+def test_code_inside_a_longer_fence_is_code_for_sentences_and_blocks() -> None:
+    assert sentences(FENCED) == [
+        "The outer fence has four backticks, so the inner three are its content."
+    ]
+    (block,) = code_blocks(FENCED)
+    assert block.lines == 3
+    assert block.text.startswith("````md\n```bash\n")
+    assert block.intro == "Write the block like this, with a longer fence around it:"
+
+
+def test_a_passage_is_read_once_however_many_questions_retrieve_it() -> None:
+    assert code_blocks(FENCED) is code_blocks(FENCED)
+    assert placed_sentences(FENCED) is placed_sentences(FENCED)

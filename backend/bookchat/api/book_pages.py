@@ -14,8 +14,9 @@ from functools import cache
 
 from fastapi import APIRouter, HTTPException, Response
 
+from bookchat.fences import fence_parts, is_code
 from bookchat.ingest.docusaurus import Page, Section, read_docs
-from bookchat.ingest.markdown import fence_parts, is_code, paragraphs
+from bookchat.ingest.markdown import paragraphs
 from bookchat.ingest.pipeline import SAMPLE_BOOK_ORIGIN
 from bookchat.ingest.siteconfig import read_site_config
 from bookchat.sample_book import sample_book_path

@@ -11,8 +11,9 @@ import hashlib
 import re
 from pathlib import Path
 
+from bookchat.fences import fence_parts, is_code
 from bookchat.ingest.docusaurus import Page, read_docs
-from bookchat.ingest.markdown import fence_parts, is_code, paragraphs
+from bookchat.ingest.markdown import paragraphs
 from bookchat.ingest.model import Chunk, ChunkedBook
 from bookchat.ingest.siteconfig import Site, SiteConfig
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import yaml
 
+from bookchat.fences import FENCE_OPEN, fence_end
+
 # libyaml's safe loader when PyYAML was built with it: five times faster on big books.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -63,7 +65,6 @@ class Block:
     code: bool
 
 
-_FENCE_OPEN = re.compile(r"^[ \t]*(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 _HEADING = re.compile(r"^ {0,3}(?P<marks>#{1,6})(?:[ \t]+(?P<text>.*?))?[ \t]*$")
 _CLOSING_HASHES = re.compile(r"(?:^|[ \t]+)#+$")
 _ESM = re.compile(r"^(?:import|export)(?=[\s{*])")
@@ -81,45 +82,13 @@ _INLINE = re.compile(
 )
 
 
-def fence_end(lines: list[str], start: int) -> int | None:
-    """If lines[start] opens a ``` or ~~~ fence, the index of its closing line, else None.
-
-    Fences may be indented (inside list items); an unclosed fence runs to the end of the
-    file, as in CommonMark.
-    """
-    fence = _FENCE_OPEN.match(lines[start])
-    if not fence or (fence.group("fence")[0] == "`" and "`" in fence.group("info")):
-        return None
-    marker = fence.group("fence")
-    close = re.compile(rf"^[ \t]*{re.escape(marker[0])}{{{len(marker)},}}[ \t]*$")
-    end = start + 1
-    while end < len(lines) and not close.match(lines[end]):
-        end += 1
-    return min(end, len(lines) - 1)
-
-
-def fence_parts(block: str) -> tuple[str, list[str], str]:
-    """A fenced block's opening line, inner lines and closing line (made up if missing)."""
-    lines = block.split("\n")
-    opening = lines[0]
-    fence = _FENCE_OPEN.match(opening)
-    if not fence:
-        raise ValueError("not a fenced code block")
-    marker = fence.group("fence")
-    indent = opening[: len(opening) - len(opening.lstrip())]
-    close = re.compile(rf"^[ \t]*{re.escape(marker[0])}{{{len(marker)},}}[ \t]*$")
-    if len(lines) > 1 and close.match(lines[-1]):
-        return opening, lines[1:-1], lines[-1]
-    return opening, lines[1:], indent + marker
-
-
 # A ```mdx-code-block fence holds MDX that Docusaurus renders (it exists so that MDX survives
 # Crowdin and prettier); its content is the page's prose, not code.
 _MDX_CODE_BLOCK = "mdx-code-block"
 
 
 def _is_mdx_code_block(line: str) -> bool:
-    fence = _FENCE_OPEN.match(line)
+    fence = FENCE_OPEN.match(line)
     return bool(fence) and fence.group("info").strip() == _MDX_CODE_BLOCK  # type: ignore[union-attr]
 
 
@@ -389,8 +358,3 @@ def paragraphs(text: str) -> list[str]:
         i += 1
     flush()
     return out
-
-
-def is_code(paragraph: str) -> bool:
-    """True for a fenced code block as returned by `paragraphs`."""
-    return bool(_FENCE_OPEN.match(paragraph.split("\n", 1)[0]))

@@ -7,11 +7,13 @@ the blocks, which section of the passage each sits in, and the line that introdu
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from bookchat.fences import fence_end, fence_parts
 from bookchat.rag.extractive_text import MARKDOWN_LINK, SENTENCE_END, placed_sentences, terms
 from bookchat.rag.types import Passage
 from bookchat.text import matched
@@ -21,7 +23,6 @@ MAX_CODE_CHARS = 1200
 MAX_CODE_BLOCKS = 2
 SECOND_BLOCK_SHARE = 0.75
 
-_FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})(.*)$")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*\S)")
 _COMMENT = re.compile(r"^\s*(?:#|//|--|;)")
 # "How do I …", "how to …", "what command …", or a request for an action.
@@ -54,8 +55,13 @@ def asks_how_to(question: str) -> bool:
     return bool(_HOW_TO.search(question))
 
 
-def code_blocks(text: str) -> list[CodeBlock]:
-    """The fenced code blocks of a passage's text, in order; an unclosed fence is no block."""
+@functools.lru_cache(maxsize=4096)
+def code_blocks(text: str) -> tuple[CodeBlock, ...]:
+    """The fenced code blocks of a passage's text, in order; an unclosed fence is no block.
+
+    Fences are found by the rule ingest's reader uses (bookchat.fences). Cached: a passage
+    retrieved for many questions is read once per process.
+    """
     blocks: list[CodeBlock] = []
     lines = text.splitlines()
     section = 0
@@ -64,8 +70,8 @@ def code_blocks(text: str) -> list[CodeBlock]:
     index = 0
     while index < len(lines):
         line = lines[index]
-        opening = _FENCE.match(line)
-        if not opening:
+        end = fence_end(lines, index)
+        if end is None:
             if titled := _HEADING.match(line):
                 section += 1
                 heading = titled.group(1)
@@ -74,20 +80,21 @@ def code_blocks(text: str) -> list[CodeBlock]:
                 previous = line.strip()
             index += 1
             continue
-        indent, fence = opening.group(1), opening.group(2)
-        closing = re.compile(rf"^\s*{re.escape(fence[0])}{{{len(fence)},}}\s*$")
-        end = next((i for i in range(index + 1, len(lines)) if closing.match(lines[i])), None)
-        if end is None:
-            break
-        body = lines[index : end + 1]
+        opening, inner, closing = fence_parts("\n".join(lines[index : end + 1]))
+        if end == index or closing != lines[end]:
+            break  # unclosed: the passage was cut inside it
+        indent = opening[: len(opening) - len(opening.lstrip())]
         # Inside a tab or an admonition the whole block is indented; the answer puts it flush.
-        body = [b[len(indent) :] if b.startswith(indent) else b.lstrip() for b in body]
+        body = [
+            b[len(indent) :] if b.startswith(indent) else b.lstrip()
+            for b in (opening, *inner, closing)
+        ]
         intro = _introduction(previous)
         code = "\n".join(body[1:-1])
         blocks.append(
             CodeBlock(
                 text="\n".join(body),
-                lines=end - index - 1,
+                lines=len(inner),
                 section=section,
                 intro=intro,
                 heading=heading,
@@ -99,7 +106,7 @@ def code_blocks(text: str) -> list[CodeBlock]:
         )
         previous = ""
         index = end + 1
-    return blocks
+    return tuple(blocks)
 
 
 def _introduction(line: str) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
+from bookchat.fences import fence_end
 from bookchat.text import QUESTION_FILLER, count_words
 from bookchat.text import terms as text_terms
 
@@ -31,21 +33,25 @@ def sentences(text: str) -> list[str]:
     return [sentence for _, sentence in placed_sentences(text)]
 
 
-def placed_sentences(text: str) -> list[tuple[int, str]]:
+@functools.lru_cache(maxsize=4096)
+def placed_sentences(text: str) -> tuple[tuple[int, str], ...]:
     """The prose sentences of a passage, each with the number of the section it sits in.
 
     A heading line inside the passage starts a new section, so a sentence can be matched to
-    the code block under the same heading.
+    the code block under the same heading. Cached: a passage retrieved for many questions is
+    read once per process.
     """
     result: list[tuple[int, str]] = []
     section = 0
-    in_code = False
     header: list[str] = []  # the column names of the table being read
-    for line in text.splitlines():
-        if line.strip().startswith(("```", "~~~")):
-            in_code = not in_code
-            continue
-        if in_code:
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        # Code is not prose: fences as ingest's reader finds them (bookchat.fences).
+        end = fence_end(lines, index)
+        line = lines[index]
+        index = index + 1 if end is None else end + 1
+        if end is not None:
             continue
         if line.strip().startswith("|"):
             cells = _cells(line)
@@ -78,7 +84,7 @@ def placed_sentences(text: str) -> list[tuple[int, str]]:
             if not is_item and not _CLOSED.search(sentence):
                 continue
             result.append((section, sentence))
-    return result
+    return tuple(result)
 
 
 def _cells(line: str) -> list[str]:
