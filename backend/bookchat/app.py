@@ -43,16 +43,17 @@ def admission_policy(settings: Settings) -> AdmissionPolicy:
 
 def _lifespan(settings: Settings):
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, object]]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime(settings=settings)
         admission = Admission(admission_policy(settings))
-        # For tests and tools that hold the app, not a request.
+        # The one place routes (api/deps.py) and the server (cli/serve.py: announcing, draining
+        # streams on shutdown) find them.
         app.state.runtime = runtime
         app.state.admission = admission
         # Start-up work runs in the background so /api/health answers "starting" at once.
         startup = asyncio.create_task(runtime.start(), name="bookchat-startup")
         try:
-            yield {"runtime": runtime, "admission": admission}
+            yield
         finally:
             startup.cancel()
             with contextlib.suppress(asyncio.CancelledError):

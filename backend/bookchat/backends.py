@@ -12,15 +12,19 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from bookchat.config import Settings
+from bookchat.providers.gemini_client import genai_client
+from bookchat.providers.gemini_embedder import GeminiEmbedder
+from bookchat.providers.local_sparse import Bm25Encoder
+from bookchat.rag.extractive import OfflineAnswerer
+from bookchat.rag.gemini_answerer import GeminiAnswerer
+from bookchat.rag.retrieve import BookRetriever
+from bookchat.stores.vectors import VectorStore
 
 if TYPE_CHECKING:
     from google import genai
 
     from bookchat.providers.embedding import DenseEmbedder
-    from bookchat.providers.local_sparse import Bm25Encoder
     from bookchat.rag.answerer import Answerer
-    from bookchat.rag.retrieve import BookRetriever
-    from bookchat.stores.vectors import VectorStore
 
 
 class ConfigurationError(Exception):
@@ -132,7 +136,6 @@ def per_worker(settings: Settings, workers: int) -> Settings:
 
 def make_genai_client(settings: Settings) -> genai.Client:
     """The google-genai client for GEMINI_API_KEY and GEMINI_BASE_URL."""
-    from bookchat.providers.gemini_client import genai_client
 
     if settings.gemini_api_key is None:
         raise ConfigurationError("GEMINI_API_KEY is not set")
@@ -146,9 +149,9 @@ def make_genai_client(settings: Settings) -> genai.Client:
 def make_answerer(settings: Settings) -> Answerer:
     """Gemini when GEMINI_API_KEY is set, the extractive answerer otherwise."""
     if answers_with_gemini(settings):
+        # Gemini's stream client and retry policy load httpx and more (~0.1 s): only when used.
         from bookchat.providers.gemini_llm import GeminiLLM
         from bookchat.providers.gemini_stream import GeminiStreamClient
-        from bookchat.rag.gemini_answerer import GeminiAnswerer
 
         assert settings.gemini_api_key is not None  # answers_with_gemini says so
         client = GeminiStreamClient(
@@ -163,7 +166,6 @@ def make_answerer(settings: Settings) -> Answerer:
 
 def make_offline_answerer() -> Answerer:
     """The offline extractive answerer (no key, no network): the fallback past the LLM budget."""
-    from bookchat.rag.extractive import OfflineAnswerer
 
     return OfflineAnswerer()
 
@@ -173,7 +175,6 @@ def make_dense_embedder(settings: Settings) -> DenseEmbedder | None:
     if embeds_with_gemini(settings):
         if settings.gemini_api_key is None:
             raise ConfigurationError("BOOKCHAT_EMBEDDER=gemini needs GEMINI_API_KEY")
-        from bookchat.providers.gemini_embedder import GeminiEmbedder
 
         return GeminiEmbedder(
             client=make_genai_client(settings),
@@ -181,6 +182,7 @@ def make_dense_embedder(settings: Settings) -> DenseEmbedder | None:
             dimensions=settings.embedding_dimensions,
         )
     try:
+        # numpy and the model table (~0.2 s); the module is optional in a slim install.
         from bookchat.providers.static_embedder import StaticEmbedder
     except ModuleNotFoundError as exc:
         if exc.name != "bookchat.providers.static_embedder":
@@ -191,7 +193,6 @@ def make_dense_embedder(settings: Settings) -> DenseEmbedder | None:
 
 def make_sparse_encoder() -> Bm25Encoder:
     """The lexical encoder (always present)."""
-    from bookchat.providers.local_sparse import Bm25Encoder
 
     return Bm25Encoder()
 
@@ -201,7 +202,6 @@ def open_vector_store(settings: Settings, *, timeout: float = 3.0) -> VectorStor
 
     Blocking: opening embedded Qdrant reads every point.
     """
-    from bookchat.stores.vectors import VectorStore
 
     api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
     return VectorStore.open(
@@ -219,7 +219,6 @@ async def open_retriever(settings: Settings, *, timeout: float = 3.0) -> BookRet
     Raises StoreUnavailable when the embedded folder is locked by another process, and
     ConfigurationError when the settings ask for an embedder that cannot work.
     """
-    from bookchat.rag.retrieve import BookRetriever
 
     # Both block: the static embedder's table loads from disk, and embedded Qdrant reads every
     # point of its collections when it opens. In threads, the loop keeps answering meanwhile.

@@ -15,6 +15,7 @@ from bookchat.config import Settings
 from bookchat.rag.coalesce import Stopping
 from bookchat.redact import describe, first_line
 from bookchat.retry import retrying
+from bookchat.stores.index_dir import ServedIndex, prepare_served_index
 
 if TYPE_CHECKING:
     from tenacity import RetryCallState
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from bookchat.rag.chat import ChatTurn
     from bookchat.rag.retrieve import BookRetriever
     from bookchat.stores.conversation_store import ConversationStore
-    from bookchat.stores.index_dir import ServedIndex
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +169,6 @@ class Runtime:
             # Building an HTTP client loads the CA bundle (about 30 ms): not on the loop.
             self.answerer = await asyncio.to_thread(backends.make_answerer, self.settings)
         if self.retriever is None:
-            from bookchat.stores.index_dir import prepare_served_index
-
             self.step = "preparing the index"
             self.index = await asyncio.to_thread(prepare_served_index, self.settings)
             settings = self.settings

@@ -7,7 +7,9 @@ import pytest
 from bookchat.ingest.indexer import ingest
 from bookchat.ingest.model import ChunkedBook
 from bookchat.providers.local_sparse import Bm25Encoder
-from bookchat.stores.vectors import EmbedderMismatch, VectorStore, point_id
+from bookchat.stores.errors import EmbedderMismatch
+from bookchat.stores.identity import point_id
+from bookchat.stores.vectors import VectorStore
 from tests.books import CountingEmbedder, make_chunk
 
 PAGES = {

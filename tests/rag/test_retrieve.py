@@ -24,7 +24,7 @@ from bookchat.ingest.pipeline import index_docs
 from bookchat.providers.gemini_embedder import GeminiEmbedder
 from bookchat.rag.retrieve import BookRetriever
 from bookchat.rag.types import RetrievalUnavailable
-from bookchat.stores.vectors import StoreUnavailable
+from bookchat.stores.errors import StoreUnavailable
 from tests.books import CountingEmbedder, index_into, make_settings, sample_book_into
 from tests.fakes.gemini import FakeGemini, HttpError
 from tests.network import free_port

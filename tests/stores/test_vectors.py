@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from bookchat.stores.identity import IndexIdentity, point_id
 from bookchat.stores.memory_index import MemoryIndex
-from bookchat.stores.vectors import IndexIdentity, NewPoint, VectorStore, point_id
+from bookchat.stores.vectors import NewPoint, VectorStore
 
 
 @dataclass

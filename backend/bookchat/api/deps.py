@@ -1,4 +1,4 @@
-"""Typed dependencies: the lifespan's clients, handed to routes through request.state."""
+"""Typed dependencies: the lifespan's clients, handed to routes from app.state."""
 
 from __future__ import annotations
 
@@ -18,20 +18,16 @@ RETRY_AFTER_STARTING = "2"
 
 
 def get_runtime(request: Request) -> Runtime:
-    """The app's Runtime, placed in request.state by the lifespan (app.state without a server)."""
-    # Servers copy the lifespan's state into each request; an in-process test transport
-    # does not, and reaches the same object through app.state.
-    runtime = getattr(request.state, "runtime", None)
-    return runtime if runtime is not None else request.app.state.runtime
+    """The app's Runtime, which its lifespan placed in app.state."""
+    return request.app.state.runtime
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def get_admission(request: Request) -> Admission:
-    """The app's abuse limits (see get_runtime for why app.state too)."""
-    admission = getattr(request.state, "admission", None)
-    return admission if admission is not None else request.app.state.admission
+    """The app's abuse limits, which its lifespan placed in app.state."""
+    return request.app.state.admission
 
 
 AdmissionDep = Annotated[Admission, Depends(get_admission)]

@@ -10,6 +10,9 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from bookchat import __version__
+from bookchat.paths import data_dir_now
+
 # Each module exposes register(subparsers) and sets args.handler(args) -> int.
 # Imported lazily by name so `bookchat healthcheck` does not pay for the web stack.
 SUBCOMMANDS = ("serve", "ingest", "ask", "eval", "report", "healthcheck", "probe", "release")
@@ -34,8 +37,6 @@ every variable: backend/docs/configuration.md in the repository
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bookchat import __version__
-    from bookchat.paths import data_dir_now
 
     parser = argparse.ArgumentParser(
         prog="bookchat",

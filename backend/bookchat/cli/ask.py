@@ -8,6 +8,12 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from bookchat.cli.ingest import CommandError
+from bookchat.cli.serve import url_to_open
+from bookchat.rag.answerer import AnswerError, AnswerRequest
+from bookchat.rag.citations import cited
+from bookchat.rag.prompt import is_refusal, standalone_query
+from bookchat.rag.types import RetrievalUnavailable
+from bookchat.stores.errors import StoreError
 
 # The server's variables ask never reads; HOST and PORT stay: they place the sample book's links.
 UNUSED_SETTINGS = ("DATABASE_URL", "ALLOWED_ORIGINS")
@@ -33,6 +39,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler: print the answer as it streams, then the numbered sources; 0 when answered."""
+    # pydantic-settings (~0.2 s), deferred: every command's module loads for --help.
     from bookchat.config import load_settings
 
     question = args.question.strip()
@@ -48,9 +55,6 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("bookchat ask: interrupted\n")
         return 130
-    from bookchat.cli.serve import url_to_open
-    from bookchat.rag.citations import cited
-    from bookchat.rag.prompt import is_refusal
 
     # As the chat's `done` event: a refusal has no sources; the passages the answer does not
     # cite are listed apart, as related reading.
@@ -72,13 +76,10 @@ def run(args: argparse.Namespace) -> int:
 
 async def _ask(question: str, settings: Settings) -> tuple[list[Passage], str]:
     """Stream the answer to stdout; the passages it was given (for the sources) and the text."""
+    # The backends and the ingest pipeline (~0.3 s), only once a command runs.
     from bookchat.backends import ConfigurationError, make_answerer, open_retriever
     from bookchat.ingest.pipeline import ensure_sample_book
-    from bookchat.rag.answerer import AnswerError, AnswerRequest
     from bookchat.rag.chat import PASSAGES_PER_ANSWER
-    from bookchat.rag.prompt import standalone_query
-    from bookchat.rag.types import RetrievalUnavailable
-    from bookchat.stores.errors import StoreError
 
     try:
         retriever = await open_retriever(settings)

@@ -8,7 +8,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bookchat.cli.places import index_place, old_data_dir_note
+from bookchat.ingest.sample import sample_share
 from bookchat.redact import redact
+from bookchat.stores.errors import StoreError
+from bookchat.stores.identity import IndexIdentity, point_id
+from bookchat.stores.index_dir import write_manifest
 
 if TYPE_CHECKING:
     from bookchat.config import Settings
@@ -74,6 +79,7 @@ def add_site_options(parser: Any) -> None:
 
 def resolve_site_arg(path: Path, args: argparse.Namespace) -> Site:
     """The site a PATH argument names, as Docusaurus serves it; says what it resolved."""
+    # The site-config reader (~40 ms): not needed to build the parser.
     from bookchat.ingest.siteconfig import resolve_site
 
     if not path.exists():
@@ -104,7 +110,7 @@ def show_site(site: Site, prefix: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler: exit 0 when the book is indexed (bad files are reported and skipped)."""
-    from bookchat.cli.places import old_data_dir_note
+    # pydantic-settings (~0.2 s), deferred: every command's module loads for --help.
     from bookchat.config import load_settings
 
     # Ingesting touches only Qdrant and the embedders: a malformed DATABASE_URL (or PORT)
@@ -130,8 +136,6 @@ def run(args: argparse.Namespace) -> int:
 
 def outcome_lines(report: IngestReport, settings: Settings) -> list[str]:
     """After the summary: where the chunks went, and in words what the deletions were."""
-    from bookchat.cli.places import index_place
-    from bookchat.ingest.sample import sample_share
 
     would = report.dry_run
     lines = [f"{'would go into' if would else 'into'} {index_place(settings)}"]
@@ -152,6 +156,7 @@ def outcome_lines(report: IngestReport, settings: Settings) -> list[str]:
 
 
 async def _ingest(args: argparse.Namespace, settings: Settings) -> IngestReport:
+    # The backends and the ingest pipeline (~0.3 s), only once a command runs.
     from bookchat.backends import (
         ConfigurationError,
         make_dense_embedder,
@@ -166,9 +171,6 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> IngestReport:
     )
     from bookchat.ingest.pipeline import read_site
     from bookchat.providers.gemini_embedder import EmbeddingError
-    from bookchat.stores.errors import StoreError
-    from bookchat.stores.index_dir import write_manifest
-    from bookchat.stores.vectors import IndexIdentity, point_id
 
     site = resolve_site_arg(args.path, args)
     show_site(site, "bookchat ingest")

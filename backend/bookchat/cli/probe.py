@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 
+from bookchat.probe import build_parser, report
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `probe` subcommand."""
-    from bookchat.probe import build_parser, report
 
     parser = subparsers.add_parser(
         "probe", help="wait for healthy, ask one question, check the answer's events"

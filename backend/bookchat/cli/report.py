@@ -9,6 +9,14 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bookchat.rag.report import (
+    DEFAULT_MIN_SIMILARITY,
+    build_report,
+    render_csv,
+    render_json,
+    render_text,
+)
+
 if TYPE_CHECKING:
     from bookchat.config import Settings
     from bookchat.rag.report import Report
@@ -34,7 +42,6 @@ def parse_since(value: str, *, now: datetime | None = None) -> datetime:
 
 def register(subparsers: Any) -> None:
     """Add the `report` subcommand."""
-    from bookchat.rag.report import DEFAULT_MIN_SIMILARITY
 
     parser = subparsers.add_parser(
         "report",
@@ -66,8 +73,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler: print the report; 1 when the store cannot be read."""
+    # pydantic-settings (~0.2 s), deferred: every command's module loads for --help.
     from bookchat.config import load_settings
-    from bookchat.rag.report import render_csv, render_json, render_text
 
     settings = load_settings()
     try:
@@ -89,7 +96,7 @@ class StoreUnreadable(Exception):
 
 
 async def _report(settings: Settings, since: datetime, min_similarity: float) -> Report:
-    from bookchat.rag.report import build_report
+    # SQLAlchemy (~0.5 s), only once the report runs.
     from bookchat.stores.conversation_store import STORE_ERRORS, ConversationStore
 
     store = ConversationStore(settings.sqlalchemy_url)

@@ -11,6 +11,10 @@ import sys
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from bookchat.cli.places import data_dir_lines
+from bookchat.ingest.sample import holds_only_the_sample_book
+from bookchat.paths import data_dir_now
+
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
@@ -45,7 +49,6 @@ def _port(value: str) -> int:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `serve` subcommand."""
-    from bookchat.paths import data_dir_now
 
     parser = subparsers.add_parser(
         "serve",
@@ -144,6 +147,7 @@ _worker_app: Any = None  # the app worker_app built in this (worker) process
 def worker_app() -> Any:
     """The app of one worker process (uvicorn calls this factory in each one)."""
     gc.disable()  # as in serve: the Runtime turns it back on after its imports
+    # The backends, the web stack and settings (~1 s), only in the process that serves.
     from bookchat import backends
     from bookchat.app import create_app
     from bookchat.config import load_settings
@@ -240,7 +244,6 @@ async def _announce(runtime: Runtime, url: str) -> None:
 
 async def _answering_from(runtime: Runtime) -> str:
     """Which book the index holds, so a stale or sample index is no surprise."""
-    from bookchat.ingest.sample import holds_only_the_sample_book
 
     retriever = runtime.retriever
     if retriever is None:
@@ -264,7 +267,8 @@ def serve(args: argparse.Namespace) -> int:
     # Imports run with the cyclic GC off; the Runtime turns it back on once they are done
     # (runtime.settle_start_up_heap says why).
     gc.disable()
-    from bookchat.cli.places import data_dir_lines
+    # The backends, settings and the web stack (~1 s), only once `serve` runs.
+    from bookchat import backends
     from bookchat.config import load_settings
     from bookchat.logs import configure_logging
 
@@ -272,7 +276,6 @@ def serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.secrets())
     import uvicorn
 
-    from bookchat import backends
     from bookchat.app import create_app
 
     try:

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bookchat.stores.vectors import IndexIdentity, NewPoint, point_id
+from bookchat.stores.identity import IndexIdentity, point_id
+from bookchat.stores.vectors import NewPoint
 
 if TYPE_CHECKING:
     from bookchat.ingest.model import Chunk, ChunkedBook

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
+from bookchat.rag.answerer import Answerer, AnswerError, AnswerRequest
 from bookchat.rag.citations import CitationGuard, cited
 from bookchat.rag.coalesce import Interrupted, Stopping, coalesced
-from bookchat.rag.prompt import is_refusal
+from bookchat.rag.prompt import is_refusal, standalone_query
 from bookchat.rag.types import Passage, RetrievalUnavailable
 
 if TYPE_CHECKING:
-    from bookchat.rag.answerer import Answerer
     from bookchat.rag.retrieve import BookRetriever
     from bookchat.stores.conversation_store import ConversationStore
 
@@ -177,7 +177,6 @@ async def begin_turn(
 
 def retrieval_query(turn: ChatTurn) -> str:
     """The question as a standalone search query, with the start of any highlighted text."""
-    from bookchat.rag.prompt import standalone_query
 
     query = standalone_query(turn.message, turn.history)
     if turn.mode == "selection" and turn.context:
@@ -194,7 +193,6 @@ async def stream_turn(
     origin: str | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """The turn's events: metadata, tokens, then done or error (stored before the last event)."""
-    from bookchat.rag.answerer import AnswerError, AnswerRequest
 
     metadata: dict[str, Any] = {
         "type": "metadata",

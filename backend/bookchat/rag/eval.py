@@ -10,12 +10,11 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from bookchat.rag.answerer import Answerer, AnswerRequest
+from bookchat.rag.citations import cited
+from bookchat.rag.prompt import is_refusal
 from bookchat.rag.types import Retriever
-
-if TYPE_CHECKING:
-    from bookchat.rag.answerer import Answerer
 
 
 class QuestionsError(Exception):
@@ -132,9 +131,6 @@ async def evaluate(
 async def _judge_answer(
     result: EvalResult, answerer: Answerer, question: Question, passages
 ) -> None:
-    from bookchat.rag.answerer import AnswerRequest
-    from bookchat.rag.citations import cited
-    from bookchat.rag.prompt import is_refusal
 
     request = AnswerRequest(question=question.text, passages=passages)
     answer = "".join([piece async for piece in answerer.stream(request)])

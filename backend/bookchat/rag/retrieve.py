@@ -23,7 +23,8 @@ from bookchat.rag.pages import PageKey, PageOutlines
 from bookchat.rag.types import Passage, RetrievalUnavailable
 from bookchat.redact import describe
 from bookchat.stores.errors import EmbedderMismatch, StoreError
-from bookchat.stores.vectors import Hit, IndexIdentity
+from bookchat.stores.identity import IndexIdentity
+from bookchat.stores.vectors import Hit
 
 if TYPE_CHECKING:
     from bookchat.providers.embedding import DenseEmbedder

@@ -16,21 +16,7 @@ from bookchat.stores.identity import (
     SPARSE,
     IndexIdentity,
     mismatch_message,
-    point_id,
 )
-
-__all__ = [
-    "ChunkHeading",
-    "EmbedderMismatch",
-    "Hit",
-    "IndexIdentity",
-    "NewPoint",
-    "StoreUnavailable",
-    "StoredChunk",
-    "VectorStore",
-    "VectorStoreError",
-    "point_id",
-]
 
 if TYPE_CHECKING:
     from qdrant_client import AsyncQdrantClient
