@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import TYPE_CHECKING, Any
 
-from bookchat.cli.ingest import CommandError
+from bookchat.cli.ingest import CommandError, run_command
 from bookchat.cli.serve import url_to_open
 from bookchat.rag.answerer import AnswerError, AnswerRequest
 from bookchat.rag.citations import cited
@@ -47,14 +46,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write("bookchat ask: the question is empty\n")
         return 2
     settings = load_settings(unused=UNUSED_SETTINGS)
-    try:
-        passages, answer = asyncio.run(_ask(question, settings))
-    except CommandError as exc:
-        sys.stderr.write(f"bookchat ask: {exc}\n")
-        return exc.code
-    except KeyboardInterrupt:
-        sys.stderr.write("bookchat ask: interrupted\n")
-        return 130
+    passages, answer = run_command("ask", _ask(question, settings))
 
     # As the chat's `done` event: a refusal has no sources; the passages the answer does not
     # cite are listed apart, as related reading.

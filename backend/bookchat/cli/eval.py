@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +12,7 @@ from bookchat.cli.ingest import (
     CommandError,
     add_site_options,
     resolve_site_arg,
+    run_command,
     show_site,
 )
 from bookchat.rag.eval import QuestionsError, evaluate, read_questions
@@ -65,11 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if args.k < 1:
         sys.stderr.write("bookchat eval: -k must be at least 1\n")
         return 2
-    try:
-        result, legs = asyncio.run(_eval(args, settings))
-    except CommandError as exc:
-        sys.stderr.write(f"bookchat eval: {exc}\n")
-        return exc.code
+    result, legs = run_command("eval", _eval(args, settings))
     for question, instead in zip(result.misses, result.missed_instead, strict=True):
         print(f"miss: {question.text}  (expected {question.file} in the top {result.k})")
         if args.verbose:
@@ -83,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
 async def _eval(args: argparse.Namespace, settings: Settings) -> tuple[EvalResult, str]:
     # The backends and the ingest pipeline (~0.3 s), only once a command runs.
     from bookchat.backends import ConfigurationError, open_retriever
-    from bookchat.ingest.pipeline import ensure_sample_book, index_site
+    from bookchat.ingest.indexer import ingest
+    from bookchat.ingest.pipeline import ensure_sample_book, read_site
 
     try:
         questions = read_questions(args.questions)
@@ -100,7 +97,7 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> tuple[EvalResul
         embedders = {"dense": retriever.dense, "sparse": retriever.sparse}
         report = None
         if site is not None:
-            report = await index_site(site, store=retriever.store, **embedders)
+            report = await ingest(chunked_book=read_site(site), store=retriever.store, **embedders)
         elif settings.sample_book:
             report = await ensure_sample_book(
                 store=retriever.store, site_url=settings.sample_book_url, **embedders

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bookchat.cli.places import index_place, old_data_dir_note
 from bookchat.ingest.sample import sample_share
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 UNUSED_SETTINGS = ("DATABASE_URL", "ALLOWED_ORIGINS", "HOST", "PORT")
 
 
+T = TypeVar("T")
+
+
 class CommandError(Exception):
     """Ends the command with one line on stderr and a non-zero exit code."""
 
@@ -33,6 +37,18 @@ class CommandError(Exception):
         # hosts and paths kept, since the owner running the command needs to know where.
         super().__init__(redact(message))
         self.code = code
+
+
+def run_command(name: str, work: Coroutine[Any, Any, T], *, interrupted: str = "interrupted") -> T:
+    """Run a command's work; a CommandError or Ctrl-C ends the process with one stderr line."""
+    try:
+        return asyncio.run(work)
+    except CommandError as exc:
+        sys.stderr.write(f"bookchat {name}: {exc}\n")
+        raise SystemExit(exc.code) from None
+    except KeyboardInterrupt:
+        sys.stderr.write(f"bookchat {name}: {interrupted}\n")
+        raise SystemExit(130) from None
 
 
 def register(subparsers: Any) -> None:
@@ -118,14 +134,9 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(unused=UNUSED_SETTINGS)
     for line in old_data_dir_note(settings):
         sys.stderr.write(f"bookchat ingest: {line}\n")
-    try:
-        report = asyncio.run(_ingest(args, settings))
-    except CommandError as exc:
-        sys.stderr.write(f"bookchat ingest: {exc}\n")
-        return exc.code
-    except KeyboardInterrupt:
-        sys.stderr.write("bookchat ingest: interrupted; run it again to finish\n")
-        return 130
+    report = run_command(
+        "ingest", _ingest(args, settings), interrupted="interrupted; run it again to finish"
+    )
     for file, reason in report.problems:
         sys.stderr.write(f"bookchat ingest: skipped {file}: {reason}\n")
     print(report.summary())

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bookchat.ingest.chunker import chunk_site
-from bookchat.ingest.indexer import IngestReport, Progress, ingest
+from bookchat.ingest.indexer import IngestReport, ingest
 from bookchat.ingest.siteconfig import Site, resolve_site
 from bookchat.sample_book import sample_book_path
 
@@ -39,44 +39,20 @@ def read_book(path: Path, **options: str | None) -> ChunkedBook:
     return read_site(resolve_site(path, **given))  # type: ignore[arg-type]
 
 
-async def index_site(
-    site: Site,
-    *,
-    store: VectorStore,
-    dense: DenseEmbedder | None,
-    sparse: Bm25Encoder,
-    progress: Progress | None = None,
-    dry_run: bool = False,
-) -> IngestReport:
-    """Read, chunk and index a resolved site; unchanged chunks cost nothing."""
-    return await ingest(
-        chunked_book=read_site(site),
-        store=store,
-        dense=dense,
-        sparse=sparse,
-        progress=progress,
-        dry_run=dry_run,
-    )
-
-
 async def index_docs(
     path: Path,
     *,
     store: VectorStore,
     dense: DenseEmbedder | None,
     sparse: Bm25Encoder,
-    progress: Progress | None = None,
-    dry_run: bool = False,
     **options: str | None,
 ) -> IngestReport:
-    """Read, chunk and index a site or docs folder; unchanged chunks cost nothing."""
+    """Read, chunk and index a site or docs folder; unchanged chunks cost nothing.
+
+    (`bookchat ingest`, which reports progress and can dry-run, calls ingest() itself.)
+    """
     return await ingest(
-        chunked_book=read_book(path, **options),
-        store=store,
-        dense=dense,
-        sparse=sparse,
-        progress=progress,
-        dry_run=dry_run,
+        chunked_book=read_book(path, **options), store=store, dense=dense, sparse=sparse
     )
 
 
