@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from startup import free_port, spawn_to_health_env
 from synthetic_book import write_book
 
+from bookchat.backends import prepare_index
 from bookchat.config import Settings
 from bookchat.sample_book import sample_book_path
-from bookchat.stores.index_dir import prepare_served_index
 
 
 def build(book: Path, index: Path) -> None:
@@ -64,7 +64,7 @@ def copy_seconds(index: Path, data: Path, runs: int) -> float:
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        served = prepare_served_index(settings)
+        served = prepare_index(settings)
         times.append(time.perf_counter() - started)
         assert served.copied_from == index
     return statistics.median(times)

@@ -18,6 +18,7 @@ from bookchat.providers.local_sparse import Bm25Encoder
 from bookchat.rag.extractive import OfflineAnswerer
 from bookchat.rag.gemini_answerer import GeminiAnswerer
 from bookchat.rag.retrieve import BookRetriever
+from bookchat.stores.index_dir import ServedIndex, prepare_served_index
 from bookchat.stores.vectors import VectorStore
 
 if TYPE_CHECKING:
@@ -210,6 +211,16 @@ def open_vector_store(settings: Settings, *, timeout: float = 3.0) -> VectorStor
         url=settings.qdrant_url,
         api_key=api_key,
         timeout=timeout,
+    )
+
+
+def prepare_index(settings: Settings) -> ServedIndex:
+    """The embedded index to serve (a copy of a read-only BOOKCHAT_INDEX_DIR), or the server."""
+    return prepare_served_index(
+        embedded=settings.embedded_qdrant,
+        qdrant_path=settings.qdrant_path,
+        index_dir=settings.index_dir,
+        data_dir=settings.data_dir,
     )
 
 

@@ -15,7 +15,7 @@ from bookchat.config import Settings
 from bookchat.rag.coalesce import Stopping
 from bookchat.redact import describe, first_line
 from bookchat.retry import retrying
-from bookchat.stores.index_dir import ServedIndex, prepare_served_index
+from bookchat.stores.index_dir import ServedIndex
 
 if TYPE_CHECKING:
     from tenacity import RetryCallState
@@ -170,7 +170,7 @@ class Runtime:
             self.answerer = await asyncio.to_thread(backends.make_answerer, self.settings)
         if self.retriever is None:
             self.step = "preparing the index"
-            self.index = await asyncio.to_thread(prepare_served_index, self.settings)
+            self.index = await asyncio.to_thread(backends.prepare_index, self.settings)
             settings = self.settings
             if self.index.path is not None and self.index.path != settings.qdrant_path:
                 settings = settings.model_copy(update={"index_dir": self.index.path})

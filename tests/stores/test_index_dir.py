@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from bookchat.backends import prepare_index
 from bookchat.config import Settings
 from bookchat.stores.errors import StoreUnavailable
 from bookchat.stores.index_dir import (
     MANIFEST,
     SERVED_COPY,
-    prepare_served_index,
     read_manifest,
     write_manifest,
 )
@@ -48,21 +48,21 @@ def writable(folder: Path) -> None:
 
 
 def test_without_an_index_dir_the_index_is_under_the_data_dir(tmp_path: Path) -> None:
-    served = prepare_served_index(settings(tmp_path / "data"))
+    served = prepare_index(settings(tmp_path / "data"))
     assert served.source == "data_dir"
     assert served.path == tmp_path / "data" / "qdrant"
     assert served.describe() == {"source": "data_dir"}
 
 
 def test_a_server_reads_no_folder(tmp_path: Path) -> None:
-    served = prepare_served_index(settings(tmp_path, QDRANT_URL="https://q.example:443"))
+    served = prepare_index(settings(tmp_path, QDRANT_URL="https://q.example:443"))
     assert served.source == "qdrant_server"
     assert served.path is None
 
 
 def test_a_writable_index_dir_is_served_in_place(tmp_path: Path) -> None:
     index = prebuilt(tmp_path / "index")
-    served = prepare_served_index(settings(tmp_path / "data", index))
+    served = prepare_index(settings(tmp_path / "data", index))
     assert (served.source, served.path, served.copied_from) == ("baked", index, None)
     assert served.describe()["site_url"] == "https://docs.example.org/"
 
@@ -72,7 +72,7 @@ def test_a_read_only_index_is_copied_fresh_at_each_start(tmp_path: Path) -> None
     read_only(index)
     data = tmp_path / "data"
     try:
-        served = prepare_served_index(settings(data, index))
+        served = prepare_index(settings(data, index))
         copy = data / SERVED_COPY
         assert served.path == copy
         assert (copy / "collection" / "book" / "storage.sqlite").read_bytes() == b"points"
@@ -81,7 +81,7 @@ def test_a_read_only_index_is_copied_fresh_at_each_start(tmp_path: Path) -> None
         for path in [copy, *copy.rglob("*")]:
             assert path.stat().st_mode & stat.S_IWUSR, path
         (copy / "stale").write_text("from the last start")
-        again = prepare_served_index(settings(data, index))
+        again = prepare_index(settings(data, index))
     finally:
         writable(index)
     assert not (again.path / "stale").exists()
@@ -96,7 +96,7 @@ def test_a_read_only_index_is_copied_fresh_at_each_start(tmp_path: Path) -> None
 def test_an_index_dir_that_holds_no_index_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(StoreUnavailable, match=r"BOOKCHAT_INDEX_DIR=.*empty holds no embedded"):
-        prepare_served_index(settings(tmp_path / "data", tmp_path / "empty"))
+        prepare_index(settings(tmp_path / "data", tmp_path / "empty"))
 
 
 def test_a_data_dir_that_cannot_take_the_copy_is_a_clear_error(tmp_path: Path) -> None:
@@ -106,7 +106,7 @@ def test_a_data_dir_that_cannot_take_the_copy_is_a_clear_error(tmp_path: Path) -
     blocked.write_text("a file where the data dir should be")
     try:
         with pytest.raises(StoreUnavailable, match="cannot be copied into BOOKCHAT_DATA_DIR"):
-            prepare_served_index(settings(blocked, index))
+            prepare_index(settings(blocked, index))
     finally:
         writable(index)
 

@@ -18,12 +18,9 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from bookchat.stores.errors import StoreUnavailable
-
-if TYPE_CHECKING:
-    from bookchat.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +102,19 @@ def _copy(source: Path, target: Path) -> None:
         os.chmod(root, 0o700)
 
 
-def prepare_served_index(settings: Settings) -> ServedIndex:
-    """The index to open: as configured, or a fresh copy of a read-only BOOKCHAT_INDEX_DIR."""
-    if not settings.embedded_qdrant:
+def prepare_served_index(
+    *, embedded: bool, qdrant_path: Path, index_dir: Path | None, data_dir: Path
+) -> ServedIndex:
+    """The index to open: as configured, or a fresh copy of a read-only BOOKCHAT_INDEX_DIR.
+
+    embedded: no Qdrant server is configured; qdrant_path: the embedded index's folder (the
+    index_dir when one is set); data_dir: where a read-only index_dir is copied.
+    """
+    if not embedded:
         return ServedIndex(source="qdrant_server")
-    if settings.index_dir is None:
-        path = settings.qdrant_path
-        return ServedIndex(source="data_dir", path=path, manifest=read_manifest(path))
-    prebuilt = settings.index_dir
+    if index_dir is None:
+        return ServedIndex(source="data_dir", path=qdrant_path, manifest=read_manifest(qdrant_path))
+    prebuilt = index_dir
     if not (prebuilt / "meta.json").is_file():
         raise StoreUnavailable(
             f"BOOKCHAT_INDEX_DIR={prebuilt} holds no embedded Qdrant index (no meta.json): "
@@ -121,15 +123,15 @@ def prepare_served_index(settings: Settings) -> ServedIndex:
     manifest = read_manifest(prebuilt)
     if not _read_only(prebuilt):
         return ServedIndex(source="baked", path=prebuilt, manifest=manifest)
-    target = settings.data_dir / SERVED_COPY
+    target = data_dir / SERVED_COPY
     started = time.perf_counter()
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(parents=True, exist_ok=True)
         _copy(prebuilt, target)
     except OSError as exc:
         raise StoreUnavailable(
             f"the read-only index {prebuilt} cannot be copied into BOOKCHAT_DATA_DIR="
-            f"{settings.data_dir}: {exc.strerror or exc}"
+            f"{data_dir}: {exc.strerror or exc}"
         ) from None
     seconds = round(time.perf_counter() - started, 3)
     log.info("serving the read-only index %s from a copy in %s (%.3f s)", prebuilt, target, seconds)
