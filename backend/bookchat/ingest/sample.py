@@ -13,6 +13,7 @@ def sample_book_ids(site_url: str = "") -> frozenset[str]:
     Ids hash each chunk's URL, so both forms count: the one `bookchat serve` indexes
     (BOOKCHAT_SAMPLE_BOOK_URL, root-relative by default) and `bookchat ingest` of its folder.
     """
+    # The ingest pipeline (~0.2 s), only when asked: every CLI command imports this module.
     from bookchat.ingest.pipeline import read_book
     from bookchat.sample_book import sample_book_path
     from bookchat.stores.identity import point_id

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from bookchat.redact import redact_url
 from bookchat.stores.connection import Location, host_port, locked, tune_embedded_storage
 from bookchat.stores.errors import EmbedderMismatch, StoreUnavailable, VectorStoreError, guarded
 from bookchat.stores.identity import (
@@ -123,8 +124,6 @@ class VectorStore:
         Blocking (embedded local mode reads every point when it opens): call it in a thread.
         """
         from qdrant_client import AsyncQdrantClient
-
-        from bookchat.redact import redact_url
 
         if url is not None:
             client = AsyncQdrantClient(
@@ -434,6 +433,7 @@ class VectorStore:
 
     async def _load_memory_index(self) -> MemoryIndex:
         """Read every point's vectors from the embedded collection."""
+        # numpy (~0.1 s), only for an embedded collection once it is searched.
         from bookchat.stores.memory_index import MemoryIndex
 
         info = await self._client.get_collection(self.collection)
