@@ -12,7 +12,6 @@ import httpx
 import pytest
 from sqlalchemy import event
 
-from bookchat.stores.conversation_store import PendingSaves
 from tests.api.conftest import answer_text, app_client, wait_live_ready
 from tests.fakes.gemini import Reply
 from tests.pgcluster import PrivateCluster
@@ -126,47 +125,6 @@ async def test_a_full_disk_is_storage_full_in_chat_and_not_writable_in_health(
     assert database["writable"] is False
     assert database["status"] == "down"
     assert "full" in database["detail"]
-
-
-async def test_pending_saves_are_bounded_and_say_what_is_lost(caplog) -> None:
-    calls: list[str] = []
-
-    async def failing() -> None:
-        calls.append("try")
-        raise OSError("store down")
-
-    pending = PendingSaves(limit=2)
-    with caplog.at_level(logging.ERROR, logger="bookchat"):
-        assert pending.add("answer 1", failing)
-        assert pending.add("answer 2", failing)
-        assert not pending.add("answer 3", failing)
-        await pending.aclose(timeout=1)
-    assert pending.lost == 1
-    assert len(pending) == 2
-    messages = [r.getMessage() for r in caplog.records]
-    assert any("answer 3 is lost" in m for m in messages)
-    assert any("never stored" in m for m in messages)
-
-
-async def test_pending_saves_store_in_order_once_the_store_is_back() -> None:
-    stored: list[int] = []
-    down = True
-
-    def save(n: int):
-        async def run() -> None:
-            if down:
-                raise OSError("store down")
-            stored.append(n)
-
-        return run
-
-    pending = PendingSaves()
-    for n in range(3):
-        pending.add(f"answer {n}", save(n))
-    down = False
-    await _wait_for(lambda: len(pending) == 0, "the queue to drain")
-    assert stored == [0, 1, 2]
-    await pending.aclose(timeout=1)
 
 
 async def test_public_health_names_no_host_user_or_path(make_settings) -> None:

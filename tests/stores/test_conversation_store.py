@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy import event, func, select
 
 from bookchat.config import Settings
 from bookchat.stores.conversation_models import MessageRow
-from bookchat.stores.conversation_store import ConversationStore
+from bookchat.stores.conversation_store import ConversationStore, PendingSaves
 from bookchat.stores.errors import (
     ConversationFull,
     ConversationNotFound,
@@ -154,3 +155,46 @@ async def test_an_unreachable_store_is_store_unavailable(tmp_path) -> None:
         assert store.writes.writable  # unreachable is not full: health's ping says it
     finally:
         await store.aclose(timeout=0.5)
+
+
+async def test_pending_saves_are_bounded_and_say_what_is_lost(caplog) -> None:
+    calls: list[str] = []
+
+    async def failing() -> None:
+        calls.append("try")
+        raise OSError("store down")
+
+    pending = PendingSaves(limit=2)
+    with caplog.at_level(logging.ERROR, logger="bookchat"):
+        assert pending.add("answer 1", failing)
+        assert pending.add("answer 2", failing)
+        assert not pending.add("answer 3", failing)
+        await pending.aclose(timeout=1)
+    assert pending.lost == 1
+    assert len(pending) == 2
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("answer 3 is lost" in m for m in messages)
+    assert any("never stored" in m for m in messages)
+
+
+async def test_pending_saves_store_in_order_once_the_store_is_back() -> None:
+    stored: list[int] = []
+    down = True
+
+    def save(n: int):
+        async def run() -> None:
+            if down:
+                raise OSError("store down")
+            stored.append(n)
+
+        return run
+
+    pending = PendingSaves()
+    for n in range(3):
+        pending.add(f"answer {n}", save(n))
+    down = False
+    assert pending._task is not None
+    await asyncio.wait_for(pending._task, timeout=60)  # the background retry drains it
+    assert len(pending) == 0
+    assert stored == [0, 1, 2]
+    await pending.aclose(timeout=1)
