@@ -96,3 +96,50 @@ def test_serve_ignores_forwarded_for_from_an_untrusted_peer(
     finally:
         stop(process)
     assert codes == [200, 429]
+
+
+def _raw(port: int, request: bytes, *, chunk: int = 0) -> bytes:
+    """Send request (in pieces of chunk bytes, if given) and read until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        try:
+            if chunk:
+                for start in range(0, len(request), chunk):
+                    sock.sendall(request[start : start + chunk])
+            else:
+                sock.sendall(request)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused part-way: the answer is already waiting
+        received = b""
+        while block := sock.recv(65536):
+            received += block
+        return received
+
+
+def test_oversized_headers_get_431_and_garbage_gets_json_400(
+    tmp_path: Path, ingested_qdrant: Path
+) -> None:
+    process, port = _serve(tmp_path, ingested_qdrant)
+    try:
+        # A megabyte header line, trickled in as a stranger would: refused before it ends.
+        huge_header = b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 1_000_000
+        too_large = _raw(port, huge_header, chunk=16384)
+        long_url = _raw(port, b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        garbage = _raw(port, b"\x16\x03\x01 not http at all\r\n\r\n")
+        # A large body sent with its headers in one write is a body, not a header.
+        body = b'{"message": "' + b"x" * 40_000
+        head = b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        with_body = _raw(
+            port, head + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body
+        )
+        health = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=30)
+    finally:
+        stop(process)
+    assert too_large.startswith(b"HTTP/1.1 431 ")
+    assert b'"code": "request_headers_too_large"' in too_large
+    assert long_url.startswith(b"HTTP/1.1 431 ")
+    assert garbage.startswith(b"HTTP/1.1 400 ")
+    assert b"application/json" in garbage
+    assert b'"code": "invalid_http"' in garbage
+    assert with_body.startswith(b"HTTP/1.1 400 ")
+    assert b"invalid_json" in with_body
+    assert health.status_code == 200

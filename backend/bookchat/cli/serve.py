@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import sys
 from collections.abc import AsyncIterator
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from bookchat.cli.places import data_dir_lines
@@ -77,6 +79,63 @@ def first_request_deadline_protocol() -> type[Any]:
 
     class FirstRequestDeadline(HttpToolsProtocol):
         _deadline: asyncio.TimerHandle | None = None
+        # Bytes read since the current request began while its headers are incomplete:
+        # httptools buffers a header until it ends, so a 16 MB header line would be 16 MB held.
+        _head_bytes = 0
+        _in_head = True
+
+        _refused = False
+
+        def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return  # the rest of a refused request is read and dropped
+            if self._in_head:
+                self._head_bytes += len(data)
+            super().data_received(data)
+            # Checked after parsing: a chunk that also carries the body has completed the head.
+            if self._in_head and self._head_bytes > MAX_HEAD_BYTES:
+                self._refuse(431, "request_headers_too_large", _HEAD_TOO_LARGE)
+
+        def on_message_complete(self) -> None:
+            # The next request's head starts now (counting from on_message_begin would miss
+            # the chunk that began it).
+            self._in_head, self._head_bytes = True, 0
+            super().on_message_complete()
+
+        def on_headers_complete(self) -> None:
+            self._in_head = False
+            # The head's exact size, now that it is whole (a long URL arrives in one chunk).
+            size = len(self.url) + sum(len(name) + len(value) for name, value in self.headers)
+            if size > MAX_HEAD_BYTES:
+                self._refuse(431, "request_headers_too_large", _HEAD_TOO_LARGE)
+                return
+            super().on_headers_complete()
+
+        def send_400_response(self, msg: str) -> None:
+            # uvicorn's own answer is text/plain; every error of bookchat's is JSON. httptools
+            # gives up on a very long head too (80 KB): that is a head too large, not garbage.
+            if self._in_head and self._head_bytes > MAX_HEAD_BYTES:
+                self._refuse(431, "request_headers_too_large", _HEAD_TOO_LARGE)
+            else:
+                self._refuse(400, "invalid_http", _INVALID_HTTP)
+
+        def _refuse(self, status: int, code: str, detail: str) -> None:
+            if self._refused or self.transport.is_closing():
+                return
+            self._refused = True
+            body = json.dumps({"detail": detail, "code": code}).encode()
+            head = (
+                f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+                "content-type: application/json\r\n"
+                f"content-length: {len(body)}\r\n"
+                "connection: close\r\n\r\n"
+            )
+            self.transport.write(head.encode("ascii") + body)
+            # Closing with the client's bytes unread would reset the connection and lose the
+            # answer: end our side, drop what still comes, and close a moment later.
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+            self.loop.call_later(1.0, self.transport.close)
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -100,6 +159,11 @@ def first_request_deadline_protocol() -> type[Any]:
 
 
 _FirstRequestDeadline: type[Any] | None = None
+# A request line and headers larger than this get 431 (browsers send a few kB; Node's cap is
+# 16 KiB, nginx's default 32 KiB): one connection cannot make the server hold megabytes.
+MAX_HEAD_BYTES = 32 * 1024
+_HEAD_TOO_LARGE = "The request's headers are too large (more than 32 KiB)."
+_INVALID_HTTP = "This is not a valid HTTP request."
 
 
 def __getattr__(name: str) -> Any:
