@@ -17,6 +17,12 @@ _MAX_DIGITS = 4
 _CODE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]*`", re.DOTALL)
 
 
+def unmarked(text: str) -> str:
+    """Text that is not the answerer's own (a reader's selection) with its `[n]` markers taken
+    out, so quoting it can neither cite a source nor lend a forged claim a real one's link."""
+    return re.sub(r"\s*\[\d{1,4}\]", "", text)
+
+
 def cited(answer: str, sources: int) -> list[int]:
     """The source numbers an answer cites outside code, each once, in the order first cited."""
     numbers: dict[int, None] = {}

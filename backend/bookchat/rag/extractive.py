@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bookchat.rag.answerer import AnswerRequest
+from bookchat.rag.citations import unmarked
 from bookchat.rag.extractive_code import CodeBlock, asks_how_to, pick_blocks, shown
 from bookchat.rag.extractive_text import placed_sentences, sentences, terms
 from bookchat.rag.prompt import NO_ANSWER, standalone_query
@@ -202,6 +203,8 @@ def _missing_names(
 
 
 def _selection_quote(selection: str, question_terms: dict[str, str]) -> str:
+    # The selection's own footnote markers are not this answer's citations.
+    selection = unmarked(selection)
     options = sentences(selection) or [" ".join(selection.split())]
     wanted = set(question_terms)
     if wanted:
