@@ -3,35 +3,17 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import time
 from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bookchat.redact import redact
+from bookchat.redact import escape_controls, redact
 
 access_log = logging.getLogger("bookchat.access")
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: any of them in a
-# logged value (a request path with %0a, an upstream error) could start a forged log line or
-# drive a terminal.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def escape_controls(text: str) -> str:
-    """The text with every control character written as an escape (\\n, \\x1b, \\u2028)."""
-
-    def escaped(match: re.Match[str]) -> str:
-        char = match.group()
-        if char in _NAMED:
-            return _NAMED[char]
-        return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
-
-    return _CONTROL.sub(escaped, text)
 
 
 class OneLineFormatter(logging.Formatter):

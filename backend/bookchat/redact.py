@@ -8,7 +8,8 @@ Two strengths, one module:
   addresses, `user "…"`): for text from outside (an upstream's error) and for anyone on the
   internet (public health).
 Use `describe(exc, secrets)` wherever an exception becomes text for a log or an operator,
-`redact_url(url)` to show where a service is.
+`redact_url(url)` to show where a service is, and `escape_controls(text)` for any line a log or a
+terminal shows.
 """
 
 from __future__ import annotations
@@ -145,3 +146,23 @@ def redact_url(url: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+# C0 and C1 controls, DEL, the Unicode line and paragraph separators, and the bidirectional
+# controls: any of them in a logged or printed value (a request path with %0a, an upstream
+# error, a stranger's question in `bookchat report`) could start a forged log line, drive a
+# terminal, or show text in another order than it is (U+202E).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape_controls(text: str) -> str:
+    """The text with every control character written as an escape (\\n, \\x1b, \\u202e)."""
+
+    def escaped(match: re.Match[str]) -> str:
+        char = match.group()
+        if char in _NAMED:
+            return _NAMED[char]
+        return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+    return _CONTROL.sub(escaped, text)

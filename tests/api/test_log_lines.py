@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bookchat.logs import OneLineFormatter, configure_logging, escape_controls
+from bookchat.logs import OneLineFormatter, configure_logging
+from bookchat.redact import escape_controls
 from tests.api.conftest import app_client
 
 FORGED = "2026-12-01 10:00:00,000 INFO bookchat.access: GET /admin 200 1.0ms"
@@ -48,6 +49,7 @@ def test_escape_controls_names_every_control_character() -> None:
     assert escape_controls("a\nb\rc\td") == "a\\nb\\rc\\td"
     assert escape_controls("\x1b[31mred\x00\x7f\x85") == "\\x1b[31mred\\x00\\x7f\\x85"
     assert escape_controls("line\u2028sep\u2029") == "line\\u2028sep\\u2029"
+    assert escape_controls("a\u202eb\u2067c\u200f") == "a\\u202eb\\u2067c\\u200f"
     assert escape_controls("plain ünïcode — fine") == "plain ünïcode — fine"
 
 

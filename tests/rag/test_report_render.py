@@ -65,3 +65,11 @@ def test_the_text_report_shows_control_characters_as_escapes() -> None:
     assert "\x07" not in out
     assert "\x9b" not in out
     assert "what is bookchat?" in out
+
+
+def test_the_text_report_shows_bidirectional_controls_as_escapes() -> None:
+    # U+202E would show the rest of a stranger's question reversed in the owner's terminal.
+    out = render_text(report_of("what is \u202egnp.exe\u2066 bookchat?", "r"))
+    assert "\u202e" not in out
+    assert "\u2066" not in out
+    assert "what is \\u202egnp.exe\\u2066 bookchat?" in out

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bookchat.logs import escape_controls
+from bookchat.redact import escape_controls
 
 log = logging.getLogger(__name__)
 

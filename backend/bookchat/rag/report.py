@@ -17,6 +17,7 @@ from urllib.parse import urldefrag
 
 from bookchat.rag.citations import cited
 from bookchat.rag.prompt import is_refusal
+from bookchat.redact import escape_controls
 
 if TYPE_CHECKING:
     # Types only: `bookchat --help` builds every subcommand and must not load SQLAlchemy.
@@ -28,7 +29,6 @@ EXCERPT_CHARS = 160
 # Questions and vote reasons are typed by strangers. A spreadsheet runs a cell that starts with
 # one of these (OWASP's CSV injection list), and a terminal obeys escape sequences.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _key(question: str) -> str:
@@ -169,10 +169,6 @@ def _excerpt(text: str) -> str:
     return flat if len(flat) <= EXCERPT_CHARS else flat[: EXCERPT_CHARS - 1] + "…"
 
 
-def _printable(line: str) -> str:
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", line)
-
-
 def _cell(text: str) -> str:
     # The writer quotes only fields holding its line terminator ("\n"): a bare CR would end the
     # row unquoted and start a forged one. A leading apostrophe shows a formula as text.
@@ -210,7 +206,7 @@ def render_text(report: Report, *, limit: int = 20) -> str:
 
     section("Answers readers thumbed down", report.thumbed_down, thumbs)
     section("Pages cited most", report.most_cited, lambda e: f"{e.text}  {e.url}")
-    return "\n".join(_printable(line) for line in lines) + "\n"
+    return "\n".join(escape_controls(line) for line in lines) + "\n"
 
 
 def render_csv(report: Report) -> str:
