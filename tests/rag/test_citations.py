@@ -44,3 +44,13 @@ def test_a_marker_cut_at_the_end_is_kept_as_text() -> None:
 def test_cited_lists_valid_markers_outside_code_once_in_order() -> None:
     assert cited("b [2] a [1] again [2] `c[3]` [9]", 3) == [2, 1]
     assert cited("```\n[1]\n```", 3) == []
+
+
+@pytest.mark.parametrize("piece", [1, 2, 5, 1000])
+def test_a_list_of_citations_becomes_one_marker_per_source(piece: int) -> None:
+    # Models often write "[1, 3]"; the page links, and cited() counts, one [n] at a time.
+    text = "Both say so [1, 3]. Forged [2,7]. Not lists: [2-9], [1 2], [1,] and `a[1, 3]`."
+    out, dropped = _through(text, 3, piece)
+    assert out == "Both say so [1][3]. Forged [2]. Not lists: [2-9], [1 2], [1,] and `a[1, 3]`."
+    assert dropped == 1
+    assert cited(out, 3) == [1, 3, 2]

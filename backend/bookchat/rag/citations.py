@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 
 _MARKER = re.compile(r"\[(\d{1,4})\]")
-_MAX_DIGITS = 4
+# What the guard reads as citations: "1", "1,3", "1, 3, 4" (models often write "[1, 3]").
+_LIST = re.compile(r"\d{1,4}(?: ?, ?\d{1,4})*")
+_MAX_HELD = 32  # "[" and a list of a few numbers; anything longer is ordinary text
 
 
 _CODE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]*`", re.DOTALL)
@@ -78,15 +80,18 @@ class CitationGuard:
             return
         self._end_ticks(out)
         if self._held:
-            if char.isdigit() and len(self._held) <= _MAX_DIGITS:
+            # "[1", then digits, commas and spaces: "[1, 3]" is a list of citations.
+            if (char.isdigit() or (char in ", " and len(self._held) > 1)) and len(
+                self._held
+            ) < _MAX_HELD:
                 self._held += char
                 return
-            if char == "]" and len(self._held) > 1:
-                marker, self._held = self._held + "]", ""
-                if 1 <= int(marker[1:-1]) <= self.sources:
-                    self._emit(marker, out)
-                else:
-                    self.dropped += 1
+            if char == "]" and _LIST.fullmatch(self._held[1:]):
+                numbers, self._held = [int(n) for n in self._held[1:].split(",")], ""
+                kept = [n for n in numbers if 1 <= n <= self.sources]
+                self.dropped += len(numbers) - len(kept)
+                # One marker per source, so the page links each and cited() counts each.
+                self._emit("".join(f"[{n}]" for n in kept), out)
                 return
             self._emit(self._held, out)
             self._held = ""
