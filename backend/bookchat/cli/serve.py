@@ -77,6 +77,8 @@ def first_request_deadline_protocol() -> type[Any]:
         return _FirstRequestDeadline
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+    from bookchat.api.errors import error_body
+
     class FirstRequestDeadline(HttpToolsProtocol):
         _deadline: asyncio.TimerHandle | None = None
         # Bytes read since the current request began while its headers are incomplete:
@@ -123,7 +125,7 @@ def first_request_deadline_protocol() -> type[Any]:
             if self._refused or self.transport.is_closing():
                 return
             self._refused = True
-            body = json.dumps({"detail": detail, "code": code}).encode()
+            body = json.dumps(error_body(code, detail)).encode()
             head = (
                 f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
                 "content-type: application/json\r\n"
