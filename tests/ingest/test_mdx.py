@@ -108,6 +108,37 @@ def test_partials_are_inlined_where_they_are_used(tmp_path: Path) -> None:
     assert "```mdx\n<Note />\n```" in text
 
 
+def test_a_partial_outside_the_book_is_not_read(tmp_path: Path) -> None:
+    # A page (or a symlinked partial) that imports a file from outside the book's folder must
+    # not pull, say, a home folder's notes into passages that strangers can ask for.
+    book = tmp_path / "book"
+    secret = tmp_path / "secret.md"
+    secret.write_text("The owner's private notes.\n", encoding="utf-8")
+    (book / "docs").mkdir(parents=True)
+    (book / "docs" / "_link.md").symlink_to(secret)
+    text = page_text(
+        book,
+        {
+            "page.mdx": """
+            import Up from '../../secret.md';
+            import Linked from './_link.md';
+            import Fine from './_fine.md';
+
+            Start.
+
+            <Up />
+
+            <Linked />
+
+            <Fine />
+            """,
+            "_fine.md": "Inside the book.\n",
+        },
+    )
+    assert "Inside the book." in text
+    assert "private notes" not in text
+
+
 def test_a_partial_cycle_stops(tmp_path: Path) -> None:
     text = page_text(
         tmp_path,

@@ -159,7 +159,12 @@ def parse_page(
     if meta["draft"]:
         return None
     if path is not None:
-        body = _with_partials(body, path, site_dir or path.parent, seen=(path.resolve(),))
+        site_dir = site_dir or path.parent
+        # Partials come from the book's own folder: the site folder, or the one holding both
+        # it and the docs (a repository with docs/ beside website/). An import or a symlink
+        # that leads elsewhere (a home folder, /etc) is not the book's and is not read.
+        book = Path(os.path.commonpath([site_dir.resolve(), path.resolve()]))
+        body = _with_partials(body, path, site_dir, book=book, seen=(path.resolve(),))
     slug = doc_slug(
         source,
         frontmatter_id=meta["id"],
@@ -224,7 +229,9 @@ def _sections(events: list[Heading | Block]) -> tuple[str | None, list[Section]]
 _PARTIAL_DEPTH = 5
 
 
-def _with_partials(body: str, path: Path, site_dir: Path, *, seen: tuple[Path, ...]) -> str:
+def _with_partials(
+    body: str, path: Path, site_dir: Path, *, book: Path, seen: tuple[Path, ...]
+) -> str:
     """The MDX body with every imported .md/.mdx partial's prose put where it is used."""
     body = unwrap_mdx_code_blocks(body)
 
@@ -237,12 +244,12 @@ def _with_partials(body: str, path: Path, site_dir: Path, *, seen: tuple[Path, .
             return None  # a package's file: not part of the book
         try:
             resolved = target.resolve()
-            if resolved in seen or len(seen) > _PARTIAL_DEPTH:
+            if resolved in seen or len(seen) > _PARTIAL_DEPTH or not resolved.is_relative_to(book):
                 return None
             text = resolved.read_text(encoding="utf-8-sig")
             _front, partial = split_front_matter(text.replace("\r\n", "\n"))
         except (OSError, UnicodeDecodeError, FrontMatterError):
             return None
-        return _with_partials(partial, resolved, site_dir, seen=(*seen, resolved))
+        return _with_partials(partial, resolved, site_dir, book=book, seen=(*seen, resolved))
 
     return inline_partials(body, load)
