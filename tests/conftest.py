@@ -1,4 +1,4 @@
-"""Shared fixtures: the fake Gemini server and the conversation databases."""
+"""Shared fixtures: the fake Gemini and Qdrant servers and the conversation databases."""
 
 from __future__ import annotations
 
@@ -8,12 +8,16 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 
 from bookchat.config import Settings
 from tests.fakes.gemini import FakeGemini
+
+if TYPE_CHECKING:
+    from tests.fakes.qdrant import FakeQdrant
 
 TEST_DATABASE_ENV = "BOOKCHAT_TEST_DATABASE_URL"
 # The small book, its settings and an embedded store, for ingest, rag, providers and cli tests.
@@ -47,6 +51,25 @@ def fake_gemini(_fake_gemini_server: FakeGemini) -> Iterator[FakeGemini]:
     _fake_gemini_server.reset()
     yield _fake_gemini_server
     _fake_gemini_server.reset()
+
+
+@pytest.fixture(scope="session")
+def _fake_qdrant_server() -> Iterator[FakeQdrant]:
+    # qdrant-client and uvicorn load (~1 s) only in a session that uses the fake.
+    from tests.fakes.qdrant import FakeQdrant
+
+    with FakeQdrant() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_qdrant(_fake_qdrant_server: FakeQdrant) -> Iterator[FakeQdrant]:
+    """The fake Qdrant server, empty; every body sent to it must be one Qdrant accepts."""
+    _fake_qdrant_server.reset()
+    yield _fake_qdrant_server
+    rejected = _fake_qdrant_server.rejected
+    _fake_qdrant_server.reset()
+    assert not rejected, f"bodies a real Qdrant server would refuse: {rejected}"
 
 
 def _libpq_url(url: str) -> str:

@@ -65,6 +65,7 @@ PRELOADABLE = (
     "bookchat.stores.conversation_store",
     "bookchat.rag.retrieve",
     "qdrant_client",
+    "bookchat.stores.qdrant_http",
     "bookchat.ingest.pipeline",
     "aiosqlite",
     "psycopg",
@@ -80,7 +81,9 @@ PRELOADABLE = (
 def preload_modules(settings: Settings) -> list[str]:
     """The modules the chosen backends import, to load off the event loop at start-up
     (always a subset of PRELOADABLE)."""
-    modules = ["bookchat.stores.conversation_store", "bookchat.rag.retrieve", "qdrant_client"]
+    modules = ["bookchat.stores.conversation_store", "bookchat.rag.retrieve"]
+    # A Qdrant server is reached over REST with httpx: qdrant-client is only for embedded.
+    modules.append("qdrant_client" if settings.embedded_qdrant else "bookchat.stores.qdrant_http")
     if settings.sample_book:
         modules.append("bookchat.ingest.pipeline")
     modules.append("aiosqlite" if settings.sqlalchemy_url.startswith("sqlite") else "psycopg")

@@ -74,6 +74,19 @@ class EmbedderMismatch(VectorStoreError):
     """The collection was built by other embedders than the ones configured."""
 
 
+class QdrantHTTPError(Exception):
+    """A Qdrant server answered with an error status (stores/qdrant_http.py); guarded() words it.
+
+    Only the status is kept: the body's text comes from outside and may name the collection,
+    a host or a key.
+    """
+
+    def __init__(self, status_code: int, reason_phrase: str) -> None:
+        super().__init__(f"HTTP {status_code} {reason_phrase}".strip())
+        self.status_code = status_code
+        self.reason_phrase = reason_phrase
+
+
 def timed_out(where: str, limit: float) -> StoreUnavailable:
     """No answer in time: most often a blocked port."""
     hint = _where_hint(where)
@@ -120,7 +133,6 @@ async def guarded(
 ) -> T:
     """Run one client call with a bounded time and errors that name host and cause."""
     import httpx
-    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
     try:
         if embedded:
@@ -129,15 +141,18 @@ async def guarded(
         return await asyncio.wait_for(make(), timeout=limit + 1.0)
     except (TimeoutError, httpx.TimeoutException) as exc:
         raise timed_out(where, limit) from exc
-    except ResponseHandlingException as exc:
-        raise transport_error(exc.source, where, limit) from exc
     except httpx.TransportError as exc:
         raise transport_error(exc, where, limit) from exc
-    except UnexpectedResponse as exc:
+    except QdrantHTTPError as exc:
         if exc.status_code in (401, 403):
             raise StoreUnavailable(
                 f"{where} refused access (HTTP {exc.status_code}): check QDRANT_API_KEY"
             ) from exc
-        raise VectorStoreError(
-            f"{where} answered HTTP {exc.status_code} {exc.reason_phrase}".strip()
-        ) from exc
+        message = f"{where} answered HTTP {exc.status_code} {exc.reason_phrase}".strip()
+        if exc.status_code == 404:
+            # The collection is gone (deleted, or never ingested there), or QDRANT_URL's path
+            # is not Qdrant's root.
+            message += (
+                ": are QDRANT_URL and QDRANT_COLLECTION right, and has `bookchat ingest` run?"
+            )
+        raise VectorStoreError(message) from exc

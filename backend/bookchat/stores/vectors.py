@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from bookchat.stores.identity import SparseVector
     from bookchat.stores.memory_index import MemoryIndex
+    from bookchat.stores.qdrant_http import QdrantServer
 
 T = TypeVar("T")
 SCROLL_PAGE = 1000  # points per scroll call when reading what a collection holds
@@ -88,18 +89,21 @@ class VectorStore:
 
     Every client call goes through `_call`, which bounds its time and turns failures into one
     sentence naming the host and what to do. Embedded, searches run on an in-memory copy of
-    the vectors (stores/memory_index.py), rebuilt after this process's own writes.
+    the vectors (stores/memory_index.py), rebuilt after this process's own writes. A server is
+    reached over its REST API (stores/qdrant_http.py), without importing qdrant-client.
     """
 
     def __init__(
         self,
         *,
-        client: AsyncQdrantClient,
         collection: str,
         location: Location,
+        client: AsyncQdrantClient | None = None,
+        server: QdrantServer | None = None,
         timeout: float = 3.0,
     ) -> None:
-        self._client = client
+        self._local = client  # embedded: qdrant-client's local mode
+        self._server = server  # a Qdrant server: its REST API
         self.collection = collection
         self.location = location
         self._timeout = timeout
@@ -123,18 +127,14 @@ class VectorStore:
 
         Blocking (embedded local mode reads every point when it opens): call it in a thread.
         """
+        if url is not None:
+            from bookchat.stores.qdrant_http import QdrantServer
+
+            server = QdrantServer(url=url, collection=collection, api_key=api_key, timeout=timeout)
+            location = Location(backend="server", url=redact_url(url), host_port=host_port(url))
+            return cls(server=server, collection=collection, location=location, timeout=timeout)
         from qdrant_client import AsyncQdrantClient
 
-        if url is not None:
-            client = AsyncQdrantClient(
-                url=url,
-                api_key=api_key,
-                timeout=max(1, round(timeout)),
-                # The version probe runs in a thread at construction and only warns.
-                check_compatibility=False,
-            )
-            location = Location(backend="server", url=redact_url(url), host_port=host_port(url))
-            return cls(client=client, collection=collection, location=location, timeout=timeout)
         in_use = StoreUnavailable(
             f"The embedded Qdrant in {path} is in use by another bookchat process "
             "(for example `bookchat serve`). Stop that process first, or run a Qdrant "
@@ -165,6 +165,16 @@ class VectorStore:
     def embedded(self) -> bool:
         return self.location.backend == "embedded"
 
+    @property
+    def _client(self) -> AsyncQdrantClient:
+        """The embedded collection's local-mode client (every server call has its own branch)."""
+        assert self._local is not None, "a server collection has no local-mode client"
+        return self._local
+
+    def _limit(self, timeout: float | None, at_least: float = 0.0) -> float:
+        """Seconds one call may take: `timeout` or the store's, and never under `at_least`."""
+        return max(timeout if timeout is not None else self._timeout, at_least)
+
     async def _call(self, make: Callable[[], Awaitable[T]], *, timeout: float | None = None) -> T:
         """Run one client call with a bounded time and errors that name host and cause."""
         return await guarded(
@@ -183,17 +193,29 @@ class VectorStore:
 
     async def identity(self) -> IndexIdentity | None:
         """Which embedders built the collection; None when it does not exist yet."""
+        meta = await self._metadata()
+        if meta is None:
+            return None
+        meta = meta.get(METADATA_KEY)
+        if not meta:
+            raise VectorStoreError(
+                f"Qdrant collection {self.collection!r} was not created by bookchat (it has no "
+                f"{METADATA_KEY!r} metadata): choose another QDRANT_COLLECTION."
+            )
+        return IndexIdentity.from_metadata(meta)
+
+    async def _metadata(self) -> dict[str, Any] | None:
+        """The collection's metadata ({} when it has none); None when it does not exist."""
+        if (server := self._server) is not None:
+            limit = self._limit(None)
+            if not await self._call(lambda: server.exists(timeout=limit)):
+                return None
+            return await self._call(lambda: server.metadata(timeout=limit))
         client, collection = self._client, self.collection
         if not await self._call(lambda: client.collection_exists(collection)):
             return None
         info = await self._call(lambda: client.get_collection(collection))
-        meta = (info.config.metadata or {}).get(METADATA_KEY)
-        if not meta:
-            raise VectorStoreError(
-                f"Qdrant collection {collection!r} was not created by bookchat (it has no "
-                f"{METADATA_KEY!r} metadata): choose another QDRANT_COLLECTION."
-            )
-        return IndexIdentity.from_metadata(meta)
+        return info.config.metadata or {}
 
     async def check_identity(self, using: IndexIdentity) -> bool:
         """Raise EmbedderMismatch if the collection was built otherwise; False if it is absent."""
@@ -207,6 +229,17 @@ class VectorStore:
     async def ensure_collection(self, using: IndexIdentity) -> None:
         """Create the collection for these embedders, or check that it was built with them."""
         if await self.check_identity(using):
+            return
+        if (server := self._server) is not None:
+            limit = self._limit(None, 10.0)
+            await self._call(
+                lambda: server.create(
+                    dense_dims=using.dense_dims if using.dense is not None else None,
+                    metadata={METADATA_KEY: using.as_metadata()},
+                    timeout=limit,
+                ),
+                timeout=limit,
+            )
             return
         from qdrant_client import models
 
@@ -233,6 +266,11 @@ class VectorStore:
 
     async def count(self, *, exact: bool = False, timeout: float | None = None) -> int:
         """Number of points (0 when the collection does not exist)."""
+        if (server := self._server) is not None:
+            limit = self._limit(timeout)
+            if not await self._call(lambda: server.exists(timeout=limit), timeout=limit):
+                return 0
+            return await self._call(lambda: server.count(exact=exact, timeout=limit), timeout=limit)
         client, collection = self._client, self.collection
         if not await self._call(lambda: client.collection_exists(collection), timeout=timeout):
             return 0
@@ -248,6 +286,19 @@ class VectorStore:
 
     async def _scroll(self, fields: list[str]) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """(id, payload with `fields`) of every point, SCROLL_PAGE per round trip."""
+        if (server := self._server) is not None:
+            limit = self._limit(None)
+            page: str | None = None
+            while True:
+                found, page = await self._call(
+                    lambda page=page: server.scroll(
+                        fields=fields, limit=SCROLL_PAGE, offset=page, timeout=limit
+                    )
+                )
+                for pid, payload in found:
+                    yield pid, payload
+                if page is None:
+                    return
         offset = None
         while True:
             points, offset = await self._call(
@@ -290,9 +341,13 @@ class VectorStore:
 
     async def upsert(self, points: Sequence[NewPoint]) -> None:
         """Write points (same id: replaced)."""
+        self._wrote()
+        if (server := self._server) is not None:
+            limit = self._limit(None, 30.0)
+            await self._call(lambda: server.upsert(points, timeout=limit), timeout=limit)
+            return
         from qdrant_client import models
 
-        self._wrote()
         structs = []
         for p in points:
             vector: dict[str, Any] = {
@@ -310,9 +365,13 @@ class VectorStore:
         """Remove points by id."""
         if not ids:
             return
+        self._wrote()
+        if (server := self._server) is not None:
+            limit = self._limit(None, 30.0)
+            await self._call(lambda: server.delete(ids, timeout=limit), timeout=limit)
+            return
         from qdrant_client import models
 
-        self._wrote()
         selector = models.PointIdsList(points=list(ids))
         await self._call(
             lambda: self._client.delete(self.collection, points_selector=selector, wait=True),
@@ -324,7 +383,15 @@ class VectorStore:
         by_position: dict[int, list[str]] = {}
         for pid, position in ids_positions.items():
             by_position.setdefault(position, []).append(pid)
+        server, limit = self._server, self._limit(None)
         for position, ids in by_position.items():
+            if server is not None:
+                await self._call(
+                    lambda ids=ids, position=position: server.set_payload(
+                        {"position": position}, ids, timeout=limit
+                    )
+                )
+                continue
             await self._call(
                 lambda ids=ids, position=position: self._client.set_payload(
                     self.collection, payload={"position": position}, points=ids, wait=True
@@ -349,6 +416,13 @@ class VectorStore:
         """
         if not sparse.indices and dense is None:
             return []
+        if (server := self._server) is not None:
+            timeout = self._limit(None)
+            return await self._call(
+                lambda: server.query(
+                    sparse=sparse, dense=dense, limit=limit, candidates=candidates, timeout=timeout
+                )
+            )
         q = _Query(sparse, dense, limit, candidates)
         if self.embedded and self.memory_index:
             points = await self._search_in_memory(q)
@@ -466,6 +540,9 @@ class VectorStore:
 
     async def close(self) -> None:
         """Release the client (and the embedded folder's lock)."""
+        if self._server is not None:
+            await self._server.aclose()
+            return
         await self._client.close()
 
 

@@ -1,0 +1,206 @@
+"""The book's collection on a Qdrant server, over Qdrant's REST API with httpx (no qdrant-client).
+
+Why not qdrant-client here: a process that imports it pays for its REST models (31 MiB; pydantic
+schema building was 37 % of start-up CPU) and gRPC/protobuf (8.5 MiB), once per worker process,
+to send nine kinds of small JSON request. The bodies below are the ones qdrant-client 1.20 sends
+for the same calls (its OpenAPI-generated http/api/*.py and http/models/models.py), and
+tests/fakes/qdrant.py validates each against those models. Every answer comes in Qdrant's
+envelope `{"result": ..., "status": "ok", "time": ...}`; an error status is raised as
+QdrantHTTPError, which stores/errors.py guarded() words. JSON is the stdlib's: neither orjson
+nor msgspec is installed, and the bodies are small.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from bookchat.stores.errors import DEFAULT_PORT, QdrantHTTPError
+from bookchat.stores.identity import DENSE, SPARSE
+from bookchat.stores.vectors import Hit
+
+if TYPE_CHECKING:
+    from bookchat.stores.identity import SparseVector
+    from bookchat.stores.vectors import NewPoint
+
+
+def rest_base(url: str) -> str:
+    """The REST root qdrant-client derives from QDRANT_URL: port 6333 when none is named, and
+    the URL's path kept as a prefix (a proxy in front of Qdrant)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal
+    return f"{parts.scheme}://{host}:{parts.port or DEFAULT_PORT}{parts.path.rstrip('/')}"
+
+
+class QdrantServer:
+    """One collection on a Qdrant server: the calls VectorStore makes, over one pooled client.
+
+    Every method takes the seconds its request may last (connect, and each read); the caller
+    (VectorStore._call) bounds the whole call and words the failures.
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        collection: str,
+        api_key: str | None,
+        timeout: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        headers = {"content-type": "application/json"}
+        if api_key:
+            headers["api-key"] = api_key  # Qdrant Cloud's header (qdrant-client sends the same)
+        self._client = httpx.AsyncClient(
+            base_url=rest_base(url),
+            headers=headers,
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            follow_redirects=False,
+        )
+        self._path = f"/collections/{quote(collection, safe='')}"
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        await self._client.aclose()
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        timeout: float,
+        body: dict[str, Any] | None = None,
+        wait: bool = False,
+    ) -> Any:
+        """The `result` of one request; QdrantHTTPError for any status but 200."""
+        response = await self._client.request(
+            method,
+            self._path + path,
+            content=None if body is None else json.dumps(body, separators=(",", ":")).encode(),
+            # Writes return once applied, so the next read (or the next process) sees them.
+            params={"wait": "true"} if wait else None,
+            timeout=timeout,
+        )
+        if response.status_code != 200:
+            raise QdrantHTTPError(response.status_code, response.reason_phrase)
+        try:
+            return json.loads(response.content)["result"]
+        except (ValueError, KeyError, TypeError):
+            # A 200 that is not Qdrant's envelope: a proxy's page, or not Qdrant at all.
+            raise QdrantHTTPError(200, "with a body that is not Qdrant's JSON") from None
+
+    async def exists(self, *, timeout: float) -> bool:
+        """Whether the collection exists (GET /collections/{name}/exists)."""
+        return bool((await self._call("GET", "/exists", timeout=timeout))["exists"])
+
+    async def metadata(self, *, timeout: float) -> dict[str, Any]:
+        """The collection's metadata, {} when it has none (GET /collections/{name})."""
+        info = await self._call("GET", "", timeout=timeout)
+        return info["config"].get("metadata") or {}
+
+    async def create(
+        self, *, dense_dims: int | None, metadata: dict[str, Any], timeout: float
+    ) -> None:
+        """Create the collection: "dense" (cosine) when dims are given, and "bm25" with IDF."""
+        vectors = {} if dense_dims is None else {DENSE: {"size": dense_dims, "distance": "Cosine"}}
+        body = {
+            "vectors": vectors,
+            # BM25's IDF comes from the collection, so weights stay valid as it grows.
+            "sparse_vectors": {SPARSE: {"modifier": "idf"}},
+            "metadata": metadata,
+        }
+        await self._call("PUT", "", body=body, timeout=timeout)
+
+    async def count(self, *, exact: bool, timeout: float) -> int:
+        """Number of points (POST /points/count)."""
+        result = await self._call("POST", "/points/count", body={"exact": exact}, timeout=timeout)
+        return int(result["count"])
+
+    async def scroll(
+        self, *, fields: list[str], limit: int, offset: str | None, timeout: float
+    ) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
+        """One page of (id, payload with `fields`) and the offset of the next (None: done)."""
+        body: dict[str, Any] = {"limit": limit, "with_payload": fields, "with_vector": False}
+        if offset is not None:
+            body["offset"] = offset
+        result = await self._call("POST", "/points/scroll", body=body, timeout=timeout)
+        points = [(str(p["id"]), p.get("payload") or {}) for p in result["points"]]
+        following = result.get("next_page_offset")
+        return points, None if following is None else str(following)
+
+    async def upsert(self, points: Sequence[NewPoint], *, timeout: float) -> None:
+        """Write points (same id: replaced), PUT /points?wait=true."""
+        structs = []
+        for p in points:
+            vector: dict[str, Any] = {
+                SPARSE: {"indices": list(p.sparse.indices), "values": list(p.sparse.values)}
+            }
+            if p.dense is not None:
+                vector[DENSE] = list(p.dense)
+            structs.append({"id": p.id, "vector": vector, "payload": p.payload})
+        await self._call("PUT", "/points", body={"points": structs}, wait=True, timeout=timeout)
+
+    async def delete(self, ids: Sequence[str], *, timeout: float) -> None:
+        """Remove points by id (POST /points/delete?wait=true)."""
+        body = {"points": list(ids)}
+        await self._call("POST", "/points/delete", body=body, wait=True, timeout=timeout)
+
+    async def set_payload(
+        self, payload: dict[str, Any], ids: Sequence[str], *, timeout: float
+    ) -> None:
+        """Merge `payload` into these points' payloads (POST /points/payload?wait=true)."""
+        body = {"payload": payload, "points": list(ids)}
+        await self._call("POST", "/points/payload", body=body, wait=True, timeout=timeout)
+
+    async def query(
+        self,
+        *,
+        sparse: SparseVector,
+        dense: list[float] | None,
+        limit: int,
+        candidates: int,
+        timeout: float,
+    ) -> list[Hit]:
+        """Hybrid search on the server (POST /points/query): one leg queried directly, two
+        prefetched and fused by reciprocal rank. The vectors come back so the reader-facing
+        score can be a similarity, not a rank."""
+        legs: list[dict[str, Any]] = []
+        if sparse.indices:
+            terms = {"indices": list(sparse.indices), "values": list(sparse.values)}
+            legs.append({"query": {"nearest": terms}, "using": SPARSE, "limit": candidates})
+        if dense is not None:
+            legs.append({"query": {"nearest": list(dense)}, "using": DENSE, "limit": candidates})
+        if not legs:
+            return []
+        body: dict[str, Any] = (
+            {"query": legs[0]["query"], "using": legs[0]["using"]}
+            if len(legs) == 1
+            else {"prefetch": legs, "query": {"fusion": "rrf"}}
+        )
+        body.update(
+            limit=limit, with_payload=True, with_vector=[DENSE] if dense is not None else [SPARSE]
+        )
+        result = await self._call("POST", "/points/query", body=body, timeout=timeout)
+        return [_hit(point) for point in result["points"]]
+
+
+def _hit(point: dict[str, Any]) -> Hit:
+    """A Hit from a ScoredPoint's JSON: payload and its named vectors."""
+    vectors = point.get("vector")
+    vectors = vectors if isinstance(vectors, dict) else {}
+    dense = vectors.get(DENSE)
+    sparse = vectors.get(SPARSE)
+    return Hit(
+        payload=point.get("payload") or {},
+        dense=list(dense) if isinstance(dense, list) else None,
+        sparse=(list(sparse["indices"]), list(sparse["values"]))
+        if isinstance(sparse, dict)
+        else None,
+    )
