@@ -1,17 +1,22 @@
-"""Page outlines and the page-aware ranking of fused passages (rag/pages.py, rag/retrieve.py)."""
+"""Page rankings and the page-aware ranking of fused passages (rag/pages.py, rag/retrieve.py)."""
 
 from __future__ import annotations
 
+import pytest
+
 from bookchat.providers.static_embedder import StaticEmbedder
-from bookchat.rag.pages import PageOutlines, outline_text
+from bookchat.rag.pages import PageChunk, PageOutlines, outline_text
 from bookchat.rag.retrieve import rank_by_page
 from bookchat.stores.vectors import Hit
 
+KEYBOARD = (None, None, "components/keyboard-avoiding-view.md")
+TEXT_INPUT = (None, None, "guides/text-input.md")
+NETWORKING = (None, None, "guides/networking.md")
 CHUNKS = [
-    ((None, None, "components/keyboard-avoiding-view.md"), "KeyboardAvoidingView", "Example"),
-    ((None, None, "components/keyboard-avoiding-view.md"), "KeyboardAvoidingView", "Props"),
-    ((None, None, "guides/text-input.md"), "Handling Text Input", ""),
-    ((None, None, "guides/networking.md"), "Networking", "Using Fetch"),
+    PageChunk(KEYBOARD, "KeyboardAvoidingView", "Example"),
+    PageChunk(KEYBOARD, "KeyboardAvoidingView", "Props"),
+    PageChunk(TEXT_INPUT, "Handling Text Input", ""),
+    PageChunk(NETWORKING, "Networking", "Using Fetch"),
 ]
 
 
@@ -25,8 +30,41 @@ def test_pages_rank_by_their_title_and_headings() -> None:
     outlines = PageOutlines.from_chunks(CHUNKS)
     assert len(outlines) == 3  # one outline per page, however many chunks it has
     ranks = outlines.lexical_ranks("How do I keep the keyboard from covering the screen?")
-    assert ranks == {(None, None, "components/keyboard-avoiding-view.md"): 0}
+    assert ranks == {KEYBOARD: 0}
     assert outlines.lexical_ranks("bread") == {}
+    # Chunks without text or vectors: those rankings have no opinion.
+    assert outlines.text_ranks("keyboard") == {}
+    assert outlines.centroid_ranks([1.0, 0.0]) == {}
+
+
+def test_pages_rank_by_their_whole_text() -> None:
+    chunks = [
+        PageChunk(KEYBOARD, "KeyboardAvoidingView", "Props", "The behavior prop: padding."),
+        PageChunk(KEYBOARD, "KeyboardAvoidingView", "Example", "Wrap the form; padding again."),
+        PageChunk(TEXT_INPUT, "Handling Text Input", "", "TextInput takes padding once."),
+        PageChunk(NETWORKING, "Networking", "", "Fetch data from a server."),
+    ]
+    outlines = PageOutlines.from_chunks(chunks)
+    # Neither outline says "padding"; the page that says it in two passages comes first.
+    assert outlines.lexical_ranks("padding") == {}
+    assert outlines.text_ranks("How much padding?") == {KEYBOARD: 0, TEXT_INPUT: 1}
+
+
+def test_pages_rank_by_the_mean_of_their_passage_vectors() -> None:
+    chunks = [
+        PageChunk(KEYBOARD, "K", "a", "x", [1.0, 0.0]),
+        PageChunk(KEYBOARD, "K", "b", "x", [0.0, 1.0]),
+        PageChunk(TEXT_INPUT, "T", "", "x", [0.8, 0.6]),
+    ]
+    outlines = PageOutlines.from_chunks(chunks)
+    # The keyboard page's mean points at 45 degrees; a query there prefers it to the text page.
+    assert outlines.centroid_ranks([1.0, 1.0]) == {KEYBOARD: 0, TEXT_INPUT: 1}
+    assert outlines.centroid_ranks([1.0, 0.0]) == {TEXT_INPUT: 0, KEYBOARD: 1}
+    # A query from another embedder (other dimensions) is no evidence either way.
+    assert outlines.centroid_ranks([1.0, 0.0, 0.0]) == {}
+    # One page without vectors (an index half re-embedded): no centroid ranking at all.
+    partial = PageOutlines.from_chunks([*chunks, PageChunk(NETWORKING, "N", "", "y")])
+    assert partial.centroid_ranks([1.0, 1.0]) == {}
 
 
 async def test_with_a_local_embedder_pages_also_rank_by_meaning() -> None:
@@ -35,7 +73,7 @@ async def test_with_a_local_embedder_pages_also_rank_by_meaning() -> None:
     assert outlines.dense_ranks(await embedder.embed_query("x")) == {}  # not embedded yet
     await outlines.embed(embedder)
     ranks = outlines.dense_ranks(await embedder.embed_query("sending HTTP requests to a server"))
-    assert min(ranks, key=ranks.__getitem__) == (None, None, "guides/networking.md")
+    assert min(ranks, key=ranks.__getitem__) == NETWORKING
 
 
 def _hit(file: str, text: str) -> Hit:
@@ -60,6 +98,22 @@ def test_a_page_whose_outline_matches_the_question_moves_up() -> None:
     assert [h.payload["text"] for h in ranked] == ["fetch", "behavior prop", "typing"]
     # Without outlines the fused order stands.
     assert rank_by_page(hits, None, "keep the keyboard away", None) == hits
+
+
+@pytest.mark.parametrize("agree", [True, False])
+def test_a_page_that_wins_on_text_and_vector_overtakes_one_better_passage(agree: bool) -> None:
+    avoiding = (None, None, "avoiding.md")  # neither outline names the keyboard
+    chunks = [
+        PageChunk(NETWORKING, "Networking", "", "Fetch data; the keyboard is unrelated.", [1, 0]),
+        PageChunk(avoiding, "Avoiding", "", "The keyboard covers it; move the keyboard.", [0, 1]),
+    ]
+    outlines = PageOutlines.from_chunks(chunks)
+    hits = [_hit("guides/networking.md", "fetch"), _hit("avoiding.md", "behavior")]
+    # The keyboard page says the word more and, when the vector agrees, means it: it wins two
+    # page rankings to the passage order's one. With the vector against it, the order stands.
+    ranked = rank_by_page(hits, outlines, "keyboard keyboard", [0.0, 1.0] if agree else [1.0, 0])
+    expected = ["behavior", "fetch"] if agree else ["fetch", "behavior"]
+    assert [h.payload["text"] for h in ranked] == expected
 
 
 def test_versions_of_one_file_are_different_pages() -> None:

@@ -114,6 +114,20 @@ async def test_scrolling_follows_pages(
     assert sum(r.path.endswith("/scroll") for r in fake_qdrant.requests) == 3
 
 
+async def test_page_rankings_read_text_and_vectors_from_the_server(server: VectorStore) -> None:
+    await server.ensure_collection(IDENTITY)
+    stored = points(3)
+    for p in stored:
+        p.payload["text"] = f"text of {p.payload['file']}"
+    await server.upsert(stored)
+    plain = await server.chunk_headings()
+    assert all(c.text == "" and c.dense is None for c in plain)
+    full = {c.file: c for c in await server.chunk_headings(text=True, dense=True)}
+    assert full["page1.md"].text == "text of page1.md"
+    norm = (2.0**2 + 0.0**2) ** 0.5  # point 1's vector [2, 0], stored normalised (cosine)
+    assert full["page1.md"].dense == pytest.approx([2.0 / norm, 0.0])
+
+
 async def test_a_collection_built_otherwise_is_a_mismatch(server: VectorStore) -> None:
     await server.ensure_collection(LEXICAL)
     with pytest.raises(EmbedderMismatch, match="book"):

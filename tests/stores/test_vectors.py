@@ -98,3 +98,20 @@ async def test_a_server_url_is_a_server_location_without_its_key(tmp_path: Path)
         assert not (tmp_path / "unused").exists()
     finally:
         await store.close()
+
+
+async def test_chunk_headings_bring_text_and_vectors_only_when_asked(tmp_path: Path) -> None:
+    store = VectorStore.open(collection="book", path=tmp_path / "qdrant")
+    try:
+        await store.ensure_collection(IDENTITY)
+        point = new_point("one.md", {7: 1.0}, [0.6, 0.8])
+        point.payload.update(title="One", heading="Setup", text="Install it.")
+        await store.upsert([point])
+        [plain] = await store.chunk_headings()
+        assert (plain.file, plain.title, plain.heading) == ("one.md", "One", "Setup")
+        assert (plain.text, plain.dense) == ("", None)
+        [full] = await store.chunk_headings(text=True, dense=True)
+        assert full.text == "Install it."
+        assert full.dense == pytest.approx([0.6, 0.8])
+    finally:
+        await store.close()

@@ -6,9 +6,9 @@ Legs by configuration:
   BOOKCHAT_EMBEDDER=gemini), else with the offline static embedder when
   `bookchat.providers.static_embedder` is importable;
 - with two legs, Qdrant fuses them by reciprocal rank (query_points, prefetch, RRF);
-- then the fused candidates are re-ranked with the pages' outlines (rag/pages.py): each
-  passage adds its page's rank by title and headings, and each page's best passage comes
-  before a second passage of any page.
+- then the candidates' pages are ranked by fusing, by reciprocal rank, the place of each
+  page's best passage with the page's own ranks (rag/pages.py: outline, whole text, mean
+  vector), and each page's best passage comes before a second passage of any page.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
-from bookchat.rag.pages import PageKey, PageOutlines
+from bookchat.rag.pages import PageChunk, PageKey, PageOutlines
 from bookchat.rag.types import Passage, RetrievalUnavailable
 from bookchat.redact import describe
 from bookchat.stores.errors import EmbedderMismatch, StoreError
@@ -36,11 +36,17 @@ log = logging.getLogger(__name__)
 # Candidates each leg hands to the fusion: enough for RRF to agree on a top 5, few enough that
 # local mode stays fast at ten thousand chunks.
 CANDIDATES = 30
-# A passage's place is 1 / (its fused rank + 2), as in Qdrant's RRF (k = 2); each ranking of
-# the pages by their outline (BM25, and cosine with a local embedder) adds
-# PAGE_WEIGHT / (the page's rank + 2). Chosen on five books (backend/docs/benchmarks.md); a
-# weight twice as large raised redux and lowered jest and the sample book.
-PAGE_WEIGHT = 0.25
+# A candidate page scores sum(weight / (PAGE_K + rank)) over its rankings (0-based ranks): the
+# place of its best passage among the candidates' pages, its outline by BM25 and by cosine,
+# its whole text by BM25, its mean vector by cosine. The passages' own order weighs most; the
+# whole text and the mean vector weigh more than the outline, which names the page's subject
+# but holds few words. Chosen on four real books and checked on two held-out books and the
+# sample book (backend/docs/benchmarks.md).
+PASSAGE_WEIGHT = 1.5
+OUTLINE_WEIGHT = 0.75
+TEXT_WEIGHT = 1.0
+CENTROID_WEIGHT = 1.0
+PAGE_K = 2
 # Outlines are rebuilt after this process writes to the index and at least this often, so a
 # shared Qdrant that another process ingested into is seen without a restart.
 OUTLINE_MAX_AGE = 300.0
@@ -78,34 +84,41 @@ def rank_by_page(
     question: str,
     query_dense: list[float] | None,
 ) -> list[Hit]:
-    """The fused hits re-ranked with their pages' outline ranks, best passage of each page first.
+    """The fused hits ordered by their pages' fused ranks, best passage of each page first.
 
     A page's second passage comes after every page's first, so five passages show five pages
     when five are found: on real books the page that answers was often sixth behind two or three
     passages of one neighbour.
     """
-    rankings: list[dict[PageKey, int]] = []
+    best: dict[PageKey, int] = {}  # page -> its place among the pages, by its best passage
+    for hit in hits:
+        best.setdefault(_page_of(hit), len(best))
+    rankings: list[tuple[float, dict[PageKey, int]]] = [(PASSAGE_WEIGHT, best)]
     if outlines is not None and len(outlines):
-        rankings.append(outlines.lexical_ranks(question))
+        rankings.append((OUTLINE_WEIGHT, outlines.lexical_ranks(question)))
+        rankings.append((TEXT_WEIGHT, outlines.text_ranks(question)))
         if query_dense is not None:
-            rankings.append(outlines.dense_ranks(query_dense))
+            rankings.append((OUTLINE_WEIGHT, outlines.dense_ranks(query_dense)))
+            rankings.append((CENTROID_WEIGHT, outlines.centroid_ranks(query_dense)))
 
-    def score(item: tuple[int, Hit]) -> float:
-        place, hit = item
-        page = _page_of(hit)
-        bonus = sum(PAGE_WEIGHT / (r[page] + 2) for r in rankings if page in r)
-        return 1 / (place + 2) + bonus
+    def score(page: PageKey) -> float:
+        return sum(w / (PAGE_K + r[page]) for w, r in rankings if page in r)
 
-    # sorted() is stable: equal scores keep the fused order.
-    ordered = [hit for _, hit in sorted(enumerate(hits), key=lambda item: -score(item))]
-    seen: set[PageKey] = set()
+    # sorted() is stable: equal scores keep the order of the pages' best passages.
+    pages = sorted(best, key=lambda page: -score(page))
+    order = {page: i for i, page in enumerate(pages)}
     first: list[Hit] = []
-    again: list[Hit] = []
-    for hit in ordered:
+    again: list[tuple[int, int, Hit]] = []
+    seen: set[PageKey] = set()
+    for place, hit in enumerate(hits):
         page = _page_of(hit)
-        (again if page in seen else first).append(hit)
-        seen.add(page)
-    return first + again
+        if page in seen:
+            again.append((order[page], place, hit))
+        else:
+            first.append(hit)
+            seen.add(page)
+    first.sort(key=lambda hit: order[_page_of(hit)])
+    return first + [hit for _, _, hit in sorted(again, key=lambda item: item[:2])]
 
 
 class BookRetriever:
@@ -191,13 +204,18 @@ class BookRetriever:
                 or now - built > OUTLINE_MAX_AGE
             ):
                 generation = self._store.generation
-                headings = await self._store.chunk_headings()
-                outlines = PageOutlines.from_chunks(
-                    ((h.plugin, h.version, h.file), h.title, h.heading) for h in headings
-                )
                 # Embedding every outline is free with a local embedder; with a remote one it
-                # would cost a request per hundred pages at every rebuild, so only BM25 ranks.
-                if self._dense is not None and getattr(self._dense, "local", False):
+                # would cost a request per hundred pages at every rebuild, and its vectors are
+                # large to fetch, so only the BM25 ranks run.
+                local = self._dense is not None and getattr(self._dense, "local", False)
+                chunks = await self._store.chunk_headings(text=True, dense=local)
+                page_chunks = [
+                    PageChunk((c.plugin, c.version, c.file), c.title, c.heading, c.text, c.dense)
+                    for c in chunks
+                ]
+                # Tokenising every page's text takes a second on a 3,000-chunk book: off the loop.
+                outlines = await asyncio.to_thread(PageOutlines.from_chunks, page_chunks)
+                if local and self._dense is not None:
                     await outlines.embed(self._dense)
                 self._outlines, self._outlines_of = outlines, (generation, now)
             return self._outlines

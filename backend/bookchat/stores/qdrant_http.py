@@ -124,14 +124,27 @@ class QdrantServer:
         return int(result["count"])
 
     async def scroll(
-        self, *, fields: list[str], limit: int, offset: str | None, timeout: float
-    ) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
-        """One page of (id, payload with `fields`) and the offset of the next (None: done)."""
-        body: dict[str, Any] = {"limit": limit, "with_payload": fields, "with_vector": False}
+        self,
+        *,
+        fields: list[str],
+        limit: int,
+        offset: str | None,
+        timeout: float,
+        vectors: list[str] | None = None,
+    ) -> tuple[list[tuple[str, dict[str, Any], dict[str, Any]]], str | None]:
+        """One page of (id, payload with `fields`, named `vectors`) and the offset of the next
+        (None: done)."""
+        body: dict[str, Any] = {
+            "limit": limit,
+            "with_payload": fields,
+            "with_vector": vectors or False,
+        }
         if offset is not None:
             body["offset"] = offset
         result = await self._call("POST", "/points/scroll", body=body, timeout=timeout)
-        points = [(str(p["id"]), p.get("payload") or {}) for p in result["points"]]
+        points = [
+            (str(p["id"]), p.get("payload") or {}, p.get("vector") or {}) for p in result["points"]
+        ]
         following = result.get("next_page_offset")
         return points, None if following is None else str(following)
 

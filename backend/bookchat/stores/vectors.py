@@ -50,13 +50,16 @@ class StoredChunk:
 
 @dataclass(frozen=True, slots=True)
 class ChunkHeading:
-    """Where a stored chunk sits in the book: its page, the page's title and its heading path."""
+    """Where a stored chunk sits in the book: its page, the page's title and its heading path;
+    its text and dense vector when asked for (the page rankings of rag/pages.py)."""
 
     file: str
     title: str
     heading: str
     version: str | None
     plugin: str | None
+    text: str = ""
+    dense: list[float] | None = None
 
 
 @dataclass(slots=True)
@@ -284,19 +287,25 @@ class VectorStore:
         """Bumped by every write through this store: what was derived from the points is stale."""
         return self._memory_generation
 
-    async def _scroll(self, fields: list[str]) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """(id, payload with `fields`) of every point, SCROLL_PAGE per round trip."""
+    async def _scroll(
+        self, fields: list[str], vectors: list[str] | None = None
+    ) -> AsyncIterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+        """(id, payload with `fields`, named `vectors`) of every point, SCROLL_PAGE per trip."""
         if (server := self._server) is not None:
             limit = self._limit(None)
             page: str | None = None
             while True:
                 found, page = await self._call(
                     lambda page=page: server.scroll(
-                        fields=fields, limit=SCROLL_PAGE, offset=page, timeout=limit
+                        fields=fields,
+                        vectors=vectors,
+                        limit=SCROLL_PAGE,
+                        offset=page,
+                        timeout=limit,
                     )
                 )
-                for pid, payload in found:
-                    yield pid, payload
+                for pid, payload, named in found:
+                    yield pid, payload, named
                 if page is None:
                     return
         offset = None
@@ -307,11 +316,12 @@ class VectorStore:
                     limit=SCROLL_PAGE,
                     offset=offset,
                     with_payload=fields,
-                    with_vectors=False,
+                    with_vectors=vectors or False,
                 )
             )
             for p in points:
-                yield str(p.id), p.payload or {}
+                named = p.vector if isinstance(p.vector, dict) else {}
+                yield str(p.id), p.payload or {}, named
             if offset is None:
                 return
 
@@ -319,15 +329,19 @@ class VectorStore:
         """Every point id in the collection with its page and position."""
         return {
             pid: StoredChunk(file=str(p.get("file", "")), position=int(p.get("position", 0)))
-            async for pid, p in self._scroll(["file", "position"])
+            async for pid, p, _ in self._scroll(["file", "position"])
         }
 
-    async def chunk_headings(self) -> list[ChunkHeading]:
-        """The page, title and heading path of every point (what page outlines are built from)."""
+    async def chunk_headings(
+        self, *, text: bool = False, dense: bool = False
+    ) -> list[ChunkHeading]:
+        """The page, title and heading path of every point (what page outlines are built from),
+        with its text and its dense vector when asked."""
 
         def optional(value: Any) -> str | None:
             return None if value is None else str(value)
 
+        fields = ["file", "title", "heading", "version", "plugin", *(["text"] if text else [])]
         return [
             ChunkHeading(
                 file=str(p.get("file", "")),
@@ -335,8 +349,10 @@ class VectorStore:
                 heading=str(p.get("heading", "")),
                 version=optional(p.get("version")),
                 plugin=optional(p.get("plugin")),
+                text=str(p.get("text", "")),
+                dense=list(v[DENSE]) if v.get(DENSE) is not None else None,
             )
-            async for _, p in self._scroll(["file", "title", "heading", "version", "plugin"])
+            async for _, p, v in self._scroll(fields, [DENSE] if dense else None)
         ]
 
     async def upsert(self, points: Sequence[NewPoint]) -> None:
