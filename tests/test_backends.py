@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import os
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,27 @@ def test_server_wide_caps_are_split_but_not_the_shared_budget(tmp_path: Path) ->
     # Per client: a client's connections may land on either process.
     assert (one.chats_per_minute, one.streams_per_client) == (10, 2)
     assert backends.per_worker(settings, 1) is settings
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({}, None),
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu.max": "200000 100000\n"}, 2),
+        ({"cpu.max": "150000 100000\n"}, 2),  # 1.5 CPUs: two processes can use it
+        ({"cpu.max": "50000 100000\n"}, 1),
+        ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ],
+    ids=["no-cgroup", "v2-unlimited", "v2-two", "v2-1.5", "v2-half", "v1-one", "v1-none"],
+)
+def test_a_containers_cpu_quota_caps_the_default_workers(
+    tmp_path: Path, files: dict[str, str], expected: int | None
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    affinity = len(os.sched_getaffinity(0))
+    usable = backends.usable_cpus(tmp_path)
+    assert usable == (min(affinity, expected) if expected is not None else affinity)

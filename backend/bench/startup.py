@@ -1,16 +1,26 @@
 """Start-up benchmark: how soon `bookchat serve` answers /api/health, and the app's import time.
 
     python backend/bench/startup.py [--runs 5]
+    python backend/bench/startup.py --qdrant fake [--runs 5] [--workers 2 --database-url URL]
+                                    [--server-src DIR ...]
 
 Prints medians over `runs`: import time of bookchat.app; spawn to the first /api/health answer
 (any status: "starting" counts, it is what a platform health check sees) and spawn to
 "healthy", with an already-ingested data dir and with an empty one (the sample book is
 ingested at start-up, in the background).
+
+`--qdrant fake` measures the Qdrant server configuration instead: the sample book is ingested
+once into the fake Qdrant server (`python -m tests.fakes.qdrant`, real HTTP), then each run
+spawns `bookchat serve` with QDRANT_URL and prints the medians of spawn -> healthy, the server's
+CPU seconds by then, and its RSS (summed over worker processes) once healthy and after 20
+answers. Each `--server-src` checkout (its backend/ is served; "." is this one) is run in turn
+within every round, so before and after share the machine's load.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -20,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -90,10 +101,137 @@ def spawn_to_health_env(env: dict[str, str], *, timeout: float = 300) -> tuple[f
     return first, healthy
 
 
+def tree(pid: int) -> list[int]:
+    """The process and its descendants (uvicorn's worker processes)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int(
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+                )
+            except OSError:
+                continue
+    members, frontier = [pid], [pid]
+    while frontier:
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        members += frontier
+    return members
+
+
+def tree_cpu_and_rss(pid: int) -> tuple[float, float]:
+    """(user + system CPU seconds, RSS in MiB) of the process tree, summed."""
+    cpu = rss = 0
+    for member in tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        cpu += int(fields[11]) + int(fields[12])
+        rss += next(int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS:"))
+    return cpu / os.sysconf("SC_CLK_TCK"), rss / 1024
+
+
+@contextlib.contextmanager
+def fake_qdrant() -> Iterator[str]:
+    """The fake Qdrant server in its own process; yields its URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.qdrant", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        if "listening" not in process.stdout.readline():
+            raise RuntimeError("the fake Qdrant server did not start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def server_run(env: dict[str, str], answers: int) -> tuple[float, float, float, float]:
+    """(spawn -> healthy s, CPU s by then, RSS MiB when healthy, RSS MiB after `answers`)."""
+    port = env["PORT"]
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bookchat", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=env.get("PYTHONPATH", ROOT),
+    )
+    try:
+        with httpx.Client(timeout=30) as client:
+            while True:
+                if time.perf_counter() - started > 300 or process.poll() is not None:
+                    raise RuntimeError("the server never became healthy")
+                try:
+                    if client.get(f"http://127.0.0.1:{port}/api/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.01)
+            healthy = time.perf_counter() - started
+            cpu, rss = tree_cpu_and_rss(process.pid)
+            for i in range(answers):
+                client.post(
+                    f"http://127.0.0.1:{port}/api/chat",
+                    json={"message": f"How do I install it? ({i})"},
+                ).raise_for_status()
+            _, rss_after = tree_cpu_and_rss(process.pid)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    return healthy, cpu, rss, rss_after
+
+
+def qdrant_server_main(args: argparse.Namespace) -> int:
+    sources = args.server_src or [ROOT]
+    with tempfile.TemporaryDirectory(prefix="bookchat-bench-") as tmp, fake_qdrant() as url:
+        base = env_for(Path(tmp) / "data", 0)
+        base.update(QDRANT_URL=url, QDRANT_COLLECTION="bench", BOOKCHAT_EMBEDDER="local")
+        # Twenty questions in a row from one client: the per-client limit would refuse some.
+        base.update(BOOKCHAT_CHATS_PER_MINUTE="0", BOOKCHAT_STREAMS_PER_CLIENT="0")
+        if args.database_url:
+            base.update(DATABASE_URL=args.database_url, BOOKCHAT_WORKERS=str(args.workers))
+        book = ROOT / "backend/bookchat/sample_book"
+        subprocess.run(
+            [sys.executable, "-m", "bookchat", "ingest", str(book)],
+            env=base,
+            cwd=ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        results: dict[Path, list[tuple[float, float, float, float]]] = {s: [] for s in sources}
+        for _ in range(args.runs):
+            for source in sources:
+                env = {**base, "PORT": str(free_port())}
+                if source.resolve() != ROOT:
+                    env["PYTHONPATH"] = str(source.resolve() / "backend")
+                results[source].append(server_run(env, answers=20))
+    workers = f"{args.workers} workers, PostgreSQL" if args.database_url else "1 process, SQLite"
+    print(f"bookchat serve with a Qdrant server (the fake), {workers}, median of {args.runs}")
+    print(f"{'server source':<40}{'healthy':>9}{'CPU':>8}{'RSS healthy':>13}{'RSS +20':>9}")
+    for source, runs in results.items():
+        healthy, cpu, rss, after = (statistics.median(r[i] for r in runs) for i in range(4))
+        print(f"{source!s:<40}{healthy:>7.2f} s{cpu:>6.2f} s{rss:>9.0f} MiB{after:>5.0f} MiB")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--qdrant", choices=["embedded", "fake"], default="embedded")
+    parser.add_argument("--server-src", type=Path, action="append", default=[])
+    parser.add_argument("--database-url", default="", help="PostgreSQL, for --workers")
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    if args.qdrant == "fake":
+        return qdrant_server_main(args)
 
     imports = [import_time() for _ in range(args.runs)]
     with tempfile.TemporaryDirectory(prefix="bookchat-bench-") as tmp:

@@ -8,7 +8,9 @@ settings; the adapters below never see a Settings object.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bookchat.config import Settings
@@ -102,7 +104,7 @@ def worker_processes(settings: Settings, *, cpus: int | None = None) -> int:
     """How many processes `bookchat serve` runs: several only where every store is shared.
 
     Embedded Qdrant locks its folder to one process and SQLite has one writer, so either means
-    one process; with PostgreSQL and a Qdrant server, BOOKCHAT_WORKERS or one per core.
+    one process; with PostgreSQL and a Qdrant server, BOOKCHAT_WORKERS or one per usable core.
     """
     shared = settings.qdrant_url is not None and not settings.sqlalchemy_url.startswith("sqlite")
     if not shared:
@@ -112,7 +114,39 @@ def worker_processes(settings: Settings, *, cpus: int | None = None) -> int:
                 "Qdrant server (QDRANT_URL): SQLite and embedded Qdrant serve one process"
             )
         return 1
-    return settings.workers or max(1, cpus if cpus is not None else os.cpu_count() or 1)
+    return settings.workers or max(1, cpus if cpus is not None else usable_cpus())
+
+
+def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The cores this process may run on: its CPU affinity, capped by a cgroup CPU quota.
+
+    os.cpu_count() counts the host's cores; in a container limited to 2 CPUs (`docker --cpus`,
+    a Space's vCPUs) on a 32-core host, one worker per counted core would be 32 processes
+    sharing 2 cores, each with its own memory.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_quota(cgroup)
+    return max(1, min(cpus, math.ceil(quota)) if quota is not None else cpus)
+
+
+def _cgroup_quota(cgroup: Path) -> float | None:
+    """CPUs granted by cgroup v2's cpu.max ("200000 100000" = 2) or v1's cfs files; None: none."""
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        try:
+            quota = (cgroup / "cpu/cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / "cpu/cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    try:
+        granted, every = int(quota), int(period)
+    except ValueError:  # "max": no quota
+        return None
+    return granted / every if granted > 0 and every > 0 else None
 
 
 def per_worker(settings: Settings, workers: int) -> Settings:

@@ -105,8 +105,8 @@ class VectorStore:
         server: QdrantServer | None = None,
         timeout: float = 3.0,
     ) -> None:
-        self._local = client  # embedded: qdrant-client's local mode
-        self._server = server  # a Qdrant server: its REST API
+        self._client = client  # embedded: qdrant-client's local mode
+        self._server = server  # a Qdrant server: its REST API (every method has its branch)
         self.collection = collection
         self.location = location
         self._timeout = timeout
@@ -167,12 +167,6 @@ class VectorStore:
     @property
     def embedded(self) -> bool:
         return self.location.backend == "embedded"
-
-    @property
-    def _client(self) -> AsyncQdrantClient:
-        """The embedded collection's local-mode client (every server call has its own branch)."""
-        assert self._local is not None, "a server collection has no local-mode client"
-        return self._local
 
     def _limit(self, timeout: float | None, at_least: float = 0.0) -> float:
         """Seconds one call may take: `timeout` or the store's, and never under `at_least`."""
