@@ -357,6 +357,28 @@ def test_a_repository_root_finds_the_site_folder_inside(tmp_path: Path) -> None:
     assert any(line.startswith("site folder ") and "inside" in line for line in site.describe())
 
 
+def test_a_preset_that_wraps_classic_is_read_by_its_docs_options(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    preset = "require.resolve('docusaurus-plugin-internaldocs-fb/docusaurus-preset')"
+    _site_folder(
+        repo / "website",
+        "module.exports = {url: 'https://metro.example', baseUrl: '/', presets: [["
+        f"{preset}, {{docs: {{path: '../docs', routeBasePath: 'guide'}}, theme: {{}}}}]]}};",
+        {},
+    )
+    _site_folder(repo / "docs", None, {"intro.md": "# Intro\n"})
+    site = resolve_site(repo / "website")
+    assert [r.path for r in site.roots] == [(repo / "docs").resolve()]
+    assert site.roots[0].site.route_base_path == "guide"
+    # A preset without docs options (a theme's) still says nothing about the docs.
+    (repo / "website" / "docusaurus.config.js").write_text(
+        "module.exports = {url: 'https://x.example', baseUrl: '/',"
+        " presets: [['some-theme-preset', {theme: {}}]]};",
+        encoding="utf-8",
+    )
+    assert resolve_site(repo / "website").roots == []
+
+
 def test_several_sites_in_a_repository_prefer_website_and_say_so(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     config = "module.exports = {url: 'https://x.example', baseUrl: '/'};"

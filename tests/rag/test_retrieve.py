@@ -371,3 +371,22 @@ async def test_outlines_follow_what_the_index_holds(
     assert len(await retriever._page_outlines()) == 1
     passages = await retriever.retrieve("How often do I feed the starter?", k=3)
     assert [p.file for p in passages] == ["only.md"]
+
+
+async def test_old_page_rankings_serve_while_a_fresh_build_runs(retriever: BookRetriever) -> None:
+    from bookchat.rag.retrieve import OUTLINE_MAX_AGE
+
+    first = await retriever._page_outlines()
+    assert await retriever._page_outlines() is first  # fresh: reused, nothing rebuilt
+    generation, built = retriever._outlines_of
+    retriever._outlines_of = (generation, built - OUTLINE_MAX_AGE - 1)
+    # Old by age only: the reader gets the old rankings at once, a rebuild starts beside.
+    assert await retriever._page_outlines() is first
+    refresh = retriever._refresh
+    assert refresh is not None
+    assert await retriever._page_outlines() is first
+    assert retriever._refresh is refresh  # one rebuild at a time
+    await refresh
+    rebuilt = await retriever._page_outlines()
+    assert rebuilt is not first
+    assert rebuilt.keys == first.keys

@@ -203,9 +203,12 @@ def _docs_instances(config: dict[str, Any], reader: _Reader) -> list[_Instance]:
     presets = config.get("presets", UNDEFINED)
     for entry in presets if isinstance(presets, list) else []:
         name, options = _plugin_entry(entry)
-        if not isinstance(name, str) or not _is_classic_preset(name):
-            continue
         docs = options.get("docs", {}) if isinstance(options, dict) else {}
+        # A preset that wraps the classic one passes its `docs` options through (Meta's
+        # docusaurus-plugin-internaldocs-fb preset, used by facebook/metro): read them alike.
+        wraps_classic = isinstance(docs, dict) and isinstance(options, dict) and "docs" in options
+        if not isinstance(name, str) or not (_is_classic_preset(name) or wraps_classic):
+            continue
         if docs is False:
             continue
         found.append((docs if isinstance(docs, dict) else {}, "presets > classic > docs"))

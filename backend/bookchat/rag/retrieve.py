@@ -14,6 +14,7 @@ Legs by configuration:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -135,6 +136,7 @@ class BookRetriever:
         self._outlines: PageOutlines | None = None
         self._outlines_of: tuple[int, float] = (-1, 0.0)  # store generation, monotonic time
         self._outline_lock = asyncio.Lock()
+        self._refresh: asyncio.Task[None] | None = None  # a background rebuild, when one runs
 
     @property
     def store(self) -> VectorStore:
@@ -194,31 +196,47 @@ class BookRetriever:
         return [self._passage(hit, query_dense, query_sparse.indices, top) for hit in hits]
 
     async def _page_outlines(self) -> PageOutlines:
-        """The book's page outlines, rebuilt after a write here or when OUTLINE_MAX_AGE old."""
-        async with self._outline_lock:  # one build at a time; the others wait and share it
-            generation, built = self._outlines_of
-            now = time.monotonic()
-            if (
-                self._outlines is None
-                or generation != self._store.generation
-                or now - built > OUTLINE_MAX_AGE
+        """The book's page rankings: rebuilt before use after a write here (or when none were
+        built yet); when only OUTLINE_MAX_AGE old, rebuilt in the background while the old ones
+        keep serving, so no reader waits for the periodic rebuild (a second or more on a big
+        book)."""
+        outlines, (generation, built) = self._outlines, self._outlines_of
+        if outlines is not None and generation == self._store.generation:
+            if time.monotonic() - built > OUTLINE_MAX_AGE and (
+                self._refresh is None or self._refresh.done()
             ):
-                generation = self._store.generation
-                # Embedding every outline is free with a local embedder; with a remote one it
-                # would cost a request per hundred pages at every rebuild, and its vectors are
-                # large to fetch, so only the BM25 ranks run.
-                local = self._dense is not None and getattr(self._dense, "local", False)
-                chunks = await self._store.chunk_headings(text=True, dense=local)
-                page_chunks = [
-                    PageChunk((c.plugin, c.version, c.file), c.title, c.heading, c.text, c.dense)
-                    for c in chunks
-                ]
-                # Tokenising every page's text takes a second on a 3,000-chunk book: off the loop.
-                outlines = await asyncio.to_thread(PageOutlines.from_chunks, page_chunks)
-                if local and self._dense is not None:
-                    await outlines.embed(self._dense)
-                self._outlines, self._outlines_of = outlines, (generation, now)
+                self._refresh = asyncio.create_task(self._refresh_outlines())
+            return outlines
+        async with self._outline_lock:  # one build at a time; the others wait and share it
+            if self._outlines is None or self._outlines_of[0] != self._store.generation:
+                await self._build_outlines()
+            assert self._outlines is not None
             return self._outlines
+
+    async def _refresh_outlines(self) -> None:
+        try:
+            async with self._outline_lock:
+                await self._build_outlines()
+        except StoreError as exc:
+            # The old rankings keep serving; the next request past the age tries again.
+            log.warning("refreshing the page rankings: %s", describe(exc))
+
+    async def _build_outlines(self) -> None:
+        generation, now = self._store.generation, time.monotonic()
+        # Embedding every outline is free with a local embedder; with a remote one it would
+        # cost a request per hundred pages at every rebuild, and its vectors are large to
+        # fetch, so only the BM25 ranks run.
+        local = self._dense is not None and getattr(self._dense, "local", False)
+        chunks = await self._store.chunk_headings(text=True, dense=local)
+        page_chunks = [
+            PageChunk((c.plugin, c.version, c.file), c.title, c.heading, c.text, c.dense)
+            for c in chunks
+        ]
+        # Tokenising every page's text takes a second on a 3,000-chunk book: off the loop.
+        outlines = await asyncio.to_thread(PageOutlines.from_chunks, page_chunks)
+        if local and self._dense is not None:
+            await outlines.embed(self._dense)
+        self._outlines, self._outlines_of = outlines, (generation, now)
 
     async def _embed_query(self, question: str) -> list[float] | None:
         if self._dense is None:
@@ -296,6 +314,10 @@ class BookRetriever:
 
     async def aclose(self) -> None:
         """Close the Qdrant client (releases the embedded folder's lock) and the embedder."""
+        if self._refresh is not None and not self._refresh.done():
+            self._refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresh
         try:
             await self._store.close()
         finally:
