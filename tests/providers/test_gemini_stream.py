@@ -163,3 +163,50 @@ async def test_an_error_body_that_is_not_json_still_gives_the_status() -> None:
 async def test_a_stream_cut_inside_a_json_object_is_an_error() -> None:
     with pytest.raises(ValueError, match="inside a JSON object"):
         await _mocked(b'{\n  "error": {\n')
+
+
+@pytest.mark.parametrize("end", [b"\r\n", b"\n", b"\r"])
+async def test_every_sse_line_ending_splits_events(end: bytes) -> None:
+    event = b'data: {"candidates": [{"content": {"parts": [{"text": "%d"}]}}]}'
+    events = [event % i for i in (1, 2)]
+    body = b"".join(event + end + end for event in events)
+    assert [text_of(c) for c in await _mocked(body)] == ["1", "2"]
+
+
+async def test_a_chunk_split_anywhere_by_the_network_reads_the_same() -> None:
+    body = (
+        b": comment\r\n\r\n"
+        b'data: {"candidates": [{"content": {"parts": [{"text": "caf\xc3\xa9 "}]}}]}\r\n\r\n'
+        b'data: {"candidates": [{"content": {"parts": [{"text": "two"}]}, '
+        b'"finishReason": "STOP"}]}\r\n\r\n'
+    )
+    for cut in range(1, len(body)):
+        # Every split point, CRLF and a UTF-8 character cut in two included.
+        pieces = [body[:cut], body[cut:]]
+
+        def handler(request: httpx.Request, pieces=pieces) -> httpx.Response:
+            return httpx.Response(200, content=_Pieces(pieces))
+
+        client = GeminiStreamClient(api_key="k", timeout=5, transport=httpx.MockTransport(handler))
+        try:
+            chunks = await _chunks(client)
+        finally:
+            await client.aclose()
+        assert [text_of(c) for c in chunks] == ["café ", "two"], cut
+        assert finish_reason(chunks[-1]) == "STOP"
+
+
+async def test_a_last_event_without_its_blank_line_still_counts() -> None:
+    body = b'data: {"candidates": [{"content": {"parts": [{"text": "end"}]}}]}'
+    assert [text_of(c) for c in await _mocked(body)] == ["end"]
+
+
+class _Pieces(httpx.AsyncByteStream):
+    """A response body that arrives in the given pieces, as reads from a socket would."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+
+    async def __aiter__(self):
+        for piece in self.pieces:
+            yield piece

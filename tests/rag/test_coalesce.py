@@ -126,3 +126,37 @@ async def test_cancelling_the_reader_closes_the_source() -> None:
     with pytest.raises(asyncio.CancelledError):
         await reader
     assert closed.is_set()
+
+
+async def test_stop_ends_the_pieces_without_waiting_for_the_next_one() -> None:
+    closed = asyncio.Event()
+    stop = asyncio.Event()
+
+    async def source() -> AsyncIterator[str]:
+        try:
+            yield "first "
+            await asyncio.sleep(60)  # a model that goes quiet: Stop must not wait for it
+            yield "never"
+        finally:
+            closed.set()
+
+    async def read() -> list[str]:
+        texts = []
+        async for text in coalesced(source(), stop=stop):
+            texts.append(text)
+            stop.set()  # the reader presses Stop after the first piece
+        return texts
+
+    async with asyncio.timeout(30):  # a guard against hanging for the minute, not a timing check
+        assert await read() == ["first "]
+    assert closed.is_set()
+
+
+async def test_a_stop_already_set_sends_nothing() -> None:
+    stop = asyncio.Event()
+    stop.set()
+
+    async def source() -> AsyncIterator[str]:
+        yield "a"
+
+    assert [t async for t in coalesced(source(), stop=stop)] == []

@@ -23,6 +23,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 from bookchat.providers.gemini_responses import (
     BLOCKED_FINISH_REASONS,
     LLMError,
@@ -167,12 +169,15 @@ class GeminiLLM:
                     yield text
                 if finish_reason(chunk) in BLOCKED_FINISH_REASONS:
                     raise LLMError("llm_blocked", started=True)
-                idle = min(self.timeout, end - loop.time())
+                if loop.time() >= end:
+                    raise LLMError("llm_timeout", started=True)
+                # A gap longer than the time-out is the stream's read time-out (set when it
+                # was opened), not an asyncio timer per chunk: entering and leaving one was a
+                # tenth of the CPU spent reading an answer (backend/docs/benchmarks.md).
                 failure = None
                 try:
-                    async with asyncio.timeout(max(idle, 0.0)):
-                        chunk = await anext(chunks, None)
-                except TimeoutError:
+                    chunk = await anext(chunks, None)
+                except httpx.TimeoutException:
                     failure = "llm_timeout"
                 except Exception as exc:
                     log.warning("gemini stream interrupted: %s", describe_error(exc))
@@ -220,7 +225,7 @@ class GeminiLLM:
         chunks: AsyncIterator[dict[str, Any]] | None = None
         try:
             async with asyncio.timeout_at(deadline):
-                chunks = self._client.stream(self.model, body)
+                chunks = self._client.stream(self.model, body, read_timeout=self.timeout)
                 async for chunk in chunks:
                     if text_of(chunk):
                         return chunks, chunk

@@ -235,9 +235,7 @@ async def stream_turn(
         try:
             # Pieces that pile up while the server is busy go out as one token event.
             async with contextlib.aclosing(
-                until_stopped(
-                    coalesced(answerer.stream(request), stopping=stopping), turn.stop_requested
-                )
+                coalesced(answerer.stream(request), stopping=stopping, stop=turn.stop_requested)
             ) as deltas:
                 async for delta in deltas:
                     if text := guard.feed(delta):
@@ -301,30 +299,6 @@ async def stream_turn(
     finally:
         if turn.status is None:
             await turn.close()
-
-
-async def until_stopped(pieces: AsyncIterator[str], stop: asyncio.Event) -> AsyncIterator[str]:
-    """The pieces until `stop` is set; a model slow to send its next piece is not waited for."""
-    stopper = asyncio.ensure_future(stop.wait())
-    try:
-        while not stop.is_set():
-            following = asyncio.ensure_future(anext(pieces))
-            await asyncio.wait({following, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            if not following.done():
-                following.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await following
-                return
-            try:
-                piece = following.result()
-            except StopAsyncIteration:
-                return
-            yield piece
-    finally:
-        stopper.cancel()
-        aclose = getattr(pieces, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 def _not_saved(turn: ChatTurn) -> dict[str, Any]:

@@ -55,10 +55,13 @@ async def coalesced(
     *,
     interval: float = FLUSH_INTERVAL_SECONDS,
     stopping: Stopping | None = None,
+    stop: asyncio.Event | None = None,
 ) -> AsyncIterator[str]:
     """The source's non-empty pieces, joined within `interval`; its errors re-raised.
 
-    Once `stopping` is set, the pieces read so far go out and Interrupted is raised.
+    Once `stopping` is set, the pieces read so far go out and Interrupted is raised. Once
+    `stop` is set (the reader pressed Stop), the pieces end there, without waiting for the
+    source's next one; what was read and not yet sent is dropped, as never shown.
     """
     loop = asyncio.get_running_loop()
     last_sent = -math.inf
@@ -82,8 +85,15 @@ async def coalesced(
     task.add_done_callback(lambda _: ready.set())
     if stopping is not None:
         stopping.watch(ready)
+    # One waiter for the whole answer wakes the loop below on Stop (racing every piece against
+    # the event cost a task and an asyncio.wait per piece).
+    stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
+    if stopper is not None:
+        stopper.add_done_callback(lambda _: ready.set())
     try:
         while True:
+            if stop is not None and stop.is_set():
+                return
             if stopping is not None and stopping.is_set():
                 if pending:
                     text = "".join(pending)
@@ -108,6 +118,8 @@ async def coalesced(
     finally:
         if stopping is not None:
             stopping.unwatch(ready)
+        if stopper is not None:
+            stopper.cancel()
         if not task.done():
             task.cancel()
             # The source's own clean-up (closing an HTTP stream) ends before we do; a second
