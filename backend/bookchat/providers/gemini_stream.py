@@ -18,15 +18,19 @@ failures are httpx's own (`httpx.TransportError`). Retrying is the caller's job.
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 from pydantic_core import from_json  # Rust: a third of json.loads' time per streamed chunk
 
+from bookchat.providers.asyncio_transport import AsyncioTransport
+
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 API_VERSION = "v1beta"  # the version google-genai uses for the Gemini Developer API
 MAX_ERROR_BODY_BYTES = 64 * 1024
+KEEPALIVE_CONNECTIONS = 64  # idle connections kept for the next answers
 # The fields of a chunk read on the answer path, by their REST (camelCase) names.
 THOUGHT = "thought"
 
@@ -67,13 +71,19 @@ class GeminiStreamClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._prefix = f"{(base_url or DEFAULT_BASE_URL).rstrip('/')}/{api_version}/models/"
+        if transport is None and not urllib.request.getproxies():
+            # asyncio's sockets, not anyio's: a fraction of the CPU per streamed chunk. With a
+            # proxy in the environment httpx's own transport is kept, which honours it.
+            transport = AsyncioTransport(max_keepalive_connections=KEEPALIVE_CONNECTIONS)
         self._client = httpx.AsyncClient(
             headers={"x-goog-api-key": api_key, "content-type": "application/json"},
             # A backstop per connect and per read; the caller bounds the whole answer.
             timeout=httpx.Timeout(timeout),
             # No pool cap of our own: how many answers run at once is decided above this
             # client, and a reader must not wait on a pool slot while its answer is allowed.
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            limits=httpx.Limits(
+                max_connections=None, max_keepalive_connections=KEEPALIVE_CONNECTIONS
+            ),
             transport=transport,
             follow_redirects=False,
         )
