@@ -219,3 +219,46 @@ async def test_the_gemini_client_uses_it_unless_a_proxy_is_set(monkeypatch) -> N
     client = GeminiStreamClient(api_key="k", timeout=5)
     assert not isinstance(client._client._transport, AsyncioTransport)
     await client.aclose()
+
+
+def _trickling(pieces: int, gap: float) -> Handler:
+    """A reply written in `pieces` pieces of 3 bytes, `gap` seconds apart, on every request.
+
+    Not chunked: h11 hands over one piece per socket read then, so the pieces count the reads.
+    """
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                await _read_request(reader)
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % (3 * pieces))
+                for i in range(pieces):
+                    writer.write(b"%03d" % i)
+                    await writer.drain()
+                    await asyncio.sleep(gap)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+
+    return handle
+
+
+@LOOPS
+def test_a_paced_stream_reads_what_piled_up_at_once_and_then_reads_freely(run) -> None:
+    async def check() -> None:
+        expected = b"".join(b"%03d" % i for i in range(20))
+        async with _server(_trickling(20, 0.01)) as (port, connections), _client() as client:
+            async with client.stream("GET", f"http://127.0.0.1:{port}/") as response:
+                connection = response.extensions["network_stream"]
+                received = []
+                async for piece in response.aiter_raw():
+                    received.append(piece)
+                    connection.pace(0.2)  # once per 0.2 s: most pieces come several to a read
+                connection.pace(0)
+            assert b"".join(received) == expected
+            assert len(received) < 20
+            # Back in the pool unpaced, the connection serves the next request piece by piece.
+            async with client.stream("GET", f"http://127.0.0.1:{port}/") as response:
+                assert b"".join([p async for p in response.aiter_raw()]) == expected
+            assert len(connections) == 1
+
+    run(check())

@@ -33,17 +33,50 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
+        self._interval = 0.0
+        self._next_read = 0.0
+
+    def pace(self, interval: float) -> None:
+        """Read at most once per `interval` seconds from now on; 0 reads as data comes again.
+
+        Meanwhile the socket is not watched: what arrives waits in the kernel and the next read
+        takes all of it, so a reply streamed in many small chunks wakes the process once per
+        interval instead of once per chunk (each wake-up of an idle process costs about as much
+        CPU as handling a chunk: backend/docs/benchmarks.md).
+        """
+        if interval == self._interval:
+            return
+        self._interval = interval
+        if interval > 0:
+            self._next_read = asyncio.get_running_loop().time() + interval
+            self._writer.transport.pause_reading()
+        else:
+            self._writer.transport.resume_reading()
+
+    async def _wait_for_turn(self) -> None:
+        loop = asyncio.get_running_loop()
+        if (delay := self._next_read - loop.time()) > 0:
+            await asyncio.sleep(delay)
+        self._next_read = loop.time() + self._interval
+        self._writer.transport.resume_reading()
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         try:
+            if self._interval > 0:
+                await self._wait_for_turn()
             if timeout is None:
-                return await self._reader.read(max_bytes)
-            async with asyncio.timeout(timeout):
-                return await self._reader.read(max_bytes)
+                data = await self._reader.read(max_bytes)
+            else:
+                async with asyncio.timeout(timeout):
+                    data = await self._reader.read(max_bytes)
         except TimeoutError:
             raise httpcore.ReadTimeout(f"no data within {timeout} s") from None
         except OSError as exc:  # a reset connection, a TLS error (ssl.SSLError is one)
             raise httpcore.ReadError(str(exc) or type(exc).__name__) from exc
+        if self._interval > 0:
+            # What the kernel held is read; the rest waits there until the next turn.
+            self._writer.transport.pause_reading()
+        return data
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:

@@ -25,12 +25,16 @@ from typing import Any
 import httpx
 from pydantic_core import from_json  # Rust: a third of json.loads' time per streamed chunk
 
-from bookchat.providers.asyncio_transport import AsyncioTransport
+from bookchat.providers.asyncio_transport import AsyncioStream, AsyncioTransport
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 API_VERSION = "v1beta"  # the version google-genai uses for the Gemini Developer API
 MAX_ERROR_BODY_BYTES = 64 * 1024
 KEEPALIVE_CONNECTIONS = 64  # idle connections kept for the next answers
+# After its first chunk, a reply is read at most this often: what arrives meanwhile is read in
+# one go (AsyncioStream.pace). The same as the answer's coalescing (rag/coalesce.py): pieces
+# that arrive faster than this already go out together, so the reader sees no difference.
+READ_INTERVAL_SECONDS = 0.05
 # The fields of a chunk read on the answer path, by their REST (camelCase) names.
 THOUGHT = "thought"
 
@@ -69,7 +73,9 @@ class GeminiStreamClient:
         timeout: float,
         api_version: str = API_VERSION,
         transport: httpx.AsyncBaseTransport | None = None,
+        read_interval: float = READ_INTERVAL_SECONDS,
     ) -> None:
+        self._read_interval = read_interval
         self._prefix = f"{(base_url or DEFAULT_BASE_URL).rstrip('/')}/{api_version}/models/"
         if transport is None and not urllib.request.getproxies():
             # asyncio's sockets, not anyio's: a fraction of the CPU per streamed chunk. With a
@@ -111,6 +117,8 @@ class GeminiStreamClient:
             "POST", url, params={"alt": "sse"}, content=payload, timeout=timeout
         )
         response = await self._client.send(request, stream=True)
+        connection = response.extensions.get("network_stream")
+        paced = connection if isinstance(connection, AsyncioStream) else None
         try:
             if response.status_code != 200:
                 raise _error(response.status_code, _json_or_empty(await _bounded(response)))
@@ -118,7 +126,11 @@ class GeminiStreamClient:
                 if "error" in chunk:
                     raise _error(None, chunk)
                 yield chunk
+                if paced is not None:
+                    paced.pace(self._read_interval)  # the first chunk was read as it came
         finally:
+            if paced is not None:
+                paced.pace(0)  # the connection goes back to the pool reading as data comes
             await response.aclose()
 
 
