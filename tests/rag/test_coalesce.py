@@ -160,3 +160,15 @@ async def test_a_stop_already_set_sends_nothing() -> None:
         yield "a"
 
     assert [t async for t in coalesced(source(), stop=stop)] == []
+
+
+async def test_a_piece_due_within_the_slack_goes_out_without_a_timer() -> None:
+    async def source() -> AsyncIterator[str]:
+        yield "a "
+        await asyncio.sleep(0.45)  # 0.05 s short of the interval: within its slack
+        yield "b "
+        await asyncio.sleep(0)  # the reader's turn comes before the next piece
+        yield "c "
+
+    # Waiting out the last 0.05 s would have joined b and c; sent at once, they stay apart.
+    assert [t async for t in coalesced(source(), interval=0.5)] == ["a ", "b ", "c "]

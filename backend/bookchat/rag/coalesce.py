@@ -20,6 +20,10 @@ import anyio
 # of one-word chunks every 20 ms goes out as two or three words per event. A piece after a
 # longer pause (a real model's chunk, the first token) goes out at once.
 FLUSH_INTERVAL_SECONDS = 0.05
+# Pieces due this soon go out now: a timer of a millisecond or two would only wake the server
+# once more for nothing (the Gemini stream is itself read once per interval, so its pieces
+# come due just about when they arrive).
+FLUSH_SLACK = 0.2  # of the interval
 
 
 class Interrupted(Exception):
@@ -102,7 +106,7 @@ async def coalesced(
                 raise Interrupted
             if pending:
                 wait = last_sent + interval - loop.time()
-                if wait > 0 and not task.done():
+                if wait > interval * FLUSH_SLACK and not task.done():
                     # What arrives meanwhile joins this event; the source's end flushes at once.
                     await asyncio.wait({task}, timeout=wait)
                 text = "".join(pending)
