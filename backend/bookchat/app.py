@@ -50,6 +50,7 @@ def _lifespan(settings: Settings):
         # streams on shutdown) find them.
         app.state.runtime = runtime
         app.state.admission = admission
+        app.state.health = health.SharedCheck()
         # Start-up work runs in the background so /api/health answers "starting" at once.
         startup = asyncio.create_task(runtime.start(), name="bookchat-startup")
         try:

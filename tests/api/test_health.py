@@ -298,3 +298,31 @@ async def test_a_check_out_of_time_on_a_busy_loop_is_not_down(make_settings, mon
     assert calm.json()["services"]["database"]["status"] == "down"
     assert calm.status_code == 503
     assert health_module.BUSY_LOOP_SECONDS < 0.7
+
+
+async def test_health_requests_arriving_together_share_one_check(
+    make_settings, monkeypatch
+) -> None:
+    # A flood of probes costs one check of each dependency, not one per request.
+    from bookchat.stores import conversation_store
+
+    pings = 0
+    original = conversation_store.ping
+
+    async def counted_ping(engine, *, timeout: float) -> dict[str, Any]:
+        nonlocal pings
+        pings += 1
+        await asyncio.sleep(0.5)  # a slow answer: every request below arrives meanwhile
+        return await original(engine, timeout=timeout)
+
+    async with app_client(make_settings()) as (_, client):
+        monkeypatch.setattr(conversation_store, "ping", counted_ping)
+        together = await asyncio.gather(*(client.get("/api/health") for _ in range(20)))
+        shared = pings
+        later = await client.get("/api/health")
+    assert [r.status_code for r in together] == [200] * 20
+    assert len({r.text for r in together}) == 1
+    assert shared < 20
+    # A request after the shared check has ended gets a check of its own.
+    assert pings == shared + 1
+    assert later.json()["status"] == "healthy"

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from bookchat.api.deps import RuntimeDep
@@ -160,12 +160,35 @@ def _overall(runtime: Runtime, services: dict[str, dict[str, Any]]) -> str:
     return "healthy"
 
 
+class SharedCheck:
+    """One health check at a time: requests that arrive while one runs share its answer.
+
+    A flood of health requests (a platform's probes, a stranger's loop) then costs one check
+    of each dependency, not one per request, and the readers' streams keep the event loop.
+    """
+
+    def __init__(self) -> None:
+        self._running: asyncio.Future[tuple[dict[str, Any], int]] | None = None
+
+    async def answer(self, runtime: Runtime) -> tuple[dict[str, Any], int]:
+        """The health body and status code, from the check under way or a new one."""
+        if self._running is None or self._running.done():
+            self._running = asyncio.ensure_future(_answer(runtime))
+        # Shielded: a requester that goes away does not cancel the others' answer.
+        return await asyncio.shield(self._running)
+
+
 @router.get(
     "/api/health",
     responses={503: {"description": "starting, degraded or unhealthy; `services` says why"}},
 )
-async def health(runtime: RuntimeDep) -> JSONResponse:
+async def health(runtime: RuntimeDep, request: Request) -> JSONResponse:
     """Whether bookchat can answer now, and the state of each dependency."""
+    body, status_code = await request.app.state.health.answer(runtime)
+    return JSONResponse(body, status_code=status_code)
+
+
+async def _answer(runtime: Runtime) -> tuple[dict[str, Any], int]:
     services = await _services(runtime)
     status = _overall(runtime, services)
     body: dict[str, Any] = {
@@ -185,7 +208,7 @@ async def health(runtime: RuntimeDep) -> JSONResponse:
     body = redact_all(body, runtime.settings.secrets())
     if runtime.settings.health_detail != "full":
         body = public_view(body, runtime.settings.secrets())
-    return JSONResponse(body, status_code=200 if status == "healthy" else 503)
+    return body, 200 if status == "healthy" else 503
 
 
 # Where things are: for the owner (BOOKCHAT_HEALTH_DETAIL=full), not for anyone on the internet.
