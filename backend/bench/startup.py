@@ -12,9 +12,10 @@ ingested at start-up, in the background).
 `--qdrant fake` measures the Qdrant server configuration instead: the sample book is ingested
 once into the fake Qdrant server (`python -m tests.fakes.qdrant`, real HTTP), then each run
 spawns `bookchat serve` with QDRANT_URL and prints the medians of spawn -> healthy, the server's
-CPU seconds by then, and its RSS (summed over worker processes) once healthy and after 20
-answers. Each `--server-src` checkout (its backend/ is served; "." is this one) is run in turn
-within every round, so before and after share the machine's load.
+CPU seconds by then, its RSS (summed over worker processes) once healthy and after 20
+answers, and its CPU milliseconds per answer over those 20 (offline answerer: retrieval's
+share of the hot path). Each `--server-src` checkout (its backend/ is served; "." is this one)
+is run in turn within every round, so before and after share the machine's load.
 """
 
 from __future__ import annotations
@@ -153,8 +154,9 @@ def fake_qdrant() -> Iterator[str]:
         process.wait(timeout=30)
 
 
-def server_run(env: dict[str, str], answers: int) -> tuple[float, float, float, float]:
-    """(spawn -> healthy s, CPU s by then, RSS MiB when healthy, RSS MiB after `answers`)."""
+def server_run(env: dict[str, str], answers: int) -> tuple[float, float, float, float, float]:
+    """(spawn -> healthy s, CPU s by then, RSS MiB when healthy, RSS MiB after `answers`,
+    server CPU ms per answer)."""
     port = env["PORT"]
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -182,11 +184,11 @@ def server_run(env: dict[str, str], answers: int) -> tuple[float, float, float, 
                     f"http://127.0.0.1:{port}/api/chat",
                     json={"message": f"How do I install it? ({i})"},
                 ).raise_for_status()
-            _, rss_after = tree_cpu_and_rss(process.pid)
+            cpu_after, rss_after = tree_cpu_and_rss(process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
-    return healthy, cpu, rss, rss_after
+    return healthy, cpu, rss, rss_after, (cpu_after - cpu) / answers * 1000
 
 
 def qdrant_server_main(args: argparse.Namespace) -> int:
@@ -206,7 +208,7 @@ def qdrant_server_main(args: argparse.Namespace) -> int:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        results: dict[Path, list[tuple[float, float, float, float]]] = {s: [] for s in sources}
+        results: dict[Path, list[tuple[float, ...]]] = {s: [] for s in sources}
         for _ in range(args.runs):
             for source in sources:
                 env = {**base, "PORT": str(free_port())}
@@ -215,10 +217,16 @@ def qdrant_server_main(args: argparse.Namespace) -> int:
                 results[source].append(server_run(env, answers=20))
     workers = f"{args.workers} workers, PostgreSQL" if args.database_url else "1 process, SQLite"
     print(f"bookchat serve with a Qdrant server (the fake), {workers}, median of {args.runs}")
-    print(f"{'server source':<40}{'healthy':>9}{'CPU':>8}{'RSS healthy':>13}{'RSS +20':>9}")
+    print(
+        f"{'server source':<40}{'healthy':>9}{'CPU':>8}{'RSS healthy':>13}{'RSS +20':>9}"
+        f"{'CPU/answer':>12}"
+    )
     for source, runs in results.items():
-        healthy, cpu, rss, after = (statistics.median(r[i] for r in runs) for i in range(4))
-        print(f"{source!s:<40}{healthy:>7.2f} s{cpu:>6.2f} s{rss:>9.0f} MiB{after:>5.0f} MiB")
+        healthy, cpu, rss, after, per = (statistics.median(r[i] for r in runs) for i in range(5))
+        print(
+            f"{source!s:<40}{healthy:>7.2f} s{cpu:>6.2f} s{rss:>9.0f} MiB{after:>5.0f} MiB"
+            f"{per:>9.1f} ms"
+        )
     return 0
 
 

@@ -212,9 +212,21 @@ async def test_a_slow_server_times_out_with_the_limit_in_the_message(
     assert f"127.0.0.1:{fake_qdrant.port} did not answer within 0.5 s" in str(caught.value)
 
 
-async def test_a_200_that_is_not_qdrant_is_said_so() -> None:
+@pytest.mark.parametrize(
+    ("exists", "other"),
+    [
+        ("<html>a captive portal</html>", None),
+        ('{"result": {"exists": true}, "status": "ok"}', '{"result": {}, "status": "ok"}'),
+        ('{"result": {"exists": true}, "status": "ok"}', '{"result": {"points": [7]}}'),
+        ('{"result": {"exists": true}, "status": "ok"}', '{"result": {"config": null}}'),
+    ],
+    ids=["not-json", "no-count", "points-not-objects", "no-config"],
+)
+async def test_a_200_that_is_not_qdrant_is_said_so(exists: str, other: str | None) -> None:
+    """Whatever a proxy or a stranger's server answers, the error names it; never a KeyError."""
+
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, text="<html>a captive portal</html>")
+        return httpx.Response(200, text=exists if request.url.path.endswith("/exists") else other)
 
     server = QdrantServer(
         url="http://qdrant.test",
@@ -228,8 +240,15 @@ async def test_a_200_that_is_not_qdrant_is_said_so() -> None:
         collection="book",
         location=Location(backend="server", url="http://qdrant.test", host_port="qdrant.test:6333"),
     )
+    calls = [
+        store.count,
+        store.identity,
+        store.stored_chunks,
+        lambda: store.search(sparse=Sparse([1], [1.0]), dense=None, limit=3, candidates=3),
+    ]
     try:
-        with pytest.raises(VectorStoreError, match="HTTP 200 with a body that is not Qdrant's"):
-            await store.count()
+        for call in calls:
+            with pytest.raises(VectorStoreError, match="HTTP 200 with a body that is not Qdrant's"):
+                await call()
     finally:
         await store.close()

