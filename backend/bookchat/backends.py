@@ -84,8 +84,10 @@ def preload_modules(settings: Settings) -> list[str]:
     """The modules the chosen backends import, to load off the event loop at start-up
     (always a subset of PRELOADABLE)."""
     modules = ["bookchat.stores.conversation_store", "bookchat.rag.retrieve"]
-    # A Qdrant server is reached over REST with httpx: qdrant-client is only for embedded.
-    modules.append("qdrant_client" if settings.embedded_qdrant else "bookchat.stores.qdrant_http")
+    if not settings.embedded_qdrant:
+        # A Qdrant server is reached over REST with httpx. Embedded, the index is read from its
+        # read snapshot (stores/snapshot.py): qdrant-client loads only to write, in a thread.
+        modules.append("bookchat.stores.qdrant_http")
     if settings.sample_book:
         modules.append("bookchat.ingest.pipeline")
     modules.append("aiosqlite" if settings.sqlalchemy_url.startswith("sqlite") else "psycopg")
@@ -252,9 +254,11 @@ def open_vector_store(settings: Settings, *, timeout: float = 3.0) -> VectorStor
 
 
 def prepare_index(settings: Settings) -> ServedIndex:
-    """The embedded index to serve (a copy of a read-only BOOKCHAT_INDEX_DIR), or the server."""
+    """The embedded index to serve (a copy of a read-only BOOKCHAT_INDEX_DIR with no fresh read
+    snapshot), or the server."""
     return prepare_served_index(
         embedded=settings.embedded_qdrant,
+        collection=settings.qdrant_collection,
         qdrant_path=settings.qdrant_path,
         index_dir=settings.index_dir,
         data_dir=settings.data_dir,

@@ -187,19 +187,21 @@ class Runtime:
                     "%d question(s) had no answer (a server was killed mid-answer): marked failed",
                     marked,
                 )
+        retriever = self.retriever
         if self.settings.sample_book:
             self.step = "indexing the sample book"
-            retriever = self.retriever
-            ingested = await ensure_sample_book(
+            await ensure_sample_book(
                 store=retriever.store,
                 dense=retriever.dense,
                 sparse=retriever.sparse,
                 site_url=self.settings.sample_book_url,
             )
-            if ingested is None:
-                # An embedded collection that has points is loaded into memory now, so the
-                # first question is not the one that waits for it (2.5 s at 10,000 chunks).
-                await retriever.warm()
+        if self.settings.sample_book or retriever.store.embedded:
+            # An embedded collection that has points is loaded into memory now, so the first
+            # question is not the one that waits for it (2.5 s at 10,000 chunks); after the
+            # sample book's ingest this also writes its read snapshot for the next start.
+            self.step = "loading the index"
+            await retriever.warm()
 
     @property
     def llm_backed(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -92,6 +93,52 @@ def test_serve_starts_answers_and_stops_cleanly(
     # Our access line, and not uvicorn's duplicate ('"GET /api/health HTTP/1.1" 200').
     assert "bookchat.access: GET /api/health 200" in stderr
     assert 'HTTP/1.1" 200' not in stderr
+
+
+# Serves, and once it has answered a question prints which of qdrant-client's packages are
+# loaded (uvicorn re-raises SIGTERM at exit, so an atexit hook would never run).
+WATCH_IMPORTS = """
+import json, sys, threading, time, httpx
+def watch(port):
+    url = f"http://127.0.0.1:{port}"
+    while True:
+        try:
+            if httpx.get(url + "/api/health", timeout=5).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    answer = httpx.post(url + "/api/chat", json={"message": "How do I install it?"}, timeout=60)
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in {"qdrant_client", "grpc"})
+    print(json.dumps({"chat": answer.status_code, "loaded": loaded}), flush=True)
+threading.Thread(target=watch, args=(sys.argv[1],), daemon=True).start()
+from bookchat.cli import main
+main(["serve", "--port", sys.argv[1]])
+"""
+
+
+def test_serving_an_ingested_data_dir_never_imports_qdrant_client(
+    tmp_path: Path, ingested_qdrant: Path
+) -> None:
+    """The read snapshot is all a reading server needs: no REST models, no gRPC."""
+    data = tmp_path / "data"
+    shutil.copytree(ingested_qdrant, data / "qdrant")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", WATCH_IMPORTS, str(port)],
+        env=serve_env(data),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+    finally:
+        stderr = stop(process)
+    assert line, stderr[-3000:]
+    report = json.loads(line)
+    assert report == {"chat": 200, "loaded": []}, stderr[-3000:]
 
 
 def test_a_bad_setting_is_one_line_naming_it(tmp_path: Path) -> None:

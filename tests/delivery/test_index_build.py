@@ -20,7 +20,9 @@ import httpx
 import pytest
 
 import bookchat
+from bookchat.config import Settings
 from bookchat.sample_book import sample_book_path
+from bookchat.stores.snapshot import snapshot_is_fresh
 from tests.cli.test_serve import serve_env, stop
 from tests.delivery.tools import REPO, need_tool
 from tests.network import free_port
@@ -150,6 +152,7 @@ def make_read_only(folder: Path) -> None:
 @pytest.mark.slow
 def test_a_read_only_baked_index_is_served_beside_a_writable_data_dir(tmp_path: Path) -> None:
     index = build_index(tmp_path / "build")
+    assert snapshot_is_fresh(index, Settings().qdrant_collection)
     make_read_only(index)
     before = digest(index)
     data = tmp_path / "data"
@@ -185,11 +188,13 @@ def test_a_read_only_baked_index_is_served_beside_a_writable_data_dir(tmp_path: 
     assert served["source_revision"] == "0123456789abcdef"
     assert served["chunks"] == health["services"]["vector_store"]["points"]
     assert served["prebuilt"] == str(index)
-    assert served["copy_seconds"] >= 0
-    # Nothing was written to the prebuilt index; conversations and the copy are in the data dir.
+    # `bookchat ingest` left a read snapshot: the index is read in place, with no copy.
+    assert "copy_seconds" not in served
+    assert not (data / "served-index").exists()
+    # Nothing was written to the prebuilt index (no lock, no SQLite side files); the
+    # conversations are in the data dir.
     assert digest(index) == before
     assert (data / "bookchat.sqlite3").is_file()
-    assert (data / "served-index" / "meta.json").is_file()
     # The sample book was not ingested on top: the baked book is the whole index.
     assert (
         health["services"]["vector_store"]["points"]

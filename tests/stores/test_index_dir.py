@@ -15,9 +15,11 @@ from bookchat.stores.errors import StoreUnavailable
 from bookchat.stores.index_dir import (
     MANIFEST,
     SERVED_COPY,
+    prepare_served_index,
     read_manifest,
     write_manifest,
 )
+from tests.stores.test_snapshot import written
 
 
 def settings(data: Path, index: Path | None = None, **extra: str) -> Settings:
@@ -91,6 +93,34 @@ def test_a_read_only_index_is_copied_fresh_at_each_start(tmp_path: Path) -> None
     assert info["chunks"] == 3
     assert "other" not in info  # only the manifest's known fields are reported
     assert isinstance(info["copy_seconds"], float)
+
+
+async def test_a_read_only_index_with_a_fresh_read_snapshot_is_served_in_place(
+    tmp_path: Path,
+) -> None:
+    index = await written(tmp_path / "index")
+    (index / ".lock").unlink()
+    data = tmp_path / "data"
+
+    def serve(collection: str):
+        read_only(index)
+        try:
+            return prepare_served_index(
+                embedded=True,
+                collection=collection,
+                qdrant_path=index,
+                index_dir=index,
+                data_dir=data,
+            )
+        finally:
+            writable(index)
+
+    served = serve("book")
+    assert (served.path, served.copied_from) == (index, None)
+    assert not (data / SERVED_COPY).exists()
+    assert served.describe() == {"source": "baked", "prebuilt": str(index)}
+    # Another collection's snapshot does not count: that one is copied.
+    assert serve("other").copied_from == index
 
 
 def test_an_index_dir_that_holds_no_index_is_a_clear_error(tmp_path: Path) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import IO, TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from bookchat.stores.errors import DEFAULT_PORT
@@ -31,19 +32,46 @@ def host_port(url: str) -> str:
 
 def locked(lock_file: Path) -> bool:
     """Whether another process holds the embedded folder's lock (qdrant-client's portalocker)."""
-    import portalocker
-
     if not lock_file.exists():
         return False
-    with lock_file.open("r+") as handle:
-        try:
-            portalocker.lock(
-                handle, portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING
-            )
-        except portalocker.exceptions.LockException:
-            return True
-        portalocker.unlock(handle)
+    probe = FolderLock(lock_file)
+    if not probe.acquire():
+        return True
+    probe.release()
     return False
+
+
+class FolderLock:
+    """The embedded folder's lock, held without opening local mode: the same file and the same
+    exclusive portalocker lock qdrant-client takes, so `bookchat ingest` (and local mode) finds
+    the folder in use while a server reads its snapshot."""
+
+    def __init__(self, lock_file: Path) -> None:
+        self._file = lock_file
+        self._handle: IO[str] | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock; False when another process holds it."""
+        if not self._file.exists():
+            self._file.write_text("tmp lock file")  # what local mode writes in a new one
+        handle = self._file.open("r+")
+        try:
+            # portalocker's lock on POSIX is this flock (its LOCKER); importing portalocker
+            # costs 85 ms (importlib.metadata), the call is the same.
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._handle = handle
+        return True
+
+    def release(self) -> None:
+        """Let go (before local mode takes the same lock in this process, or at close)."""
+        if self._handle is None:
+            return
+        fcntl.flock(self._handle, fcntl.LOCK_UN)
+        self._handle.close()
+        self._handle = None
 
 
 def tune_embedded_storage(client: AsyncQdrantClient, collection: str) -> None:

@@ -1,9 +1,11 @@
 """The embedded index a server serves: under BOOKCHAT_DATA_DIR, or a prebuilt BOOKCHAT_INDEX_DIR.
 
-A prebuilt index may be read-only (the image's baked book lives in the Nix store). Qdrant's local
-mode cannot open one: it takes a lock file in the folder and opens its SQLite file for writing.
-So a read-only index is served from a fresh copy under the data dir, made at each start (the
-store path may change with every image). Writes never go to the prebuilt folder.
+A prebuilt index may be read-only (the image's baked book lives in the Nix store). A server reads
+it in place when it holds a fresh read snapshot (stores/snapshot.py; `bookchat ingest` writes
+one): nothing there is opened for writing. Qdrant's local mode cannot open a read-only folder
+(it takes a lock file in it and opens its SQLite file for writing), so one without a fresh
+snapshot (made by an older bookchat) is served from a fresh copy under the data dir, made at
+each start (the store path may change with every image). Writes never go to the prebuilt folder.
 
 `bookchat ingest` leaves a small manifest beside the index (which book, how many chunks, from
 which revision) that /api/health reports; it holds no time, so a rebuild gives the same bytes.
@@ -32,7 +34,8 @@ LOCK_FILE = ".lock"
 MANIFEST_FIELDS = ("site_url", "collection", "pages", "chunks", "source_revision", "embedder")
 
 # data_dir: the index under BOOKCHAT_DATA_DIR; baked: a prebuilt BOOKCHAT_INDEX_DIR (served in
-# place when writable, else from a copy); qdrant_server: QDRANT_URL (the manifest is not read).
+# place when writable or its read snapshot is fresh, else from a copy); qdrant_server:
+# QDRANT_URL (the manifest is not read).
 Source = Literal["data_dir", "baked", "qdrant_server"]
 
 
@@ -43,7 +46,8 @@ class ServedIndex:
     source: Source
     # The folder embedded Qdrant opens (None for a server).
     path: Path | None = None
-    # The prebuilt folder it was copied from, and what the copy cost.
+    # The prebuilt folder (baked), and when it was copied, what the copy cost.
+    prebuilt: Path | None = None
     copied_from: Path | None = None
     copy_seconds: float | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
@@ -54,8 +58,9 @@ class ServedIndex:
         for name in MANIFEST_FIELDS:
             if name in self.manifest:
                 info[name] = self.manifest[name]
+        if self.prebuilt is not None:
+            info["prebuilt"] = str(self.prebuilt)
         if self.copied_from is not None:
-            info["prebuilt"] = str(self.copied_from)
             info["copy_seconds"] = self.copy_seconds
         return info
 
@@ -103,9 +108,10 @@ def _copy(source: Path, target: Path) -> None:
 
 
 def prepare_served_index(
-    *, embedded: bool, qdrant_path: Path, index_dir: Path | None, data_dir: Path
+    *, embedded: bool, collection: str, qdrant_path: Path, index_dir: Path | None, data_dir: Path
 ) -> ServedIndex:
-    """The index to open: as configured, or a fresh copy of a read-only BOOKCHAT_INDEX_DIR.
+    """The index to open: as configured, or a fresh copy of a read-only BOOKCHAT_INDEX_DIR
+    that holds no fresh read snapshot of `collection`.
 
     embedded: no Qdrant server is configured; qdrant_path: the embedded index's folder (the
     index_dir when one is set); data_dir: where a read-only index_dir is copied.
@@ -121,8 +127,11 @@ def prepare_served_index(
             "point it at a folder `bookchat ingest` wrote, or unset it"
         )
     manifest = read_manifest(prebuilt)
-    if not _read_only(prebuilt):
-        return ServedIndex(source="baked", path=prebuilt, manifest=manifest)
+    # numpy comes with the snapshot module: only once an index is prepared.
+    from bookchat.stores.snapshot import snapshot_is_fresh
+
+    if not _read_only(prebuilt) or snapshot_is_fresh(prebuilt, collection):
+        return ServedIndex(source="baked", path=prebuilt, prebuilt=prebuilt, manifest=manifest)
     target = data_dir / SERVED_COPY
     started = time.perf_counter()
     try:
@@ -138,6 +147,7 @@ def prepare_served_index(
     return ServedIndex(
         source="baked",
         path=target,
+        prebuilt=prebuilt,
         copied_from=prebuilt,
         copy_seconds=seconds,
         manifest=manifest,

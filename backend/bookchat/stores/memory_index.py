@@ -14,8 +14,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from bookchat.stores.snapshot import Snapshot
+
+RRF_K = 2  # qdrant-client's DEFAULT_RANKING_CONSTANT_K
 
 
 class MemoryIndex:
@@ -32,34 +38,66 @@ class MemoryIndex:
         dense: Sequence[Sequence[float] | None],
         dims: int | None,
     ) -> None:
-        self._ids = list(ids)
-        self._build_postings(sparse)
-        # Only points that have a dense vector are rows of the matrix.
-        self._dense_ids = [i for i, v in zip(ids, dense, strict=True) if v is not None]
-        self.has_dense = dims is not None
-        matrix = np.asarray([v for v in dense if v is not None], dtype=np.float32)
-        matrix = matrix.reshape(len(self._dense_ids), dims or 0)
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        self._matrix = matrix / np.where(norms == 0, 1.0, norms)
+        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum([len(indices) for indices, _ in sparse], out=offsets[1:])
+        rows = [i for i, v in enumerate(dense) if v is not None]
+        dense_rows = np.full(len(ids), -1, dtype=np.int64)
+        dense_rows[rows] = np.arange(len(rows))
+        self._build(
+            list(ids),
+            offsets,
+            np.asarray([t for indices, _ in sparse for t in indices], dtype=np.int64),
+            np.asarray([v for _, vals in sparse for v in vals], dtype=np.float64),
+            dense_rows,
+            np.asarray([dense[i] for i in rows], dtype=np.float64).reshape(len(rows), dims or 0),
+            dims,
+        )
 
-    def _build_postings(self, vectors: Sequence[tuple[Sequence[int], Sequence[float]]]) -> None:
-        terms: list[int] = []
-        rows: list[int] = []
-        values: list[float] = []
-        for row, (indices, vals) in enumerate(vectors):
-            terms.extend(indices)
-            rows.extend([row] * len(indices))
-            values.extend(vals)
-        term_arr = np.asarray(terms, dtype=np.int64)
-        order = np.argsort(term_arr, kind="stable")
-        self._rows = np.asarray(rows, dtype=np.int64)[order]
-        self._values = np.asarray(values, dtype=np.float64)[order]
-        unique, starts, counts = np.unique(term_arr[order], return_index=True, return_counts=True)
+    @classmethod
+    def from_snapshot(cls, snapshot: Snapshot) -> MemoryIndex:
+        """From a read snapshot's arrays, without a copy through Python lists."""
+        index = cls.__new__(cls)
+        index._build(
+            snapshot.ids,
+            snapshot.sparse_offsets,
+            snapshot.sparse_indices,
+            snapshot.sparse_values,
+            snapshot.dense_rows,
+            snapshot.dense,
+            snapshot.dims,
+        )
+        return index
+
+    def _build(
+        self,
+        ids: list[str],
+        offsets: np.ndarray,
+        terms: np.ndarray,
+        values: np.ndarray,
+        dense_rows: np.ndarray,
+        dense: np.ndarray,
+        dims: int | None,
+    ) -> None:
+        self._ids = ids
+        self.rows = {pid: row for row, pid in enumerate(ids)}  # where each point's data is
+        # Postings: every (term, row, value) in row order, sorted by term (stable).
+        counts = np.diff(offsets)
+        rows = np.repeat(np.arange(len(ids), dtype=np.int64), counts)
+        order = np.argsort(terms, kind="stable")
+        self._rows = rows[order]
+        self._values = values[order]
+        unique, starts, span = np.unique(terms[order], return_index=True, return_counts=True)
         self._postings = {
-            int(t): (int(s), int(s + c)) for t, s, c in zip(unique, starts, counts, strict=True)
+            int(t): (int(s), int(s + c)) for t, s, c in zip(unique, starts, span, strict=True)
         }
         # Qdrant counts the points that have the sparse vector; an empty one is not "having" it.
-        self._n = sum(1 for indices, _ in vectors if len(indices))
+        self._n = int(np.count_nonzero(counts))
+        # Only points that have a dense vector are rows of the matrix.
+        self._dense_ids = [ids[i] for i in np.flatnonzero(dense_rows >= 0)]
+        self.has_dense = dims is not None
+        matrix = dense.astype(np.float32).reshape(len(self._dense_ids), dims or 0)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        self._matrix = matrix / np.where(norms == 0, 1.0, norms)
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -99,3 +137,18 @@ def _top(scores: np.ndarray, candidates: np.ndarray, limit: int) -> np.ndarray:
     if candidates.size > limit:
         candidates = candidates[np.argpartition(-scores[candidates], limit - 1)[:limit]]
     return candidates[np.argsort(-scores[candidates], kind="stable")]
+
+
+def reciprocal_rank_fusion(legs: Sequence[Sequence[tuple[str, float]]], limit: int) -> list[str]:
+    """The ids of qdrant-client's `reciprocal_rank_fusion` (k = 2, equal weights), best first.
+
+    The same arithmetic in the same order, and the same tie-break (a stable sort of the ids
+    in the order the legs first name them), so the ranking is exactly Qdrant's; written here
+    so that serving an embedded index needs no qdrant-client import.
+    """
+    scores: dict[str, float] = {}
+    for leg in legs:
+        for position, (pid, _) in enumerate(leg):
+            scores[pid] = scores.get(pid, 0.0) + 1 / ((position + 1.0) / 1.0 + RRF_K - 1.0)
+    ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
+    return [pid for pid, _ in ranked[:limit]]

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bookchat.redact import redact_url
-from bookchat.stores.connection import Location, host_port, locked, tune_embedded_storage
+from bookchat.stores.connection import (
+    FolderLock,
+    Location,
+    host_port,
+    locked,
+    tune_embedded_storage,
+)
 from bookchat.stores.errors import EmbedderMismatch, StoreUnavailable, VectorStoreError, guarded
 from bookchat.stores.identity import (
     DENSE,
@@ -25,10 +32,12 @@ if TYPE_CHECKING:
     from bookchat.stores.identity import SparseVector
     from bookchat.stores.memory_index import MemoryIndex
     from bookchat.stores.qdrant_http import QdrantServer
+    from bookchat.stores.snapshot import Snapshot
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
+LOCK_FILE = ".lock"  # local mode's lock file in the embedded folder
 SCROLL_PAGE = 1000  # points per scroll call when reading what a collection holds
-LOAD_PAGE = 2000  # points per scroll call when copying the vectors into memory
 
 
 @dataclass(slots=True)
@@ -92,8 +101,10 @@ class VectorStore:
 
     Every client call goes through `_call`, which bounds its time and turns failures into one
     sentence naming the host and what to do. Embedded, searches run on an in-memory copy of
-    the vectors (stores/memory_index.py), rebuilt after this process's own writes. A server is
-    reached over its REST API (stores/qdrant_http.py), without importing qdrant-client.
+    the vectors (stores/memory_index.py), rebuilt after this process's own writes, and reads
+    come from a read snapshot (stores/snapshot.py): local mode is opened only to write. A
+    server is reached over its REST API (stores/qdrant_http.py). Neither imports qdrant-client
+    to serve.
     """
 
     def __init__(
@@ -105,7 +116,7 @@ class VectorStore:
         server: QdrantServer | None = None,
         timeout: float = 3.0,
     ) -> None:
-        self._client = client  # embedded: qdrant-client's local mode
+        self._client = client  # embedded: qdrant-client's local mode, opened to write
         self._server = server  # a Qdrant server: its REST API (every method has its branch)
         self.collection = collection
         self.location = location
@@ -115,6 +126,12 @@ class VectorStore:
         self._memory: MemoryIndex | None = None
         self._memory_generation = 0  # bumped by every write, so a load begun before it is stale
         self._loading: asyncio.Lock | None = None
+        self._opening: asyncio.Lock | None = None
+        # Embedded: every point as of the last write, and the folder lock held while local
+        # mode is not open; `_dirty`: written since the snapshot on disk was made.
+        self._snapshot: Snapshot | None = None
+        self._folder_lock: FolderLock | None = None
+        self._dirty = False
 
     @classmethod
     def open(
@@ -136,18 +153,60 @@ class VectorStore:
             server = QdrantServer(url=url, collection=collection, api_key=api_key, timeout=timeout)
             location = Location(backend="server", url=redact_url(url), host_port=host_port(url))
             return cls(server=server, collection=collection, location=location, timeout=timeout)
-        from qdrant_client import AsyncQdrantClient
+        location = Location(backend="embedded", path=str(path))
+        store = cls(collection=collection, location=location, timeout=timeout)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            store._open_embedded()
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"The embedded Qdrant in {path} cannot be opened: {exc.strerror or exc}"
+            ) from None
+        return store
 
-        in_use = StoreUnavailable(
-            f"The embedded Qdrant in {path} is in use by another bookchat process "
+    def _in_use(self) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"The embedded Qdrant in {self.location.path} is in use by another bookchat process "
             "(for example `bookchat serve`). Stop that process first, or run a Qdrant "
             "server and set QDRANT_URL so that several processes can share it."
         )
+
+    def _open_embedded(self) -> None:
+        """Lock the folder and read its snapshot (made again from local mode's files when it
+        is missing or stale). A folder nothing may write (the image's baked index) takes no
+        lock: nothing can change it. Blocking."""
+        from bookchat.stores.snapshot import Snapshot, SnapshotUnusable, writable
+
+        assert self.location.path is not None
+        path = Path(self.location.path)
+        if writable(path):
+            lock = FolderLock(path / LOCK_FILE)
+            if not lock.acquire():
+                raise self._in_use()
+            self._folder_lock = lock
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            self._snapshot = Snapshot.read(path, self.collection)
+        except SnapshotUnusable as why:
+            # Missing or stale (an older bookchat wrote the folder): made again from local
+            # mode's files, which the lock keeps still meanwhile. No collection yet: local
+            # mode opens when something asks for it.
+            log.info("making the read snapshot in %s (%s)", path, why)
+            self._save_snapshot(self._memory_generation)
+
+    def _open_local(self) -> None:
+        """Open local mode in the folder (it reads and unpickles every point). Blocking."""
+        from qdrant_client import AsyncQdrantClient
+
+        assert self.location.path is not None
+        path = Path(self.location.path)
+        if self._folder_lock is not None:
+            # Local mode takes the same lock; an flock is per open file, even in one process.
+            self._folder_lock.release()
+            self._folder_lock = None
+        try:
             # Probe the lock first: when qdrant-client finds it taken, it leaks the file.
-            if locked(path / ".lock"):
-                raise in_use
+            if locked(path / LOCK_FILE):
+                raise self._in_use()
             # Opened in a worker thread (it reads every point) and used from the event loop
             # afterwards, never from two threads at once: where SQLite is built to refuse
             # a connection another thread opened (macOS), that check has to be off.
@@ -155,18 +214,31 @@ class VectorStore:
         except RuntimeError as exc:
             if "already accessed" not in str(exc):
                 raise
-            raise in_use from None
+            raise self._in_use() from None
         except OSError as exc:
             raise StoreUnavailable(
                 f"The embedded Qdrant in {path} cannot be opened: {exc.strerror or exc}"
             ) from None
-        tune_embedded_storage(client, collection)
-        location = Location(backend="embedded", path=str(path))
-        return cls(client=client, collection=collection, location=location, timeout=timeout)
+        tune_embedded_storage(client, self.collection)
+        self._client = client
 
     @property
     def embedded(self) -> bool:
         return self.location.backend == "embedded"
+
+    async def _local_mode(self) -> AsyncQdrantClient:
+        """The embedded collection's local-mode client, opened (in a thread) on first need: a
+        write, or a collection with no snapshot yet (every server call has its own branch)."""
+        assert self.embedded, "a server collection has no local-mode client"
+        if self._client is None:
+            if self._opening is None:
+                self._opening = asyncio.Lock()
+            # One opening: a health check and start-up's ingest may both ask at once.
+            async with self._opening:
+                if self._client is None:
+                    await asyncio.to_thread(self._open_local)
+        assert self._client is not None
+        return self._client
 
     def _limit(self, timeout: float | None, at_least: float = 0.0) -> float:
         """Seconds one call may take: `timeout` or the store's, and never under `at_least`."""
@@ -184,7 +256,15 @@ class VectorStore:
     def _wrote(self) -> None:
         """A write changes what the in-memory copy must hold: it is rebuilt on next use."""
         self._memory = None
+        self._snapshot = None
         self._memory_generation += 1
+        if self.embedded and not self._dirty:
+            from bookchat.stores.snapshot import remove_snapshot
+
+            # Gone before the write: a snapshot must never describe a half-written collection.
+            assert self.location.path is not None
+            remove_snapshot(Path(self.location.path), self.collection)
+            self._dirty = True
 
     # The collection and which embedders built it.
 
@@ -208,7 +288,9 @@ class VectorStore:
             if not await self._call(lambda: server.exists(timeout=limit)):
                 return None
             return await self._call(lambda: server.metadata(timeout=limit))
-        client, collection = self._client, self.collection
+        if (snapshot := self._snapshot) is not None:
+            return snapshot.metadata
+        client, collection = await self._local_mode(), self.collection
         if not await self._call(lambda: client.collection_exists(collection)):
             return None
         info = await self._call(lambda: client.get_collection(collection))
@@ -240,6 +322,7 @@ class VectorStore:
             return
         from qdrant_client import models
 
+        client = await self._local_mode()
         vectors = {}
         if using.dense is not None:
             assert using.dense_dims is not None
@@ -247,7 +330,7 @@ class VectorStore:
                 size=using.dense_dims, distance=models.Distance.COSINE
             )
         await self._call(
-            lambda: self._client.create_collection(
+            lambda: client.create_collection(
                 self.collection,
                 vectors_config=vectors,
                 # BM25's IDF comes from the collection, so weights stay valid as it grows.
@@ -258,8 +341,8 @@ class VectorStore:
             ),
             timeout=max(self._timeout, 10.0),
         )
-        if self.embedded:
-            tune_embedded_storage(self._client, self.collection)
+        self._wrote()
+        tune_embedded_storage(client, self.collection)
 
     async def count(self, *, exact: bool = False, timeout: float | None = None) -> int:
         """Number of points (0 when the collection does not exist)."""
@@ -268,7 +351,9 @@ class VectorStore:
             if not await self._call(lambda: server.exists(timeout=limit), timeout=limit):
                 return 0
             return await self._call(lambda: server.count(exact=exact, timeout=limit), timeout=limit)
-        client, collection = self._client, self.collection
+        if (snapshot := self._snapshot) is not None:
+            return len(snapshot)
+        client, collection = await self._local_mode(), self.collection
         if not await self._call(lambda: client.collection_exists(collection), timeout=timeout):
             return 0
         result = await self._call(lambda: client.count(collection, exact=exact), timeout=timeout)
@@ -302,10 +387,19 @@ class VectorStore:
                     yield pid, payload, named
                 if page is None:
                     return
+        if (snapshot := self._snapshot) is not None:
+            # What outlines ask for: payload fields and the dense vector (as local mode has it).
+            assert not set(vectors or ()) - {DENSE}, vectors
+            for row, (pid, payload) in enumerate(zip(snapshot.ids, snapshot.payloads, strict=True)):
+                dense = snapshot.dense_of(row) if vectors else None
+                named = {DENSE: dense} if dense is not None else {}
+                yield pid, {k: payload[k] for k in fields if k in payload}, named
+            return
+        client = await self._local_mode()
         offset = None
         while True:
             points, offset = await self._call(
-                lambda offset=offset: self._client.scroll(
+                lambda offset=offset: client.scroll(
                     self.collection,
                     limit=SCROLL_PAGE,
                     offset=offset,
@@ -358,6 +452,7 @@ class VectorStore:
             return
         from qdrant_client import models
 
+        client = await self._local_mode()
         structs = []
         for p in points:
             vector: dict[str, Any] = {
@@ -367,7 +462,7 @@ class VectorStore:
                 vector[DENSE] = p.dense
             structs.append(models.PointStruct(id=p.id, vector=vector, payload=p.payload))
         await self._call(
-            lambda: self._client.upsert(self.collection, points=structs, wait=True),
+            lambda: client.upsert(self.collection, points=structs, wait=True),
             timeout=max(self._timeout, 30.0),
         )
 
@@ -382,9 +477,10 @@ class VectorStore:
             return
         from qdrant_client import models
 
+        client = await self._local_mode()
         selector = models.PointIdsList(points=list(ids))
         await self._call(
-            lambda: self._client.delete(self.collection, points_selector=selector, wait=True),
+            lambda: client.delete(self.collection, points_selector=selector, wait=True),
             timeout=max(self._timeout, 30.0),
         )
 
@@ -393,7 +489,12 @@ class VectorStore:
         by_position: dict[int, list[str]] = {}
         for pid, position in ids_positions.items():
             by_position.setdefault(position, []).append(pid)
+        if not by_position:
+            return
         server, limit = self._server, self._limit(None)
+        # The positions are in the snapshot's payloads: it goes before the write too.
+        self._wrote()
+        client = await self._local_mode() if server is None else None
         for position, ids in by_position.items():
             if server is not None:
                 await self._call(
@@ -402,8 +503,9 @@ class VectorStore:
                     )
                 )
                 continue
+            assert client is not None
             await self._call(
-                lambda ids=ids, position=position: self._client.set_payload(
+                lambda ids=ids, position=position: client.set_payload(
                     self.collection, payload={"position": position}, points=ids, wait=True
                 )
             )
@@ -421,8 +523,8 @@ class VectorStore:
         """Hybrid search: BM25 and dense legs fused by reciprocal rank, or the one leg there is.
 
         Against a server, Qdrant's query API runs both legs and the fusion (prefetch + RRF).
-        Embedded, the legs run on the in-memory copy and the fusion is qdrant-client's own
-        RRF function, with the same results.
+        Embedded, the legs run on the in-memory copy and the fusion is qdrant-client's RRF
+        function written out (stores/memory_index.py), with the same results.
         """
         if not sparse.indices and dense is None:
             return []
@@ -434,11 +536,9 @@ class VectorStore:
                 )
             )
         q = _Query(sparse, dense, limit, candidates)
-        if self.embedded and self.memory_index:
-            points = await self._search_in_memory(q)
-        else:
-            points = await self._search_query_api(q)
-        return [_hit(point) for point in points]
+        if self.memory_index:
+            return await self._search_in_memory(q)
+        return [_hit(point) for point in await self._search_query_api(q)]
 
     async def _search_query_api(self, q: _Query) -> list[Any]:
         from qdrant_client import models
@@ -455,8 +555,9 @@ class VectorStore:
             if len(legs) == 1
             else {"prefetch": legs, "query": models.FusionQuery(fusion=models.Fusion.RRF)}
         )
+        client = await self._local_mode()
         result = await self._call(
-            lambda: self._client.query_points(
+            lambda: client.query_points(
                 self.collection,
                 limit=q.limit,
                 with_payload=True,
@@ -466,94 +567,107 @@ class VectorStore:
         )
         return result.points
 
-    async def _search_in_memory(self, q: _Query) -> list[Any]:
-        from qdrant_client import models
-        from qdrant_client.hybrid.fusion import reciprocal_rank_fusion
+    async def _search_in_memory(self, q: _Query) -> list[Hit]:
+        from bookchat.stores.memory_index import reciprocal_rank_fusion
 
-        memory = await self._memory_index()
+        snapshot, memory = await self._memory_index()
         found: list[list[tuple[str, float]]] = []
         if q.sparse.indices:
             found.append(memory.lexical(q.sparse.indices, q.sparse.values, q.candidates))
         if q.dense is not None and memory.has_dense:
             found.append(memory.dense(q.dense, q.candidates))
-        legs = [[models.ScoredPoint(id=i, version=0, score=s) for i, s in leg] for leg in found]
-        if not legs:
+        if not found:
             return []
         ranked = (
-            legs[0][: q.limit] if len(legs) == 1 else reciprocal_rank_fusion(legs, limit=q.limit)
+            [pid for pid, _ in found[0][: q.limit]]
+            if len(found) == 1
+            else reciprocal_rank_fusion(found, limit=q.limit)
         )
-        if not ranked:
-            return []
-        fetched = await self._client.retrieve(
-            self.collection,
-            ids=[p.id for p in ranked],
-            with_payload=True,
-            with_vectors=q.with_vectors,
-        )
-        by_id = {str(p.id): p for p in fetched}
-        return [by_id[str(p.id)] for p in ranked if str(p.id) in by_id]
+        rows = memory.rows
+        hits = []
+        for pid in ranked:
+            row = rows[pid]
+            hit = Hit(payload=snapshot.payloads[row])
+            if q.dense is not None:
+                hit.dense = snapshot.dense_of(row)
+            else:
+                hit.sparse = snapshot.sparse_of(row)
+            hits.append(hit)
+        return hits
 
     async def warm(self) -> None:
         """Build the in-memory copy of an embedded collection now."""
         if self.embedded and self.memory_index:
             await self._memory_index()
 
-    async def _memory_index(self) -> MemoryIndex:
-        """The embedded collection's vectors in memory, loaded on first use after each write."""
-        if self._memory is not None:
-            return self._memory
+    async def _memory_index(self) -> tuple[Snapshot, MemoryIndex]:
+        """The embedded collection's points and vectors in memory, loaded on first use after
+        each write (from the read snapshot, made again from local mode's files after a write)."""
+        if self._memory is not None and self._snapshot is not None:
+            return self._snapshot, self._memory
         if self._loading is None:
             self._loading = asyncio.Lock()
         async with self._loading:  # one load at a time; the others wait and share it
-            while self._memory is None:
+            while self._memory is None or self._snapshot is None:
                 generation = self._memory_generation
-                # Local mode's coroutines do all their work without ever waiting, so reading
-                # 10,000 points (2.5 s) would stall every stream and health check: they run
-                # on a private loop in a worker thread instead.
-                loaded = await asyncio.to_thread(asyncio.run, self._load_memory_index())
+                # Reading 10,000 points takes seconds: in a thread, so that streams and health
+                # checks go on meanwhile.
+                snapshot = self._snapshot
+                if snapshot is None:
+                    snapshot = await asyncio.to_thread(self._save_snapshot, generation)
+                if snapshot is None:
+                    raise VectorStoreError(
+                        f"Qdrant collection {self.collection!r} does not exist in "
+                        f"{self.location.path}: run `bookchat ingest` first."
+                    )
+                loaded = await asyncio.to_thread(_build_memory_index, snapshot)
                 if generation == self._memory_generation:
-                    self._memory = loaded
-        return self._memory
+                    self._snapshot, self._memory = snapshot, loaded
+        return self._snapshot, self._memory
 
-    async def _load_memory_index(self) -> MemoryIndex:
-        """Read every point's vectors from the embedded collection."""
-        # numpy (~0.1 s), only for an embedded collection once it is searched.
-        from bookchat.stores.memory_index import MemoryIndex
+    def _save_snapshot(self, generation: int) -> Snapshot | None:
+        """The collection as local mode's files hold it, written as the read snapshot unless
+        a write came since `generation`; None when the collection does not exist. Blocking."""
+        from bookchat.stores.snapshot import Snapshot, SnapshotUnusable, writable
 
-        info = await self._client.get_collection(self.collection)
-        vectors_config = info.config.params.vectors
-        dims = (
-            vectors_config[DENSE].size
-            if isinstance(vectors_config, dict) and DENSE in vectors_config
-            else None
-        )
-        ids: list[str] = []
-        sparse: list[tuple[list[int], list[float]]] = []
-        dense: list[list[float] | None] = []
-        offset = None
-        while True:
-            points, offset = await self._client.scroll(
-                self.collection,
-                limit=LOAD_PAGE,
-                offset=offset,
-                with_payload=False,
-                with_vectors=[SPARSE, DENSE] if dims else [SPARSE],
-            )
-            for p in points:
-                vectors = p.vector if isinstance(p.vector, dict) else {}
-                sv = vectors.get(SPARSE)
-                ids.append(str(p.id))
-                sparse.append((list(sv.indices), list(sv.values)) if sv is not None else ([], []))  # type: ignore[union-attr]
-                dense.append(vectors.get(DENSE))  # type: ignore[arg-type]
-            if offset is None:
-                return MemoryIndex(ids, sparse, dense, dims)
+        assert self.location.path is not None
+        path = Path(self.location.path)
+        try:
+            snapshot = Snapshot.from_storage(path, self.collection)
+        except SnapshotUnusable:
+            return None
+        if generation != self._memory_generation:
+            return snapshot
+        if writable(path) and snapshot.write(path):
+            self._dirty = False
+        if self._client is None:
+            self._snapshot = snapshot
+        return snapshot
 
     async def close(self) -> None:
-        """Release the client (and the embedded folder's lock)."""
+        """Release the client (and the embedded folder's lock), leaving a fresh read snapshot
+        behind when this process wrote to an embedded collection."""
         if self._server is not None:
             await self._server.aclose()
             return
-        await self._client.close()
+        try:
+            if self._client is not None and self._dirty:
+                await asyncio.to_thread(self._save_snapshot, self._memory_generation)
+        except Exception as exc:  # the next start makes it from local mode's files
+            log.warning("no read snapshot written for %s: %s", self.location.path, exc)
+        finally:
+            if self._client is not None:
+                await self._client.close()
+            if self._folder_lock is not None:
+                self._folder_lock.release()
+                self._folder_lock = None
+
+
+def _build_memory_index(snapshot: Snapshot) -> MemoryIndex:
+    # numpy (~0.1 s), only for an embedded collection once it is searched.
+    from bookchat.stores.memory_index import MemoryIndex
+
+    return MemoryIndex.from_snapshot(snapshot)
 
 
 def _hit(point: Any) -> Hit:
