@@ -124,3 +124,13 @@ def test_versions_of_one_file_are_different_pages() -> None:
     ]
     ranked = rank_by_page(hits, None, "intro", None)
     assert [h.payload["text"] for h in ranked] == ["v2", "v1", "v2 again"]
+
+
+def test_ranks_break_ties_by_page_order_and_read_like_a_mapping() -> None:
+    chunks = [PageChunk((None, None, f"p{i}.md"), "Same", "", "", [1.0, 0.0]) for i in (2, 1, 3)]
+    outlines = PageOutlines.from_chunks(chunks)
+    ranks = outlines.centroid_ranks([1.0, 0.0])
+    # Equal cosines: pages in their sorted order, as the outlines are.
+    assert list(ranks.items()) == [((None, None, f"p{i}.md"), i - 1) for i in (1, 2, 3)]
+    assert (None, None, "elsewhere.md") not in ranks
+    assert len(ranks) == 3

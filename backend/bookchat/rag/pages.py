@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -81,27 +81,66 @@ class _Bm25:
     """BM25 over a few hundred small documents given as term counts."""
 
     def __init__(self, counts: Sequence[Counter[str]]) -> None:
+        import numpy as np  # only once pages are built: importing retrieval stays cheap
+
         lengths = [sum(c.values()) for c in counts]
         avgdl = (sum(lengths) / len(counts)) if counts and sum(lengths) else 1.0
-        # term -> [(document, BM25 tf weight)]: a question touches only its terms' documents.
-        self._postings: dict[str, list[tuple[int, float]]] = {}
+        # term -> (documents, BM25 tf weight times IDF): a question touches only its terms'
+        # documents, and adds them up in numpy (a common term is on every page of a big book).
+        postings: dict[str, tuple[list[int], list[float]]] = {}
         for i, (c, length) in enumerate(zip(counts, lengths, strict=True)):
             norm = K1 * (1 - B + B * length / avgdl)
             for term, tf in c.items():
-                self._postings.setdefault(term, []).append((i, tf * (K1 + 1) / (tf + norm)))
-        n = len(counts)
-        self._idf = {
-            t: math.log((n - len(p) + 0.5) / (len(p) + 0.5) + 1) for t, p in self._postings.items()
+                docs, weights = postings.setdefault(term, ([], []))
+                docs.append(i)
+                weights.append(tf * (K1 + 1) / (tf + norm))
+        self.n = n = len(counts)
+        self._postings = {
+            t: (
+                np.asarray(docs, dtype=np.int32),
+                np.asarray(weights, dtype=np.float64)
+                * math.log((n - len(docs) + 0.5) / (len(docs) + 0.5) + 1),
+            )
+            for t, (docs, weights) in postings.items()
         }
 
-    def scores(self, question: str) -> dict[int, float]:
-        """Score of each document sharing a term with the question."""
-        scores: dict[int, float] = {}
+    def scores(self, question: str) -> tuple[np.ndarray, np.ndarray]:
+        """Each document's score, and which documents share a term with the question."""
+        import numpy as np
+
+        scores = np.zeros(self.n, dtype=np.float64)
+        shared = np.zeros(self.n, dtype=bool)
         for term in set(tokenize(question)):
-            idf = self._idf.get(term, 0.0)
-            for doc, weight in self._postings.get(term, ()):
-                scores[doc] = scores.get(doc, 0.0) + idf * weight
-        return scores
+            found = self._postings.get(term)
+            if found is not None:
+                # A term is listed once per document, so fancy-index addition is exact.
+                scores[found[0]] += found[1]
+                shared[found[0]] = True
+        return scores, shared
+
+
+class PageRanks(Mapping[PageKey, int]):
+    """0-based rank of the pages a ranking has an opinion on (read-only mapping)."""
+
+    def __init__(self, index: dict[PageKey, int], ranks: list[int]) -> None:
+        self._index = index  # page -> its row
+        self._ranks = ranks  # row -> rank, -1 where the ranking has no opinion
+
+    def __getitem__(self, page: PageKey) -> int:
+        row = self._index.get(page)
+        rank = -1 if row is None else self._ranks[row]
+        if rank < 0:
+            raise KeyError(page)
+        return rank
+
+    def __iter__(self) -> Iterator[PageKey]:
+        return (page for page, row in self._index.items() if self._ranks[row] >= 0)
+
+    def __len__(self) -> int:
+        return sum(1 for rank in self._ranks if rank >= 0)
+
+
+NO_RANKS = PageRanks({}, [])
 
 
 class PageOutlines:
@@ -116,6 +155,7 @@ class PageOutlines:
         """`pages`: each page's outline text; `texts`: the term counts of its whole text;
         `centroids`: one unit row per page, in the order of `pages`."""
         self.keys = list(pages)
+        self._index = {key: row for row, key in enumerate(self.keys)}
         self._texts = [pages[k] for k in self.keys]
         self._outline_bm25 = _Bm25([Counter(tokenize(t)) for t in self._texts])
         counts = [(texts or {}).get(k, Counter()) for k in self.keys]
@@ -151,36 +191,43 @@ class PageOutlines:
         vectors = await dense.embed_documents(self._texts) if self._texts else []
         self._vectors = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
 
-    def lexical_ranks(self, question: str) -> dict[PageKey, int]:
+    def lexical_ranks(self, question: str) -> PageRanks:
         """0-based rank of each page sharing a term with the question, by BM25 of its outline."""
-        return self._ranks(self._outline_bm25.scores(question))
+        return self._ranks(*self._outline_bm25.scores(question))
 
-    def text_ranks(self, question: str) -> dict[PageKey, int]:
+    def text_ranks(self, question: str) -> PageRanks:
         """0-based rank of each page sharing a term with the question, by BM25 of its text."""
-        return self._ranks(self._text_bm25.scores(question)) if self._text_bm25 else {}
+        return self._ranks(*self._text_bm25.scores(question)) if self._text_bm25 else NO_RANKS
 
-    def dense_ranks(self, query: Sequence[float]) -> dict[PageKey, int]:
+    def dense_ranks(self, query: Sequence[float]) -> PageRanks:
         """0-based rank of every page by the cosine of its outline with the question."""
         return self._cosine_ranks(self._vectors, query)
 
-    def centroid_ranks(self, query: Sequence[float]) -> dict[PageKey, int]:
+    def centroid_ranks(self, query: Sequence[float]) -> PageRanks:
         """0-based rank of every page by the cosine of its passages' mean vector."""
         return self._cosine_ranks(self._centroids, query)
 
-    def _cosine_ranks(self, rows: np.ndarray | None, query: Sequence[float]) -> dict[PageKey, int]:
+    def _cosine_ranks(self, rows: np.ndarray | None, query: Sequence[float]) -> PageRanks:
         if rows is None or not len(rows):
-            return {}
+            return NO_RANKS
         import numpy as np
 
         q = np.asarray(query, dtype=np.float32)
         if q.shape != rows.shape[1:]:
-            return {}  # vectors of another embedder: no opinion rather than a wrong one
+            return NO_RANKS  # vectors of another embedder: no opinion rather than a wrong one
         # Unit rows; the question's norm is one number for every page, so it cannot reorder them.
-        return self._ranks(dict(enumerate((rows @ q).tolist())))
+        return self._ranks(rows @ q, None)
 
-    def _ranks(self, scores: dict[int, float]) -> dict[PageKey, int]:
-        order = sorted(scores, key=lambda i: (-scores[i], i))
-        return {self.keys[i]: rank for rank, i in enumerate(order)}
+    def _ranks(self, scores: np.ndarray, shared: np.ndarray | None) -> PageRanks:
+        """Ranks by score, best first, ties by page order; only `shared` pages when given."""
+        import numpy as np
+
+        rows = np.arange(len(scores)) if shared is None else np.flatnonzero(shared)
+        # A stable sort of the rows in page order keeps ties in page order.
+        order = rows[np.argsort(-scores[rows], kind="stable")]
+        ranks = np.full(len(scores), -1, dtype=np.int64)
+        ranks[order] = np.arange(len(order))
+        return PageRanks(self._index, ranks.tolist())
 
 
 def _order(item: tuple[PageKey, _Page]) -> tuple[str, str, str]:

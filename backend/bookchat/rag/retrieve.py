@@ -18,6 +18,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from bookchat.rag.pages import PageChunk, PageKey, PageOutlines
@@ -94,7 +95,7 @@ def rank_by_page(
     best: dict[PageKey, int] = {}  # page -> its place among the pages, by its best passage
     for hit in hits:
         best.setdefault(_page_of(hit), len(best))
-    rankings: list[tuple[float, dict[PageKey, int]]] = [(PASSAGE_WEIGHT, best)]
+    rankings: list[tuple[float, Mapping[PageKey, int]]] = [(PASSAGE_WEIGHT, best)]
     if outlines is not None and len(outlines):
         rankings.append((OUTLINE_WEIGHT, outlines.lexical_ranks(question)))
         rankings.append((TEXT_WEIGHT, outlines.text_ranks(question)))
