@@ -252,3 +252,26 @@ async def test_a_200_that_is_not_qdrant_is_said_so(exists: str, other: str | Non
                 await call()
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "warned"),
+    [
+        ("http://qdrant.example:6333", True),
+        ("http://10.1.2.3:6333", True),
+        ("https://qdrant.example:443", False),
+        ("http://localhost:6333", False),
+        ("http://127.0.0.1:6333", False),
+        ("http://[::1]:6333", False),
+    ],
+)
+async def test_a_key_sent_in_clear_over_the_network_is_warned_of(
+    url: str, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="bookchat.stores.qdrant_http"):
+        server = QdrantServer(url=url, collection="book", api_key="k-123456", timeout=1.0)
+        await server.aclose()
+        await QdrantServer(url=url, collection="book", api_key=None, timeout=1.0).aclose()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == (1 if warned else 0), lines
+    assert all("over plain http" in line and "k-123456" not in line for line in lines)

@@ -14,6 +14,8 @@ parsing), and 64 points encode in 2.2 ms against 21 ms.
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -21,6 +23,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic_core import from_json, to_json
 
+from bookchat.redact import redact_url
 from bookchat.stores.errors import DEFAULT_PORT, QdrantHTTPError
 from bookchat.stores.identity import DENSE, SPARSE
 from bookchat.stores.vectors import Hit
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
     from bookchat.stores.identity import SparseVector
     from bookchat.stores.vectors import NewPoint
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -44,6 +48,15 @@ def rest_base(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"  # an IPv6 literal
     return f"{parts.scheme}://{host}:{parts.port or DEFAULT_PORT}{parts.path.rstrip('/')}"
+
+
+def _on_this_machine(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class QdrantServer:
@@ -65,6 +78,14 @@ class QdrantServer:
         headers = {"content-type": "application/json"}
         if api_key:
             headers["api-key"] = api_key  # Qdrant Cloud's header (qdrant-client sends the same)
+            parts = urlsplit(url)
+            if parts.scheme == "http" and not _on_this_machine((parts.hostname or "").lower()):
+                # qdrant-client warned of this too; the key would cross the network in clear.
+                log.warning(
+                    "QDRANT_API_KEY is sent to %s over plain http, readable on the way: "
+                    "use https://",
+                    redact_url(url),
+                )
         self._client = httpx.AsyncClient(
             base_url=rest_base(url),
             headers=headers,
