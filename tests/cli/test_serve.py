@@ -95,8 +95,9 @@ def test_serve_starts_answers_and_stops_cleanly(
     assert 'HTTP/1.1" 200' not in stderr
 
 
-# Serves, and once it has answered a question prints which of qdrant-client's packages are
-# loaded (uvicorn re-raises SIGTERM at exit, so an atexit hook would never run).
+# Serves, and once it has answered a question prints which of qdrant-client's packages (and
+# websockets, which bookchat does not serve) are loaded (uvicorn re-raises SIGTERM at exit,
+# so an atexit hook would never run).
 WATCH_IMPORTS = """
 import json, sys, threading, time, httpx
 def watch(port):
@@ -109,7 +110,8 @@ def watch(port):
             pass
         time.sleep(0.1)
     answer = httpx.post(url + "/api/chat", json={"message": "How do I install it?"}, timeout=60)
-    loaded = sorted(m for m in sys.modules if m.split(".")[0] in {"qdrant_client", "grpc"})
+    heavy = {"qdrant_client", "grpc", "websockets"}
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in heavy)
     print(json.dumps({"chat": answer.status_code, "loaded": loaded}), flush=True)
 threading.Thread(target=watch, args=(sys.argv[1],), daemon=True).start()
 from bookchat.cli import main
@@ -120,7 +122,8 @@ main(["serve", "--port", sys.argv[1]])
 def test_serving_an_ingested_data_dir_never_imports_qdrant_client(
     tmp_path: Path, ingested_qdrant: Path
 ) -> None:
-    """The read snapshot is all a reading server needs: no REST models, no gRPC."""
+    """The read snapshot is all a reading server needs: no REST models, no gRPC (and no
+    WebSocket implementation: uvicorn runs with ws="none")."""
     data = tmp_path / "data"
     shutil.copytree(ingested_qdrant, data / "qdrant")
     port = free_port()

@@ -383,6 +383,8 @@ def serve(args: argparse.Namespace) -> int:
         # (with a server_restarting event first; their partial answers are stored).
         timeout_graceful_shutdown=settings.shutdown_seconds,
         server_header=False,
+        # bookchat serves no WebSocket: uvicorn's "auto" would import websockets (3 MiB).
+        ws="none",
     )
     if workers == 1:
         draining_server(config, lambda: stop_streams_of(app), settings.shutdown_seconds).run()
