@@ -34,7 +34,7 @@ KEEPALIVE_CONNECTIONS = 64  # idle connections kept for the next answers
 # After its first chunk, a reply is read at most this often: what arrives meanwhile is read in
 # one go (AsyncioStream.pace). The same as the answer's coalescing (rag/coalesce.py): pieces
 # that arrive faster than this already go out together, so the reader sees no difference.
-READ_INTERVAL_SECONDS = 0.05
+READ_INTERVAL_SECONDS = 0.10
 # The fields of a chunk read on the answer path, by their REST (camelCase) names.
 THOUGHT = "thought"
 
