@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 
@@ -98,3 +99,25 @@ def test_query_terms_weigh_one_each_without_duplicates() -> None:
 
 def test_a_question_of_stopwords_has_no_terms() -> None:
     assert Bm25Encoder().encode_query("what is it?").indices == []
+
+
+def test_term_counts_read_the_counts_back_from_the_weights() -> None:
+    import numpy as np
+
+    encoder = Bm25Encoder()
+    long_page = "Configure the cache. " * 400 + "A plugin keeps its cache warm; configure it once."
+    docs = ["Install it.", "keyboard keyboard padding KeyboardAvoidingView", long_page]
+    vectors = [encoder.encode_document(d) for d in docs]
+    lengths = np.asarray([len(v.indices) for v in vectors])
+    values = np.concatenate([v.values for v in vectors])
+    expected = [
+        n
+        for d, v in zip(docs, vectors, strict=True)
+        for counts in [Counter(term_index(t) for t in tokenize(d))]
+        for n in (counts[i] for i in v.indices)
+    ]
+    assert max(expected) > 400  # a count where float32 weights are close to k1 + 1
+    assert encoder.term_counts(values, lengths).tolist() == expected
+    # A Qdrant server keeps float32: the same integers come back.
+    single = values.astype(np.float32).astype(np.float64)
+    assert encoder.term_counts(single, lengths).tolist() == expected

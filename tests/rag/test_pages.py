@@ -134,3 +134,47 @@ def test_ranks_break_ties_by_page_order_and_read_like_a_mapping() -> None:
     assert list(ranks.items()) == [((None, None, f"p{i}.md"), i - 1) for i in (1, 2, 3)]
     assert (None, None, "elsewhere.md") not in ranks
     assert len(ranks) == 3
+
+
+def test_page_texts_counted_from_the_stored_weights_rank_as_their_texts() -> None:
+    from bookchat.ingest.indexer import embedding_text
+    from bookchat.ingest.model import Chunk
+    from bookchat.providers.local_sparse import Bm25Encoder
+
+    encoder = Bm25Encoder()
+    passages = [
+        (KEYBOARD, "KeyboardAvoidingView", "Props", "The behavior prop: padding or height."),
+        (KEYBOARD, "KeyboardAvoidingView", "Example", "Wrap the form; padding again, keyboard up."),
+        (TEXT_INPUT, "Handling Text Input", "", "TextInput takes padding once; the keyboard too."),
+        (TEXT_INPUT, "Handling Text Input", "Keyboard", "onChangeText fires on every keystroke."),
+        (NETWORKING, "Networking", "Using Fetch", "Fetch data from a server " * 30),
+    ]
+
+    def weights(key: tuple, title: str, heading: str, text: str) -> tuple[list[int], list[float]]:
+        # What ingestion stores: the weights of title, heading and text together.
+        chunk = Chunk(
+            file=key[2],
+            title=title,
+            heading=heading,
+            url="",
+            text=text,
+            content_hash="",
+            position=0,
+        )
+        vector = encoder.encode_document(embedding_text(chunk))
+        return vector.indices, vector.values
+
+    by_text = PageOutlines.from_chunks([PageChunk(*p) for p in passages])
+    stored = [PageChunk(*p[:3], "", None, weights(*p)) for p in passages]
+    by_weights = PageOutlines.from_chunks(stored, encoder)
+    questions = [
+        "How much padding does the keyboard need?",
+        "fetch from a server",
+        "onChangeText keystroke",
+        "Props example keyboard",  # heading words only: the texts' counts leave them out
+        "bread",
+    ]
+    for question in questions:
+        assert by_weights.text_ranks(question) == by_text.text_ranks(question), question
+        assert by_weights.lexical_ranks(question) == by_text.lexical_ranks(question)
+    assert by_text.text_ranks("keyboard padding") == {KEYBOARD: 0, TEXT_INPUT: 1}

@@ -126,6 +126,11 @@ async def test_page_rankings_read_text_and_vectors_from_the_server(server: Vecto
     assert full["page1.md"].text == "text of page1.md"
     norm = (2.0**2 + 0.0**2) ** 0.5  # point 1's vector [2, 0], stored normalised (cosine)
     assert full["page1.md"].dense == pytest.approx([2.0 / norm, 0.0])
+    # The BM25 weights, for the pages' text counts, as the server keeps them (float32).
+    [weights] = [c.sparse for c in await server.chunk_headings(sparse=True) if c.file == "page1.md"]
+    assert weights is not None
+    assert weights[0] == [1, 6]
+    assert weights[1] == pytest.approx([2.0, 0.5])
 
 
 async def test_a_collection_built_otherwise_is_a_mismatch(server: VectorStore) -> None:

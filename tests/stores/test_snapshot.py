@@ -66,14 +66,15 @@ async def test_a_writer_leaves_a_snapshot_and_a_reader_serves_it_without_local_m
         }
         fast = await store.search(**QUERY)
         lexical = await store.search(**{**QUERY, "dense": None})
-        headings = await store.chunk_headings(text=True, dense=True)
+        headings = await store.chunk_headings(text=True, dense=True, sparse=True)
         assert store._client is None
         # The same hits, payloads and vectors as local mode's own search and scroll.
         store.memory_index = False
         slow = await store.search(**QUERY)
         slow_lexical = await store.search(**{**QUERY, "dense": None})
         store._snapshot = None  # reads go to local mode (open now) from here
-        assert await store.chunk_headings(text=True, dense=True) == headings
+        assert await store.chunk_headings(text=True, dense=True, sparse=True) == headings
+        assert all(h.sparse is not None and h.sparse[0] for h in headings)
         assert [h.dense for h in headings if h.file == "two.md"] == [[0.6, 0.8]]
     finally:
         await store.close()

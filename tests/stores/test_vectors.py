@@ -113,5 +113,8 @@ async def test_chunk_headings_bring_text_and_vectors_only_when_asked(tmp_path: P
         [full] = await store.chunk_headings(text=True, dense=True)
         assert full.text == "Install it."
         assert full.dense == pytest.approx([0.6, 0.8])
+        assert full.sparse is None
+        [weights] = await store.chunk_headings(sparse=True)
+        assert weights.sparse == ([7], [1.0])
     finally:
         await store.close()

@@ -6,8 +6,12 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from bookchat.text import tokenize
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Bump when tokenising, stemming, hashing or the constants change: points built with another
 # scheme score differently, so the collection records it and a mismatch is refused.
@@ -51,6 +55,33 @@ class Bm25Encoder:
         indices = sorted(counts)
         values = [counts[i] * (self.k1 + 1) / (counts[i] + norm) for i in indices]
         return SparseVec(indices, values)
+
+    def term_counts(self, values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Each term's count in its document, read back from the weights of documents laid end
+        to end (`lengths` weights each): encode_document's inverse, so the page rankings sum
+        what is stored instead of tokenising every passage again (numpy: a book at once).
+
+        With r = w / (k1 + 1 - w) = tf / norm, the document length dl = norm * sum(r) and
+        norm = k1 * (1 - b + b * dl / avgdl) give norm = k1 * (1 - b) / (1 - k1 * b * sum(r) /
+        avgdl); the rounded counts then give dl exactly, and norm once more from it, so the
+        float32 weights a Qdrant server keeps round back to the same integers.
+        """
+        import numpy as np  # only for the page rankings: encoding stays numpy-free
+
+        top = self.k1 + 1
+        w = np.asarray(values, dtype=np.float64)
+        ratios = np.where((w > 0) & (w < top), w / np.maximum(top - w, 1e-12), 0.0)
+        doc = np.repeat(np.arange(len(lengths)), lengths)
+        sums = np.bincount(doc, weights=ratios, minlength=len(lengths))
+        denominator = 1 - self.k1 * self.b * sums / self.avgdl
+        # Not weights this encoder made (or b = 1, where lengths cannot be told): count 1 each.
+        usable = (denominator > 0) & (self.b < 1)
+        norm = self.k1 * (1 - self.b) / np.where(usable, denominator, 1.0)
+        counts = np.maximum(1, np.rint(ratios * norm[doc])).astype(np.int64)
+        dl = np.bincount(doc, weights=counts, minlength=len(lengths))
+        norm = self.k1 * (1 - self.b + self.b * dl / self.avgdl)
+        counts = np.maximum(1, np.rint(ratios * norm[doc])).astype(np.int64)
+        return np.where(usable[doc], counts, 1)
 
     def encode_documents(self, texts: list[str]) -> list[SparseVec]:
         """encode_document over a batch."""

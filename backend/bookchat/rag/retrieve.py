@@ -228,13 +228,14 @@ class BookRetriever:
         # cost a request per hundred pages at every rebuild, and its vectors are large to
         # fetch, so only the BM25 ranks run.
         local = self._dense is not None and getattr(self._dense, "local", False)
-        chunks = await self._store.chunk_headings(text=True, dense=local)
+        # The pages' texts are counted from the stored BM25 weights: no text is fetched.
+        chunks = await self._store.chunk_headings(dense=local, sparse=True)
         page_chunks = [
-            PageChunk((c.plugin, c.version, c.file), c.title, c.heading, c.text, c.dense)
+            PageChunk((c.plugin, c.version, c.file), c.title, c.heading, "", c.dense, c.sparse)
             for c in chunks
         ]
-        # Tokenising every page's text takes a second on a 3,000-chunk book: off the loop.
-        outlines = await asyncio.to_thread(PageOutlines.from_chunks, page_chunks)
+        # Counting 10,000 chunks' terms still takes a fraction of a second: off the loop.
+        outlines = await asyncio.to_thread(PageOutlines.from_chunks, page_chunks, self._sparse)
         if local and self._dense is not None:
             await outlines.embed(self._dense)
         self._outlines, self._outlines_of = outlines, (generation, now)

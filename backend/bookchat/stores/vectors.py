@@ -60,7 +60,7 @@ class StoredChunk:
 @dataclass(frozen=True, slots=True)
 class ChunkHeading:
     """Where a stored chunk sits in the book: its page, the page's title and its heading path;
-    its text and dense vector when asked for (the page rankings of rag/pages.py)."""
+    its text, dense vector and BM25 weights when asked for (the page rankings of rag/pages.py)."""
 
     file: str
     title: str
@@ -69,6 +69,7 @@ class ChunkHeading:
     plugin: str | None
     text: str = ""
     dense: list[float] | None = None
+    sparse: tuple[list[int], list[float]] | None = None
 
 
 @dataclass(slots=True)
@@ -388,11 +389,15 @@ class VectorStore:
                 if page is None:
                     return
         if (snapshot := self._snapshot) is not None:
-            # What outlines ask for: payload fields and the dense vector (as local mode has it).
-            assert not set(vectors or ()) - {DENSE}, vectors
+            # What outlines ask for: payload fields, the dense vector and the BM25 weights.
+            assert not set(vectors or ()) - {DENSE, SPARSE}, vectors
+            wanted = set(vectors or ())
             for row, (pid, payload) in enumerate(zip(snapshot.ids, snapshot.payloads, strict=True)):
-                dense = snapshot.dense_of(row) if vectors else None
-                named = {DENSE: dense} if dense is not None else {}
+                named: dict[str, Any] = {}
+                if DENSE in wanted and (dense := snapshot.dense_of(row)) is not None:
+                    named[DENSE] = dense
+                if SPARSE in wanted:
+                    named[SPARSE] = snapshot.sparse_of(row)
                 yield pid, {k: payload[k] for k in fields if k in payload}, named
             return
         client = await self._local_mode()
@@ -421,15 +426,16 @@ class VectorStore:
         }
 
     async def chunk_headings(
-        self, *, text: bool = False, dense: bool = False
+        self, *, text: bool = False, dense: bool = False, sparse: bool = False
     ) -> list[ChunkHeading]:
         """The page, title and heading path of every point (what page outlines are built from),
-        with its text and its dense vector when asked."""
+        with its text, its dense vector and its BM25 weights when asked."""
 
         def optional(value: Any) -> str | None:
             return None if value is None else str(value)
 
         fields = ["file", "title", "heading", "version", "plugin", *(["text"] if text else [])]
+        vectors = [*([DENSE] if dense else []), *([SPARSE] if sparse else [])]
         return [
             ChunkHeading(
                 file=str(p.get("file", "")),
@@ -439,8 +445,9 @@ class VectorStore:
                 plugin=optional(p.get("plugin")),
                 text=str(p.get("text", "")),
                 dense=list(v[DENSE]) if v.get(DENSE) is not None else None,
+                sparse=_sparse_pair(v.get(SPARSE)),
             )
-            async for _, p, v in self._scroll(fields, [DENSE] if dense else None)
+            async for _, p, v in self._scroll(fields, vectors or None)
         ]
 
     async def upsert(self, points: Sequence[NewPoint]) -> None:
@@ -668,6 +675,18 @@ def _build_memory_index(snapshot: Snapshot) -> MemoryIndex:
     from bookchat.stores.memory_index import MemoryIndex
 
     return MemoryIndex.from_snapshot(snapshot)
+
+
+def _sparse_pair(vector: Any) -> tuple[list[int], list[float]] | None:
+    """(indices, values) of a sparse vector as the snapshot (a pair), local mode (a
+    SparseVector) or the REST API (a JSON object) gives it."""
+    if vector is None:
+        return None
+    if isinstance(vector, tuple):
+        return vector
+    if isinstance(vector, dict):
+        return list(vector["indices"]), list(vector["values"])
+    return list(vector.indices), list(vector.values)
 
 
 def _hit(point: Any) -> Hit:
