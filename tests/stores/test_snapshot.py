@@ -197,8 +197,18 @@ async def test_the_folder_stays_locked_while_a_reader_serves_the_snapshot(tmp_pa
     VectorStore.open(collection=COLLECTION, path=folder)._folder_lock.release()  # type: ignore[union-attr]
 
 
-async def test_a_read_only_folder_is_read_in_place_and_left_as_it_was(tmp_path: Path) -> None:
+async def test_a_read_only_folder_is_read_in_place_and_left_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = await written(tmp_path / "qdrant")
+    reads: list[Path] = []
+    read_storage = snapshot_module._read_storage
+
+    def counted(where: Path, collection: str):  # type: ignore[no-untyped-def]
+        reads.append(where)
+        return read_storage(where, collection)
+
+    monkeypatch.setattr(snapshot_module, "_read_storage", counted)
     (folder / ".lock").unlink()  # as the image build leaves it
     before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     for p in [folder, *folder.rglob("*")]:
@@ -212,6 +222,8 @@ async def test_a_read_only_folder_is_read_in_place_and_left_as_it_was(tmp_path: 
             assert sorted(files(await store.search(**QUERY))) == ["one.md", "two.md"]
         finally:
             await store.close()
+        # Judged servable and then opened: a storage nothing can change is hashed once.
+        assert len(reads) == 1
         after = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     finally:
         for p in [folder, *folder.rglob("*")]:

@@ -19,7 +19,9 @@ removes the snapshot before it writes, so a write that dies half-way leaves none
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import io
 import json
 import logging
 import os
@@ -27,6 +29,7 @@ import pickle
 import sqlite3
 import struct
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +62,15 @@ def storage_token(folder: Path, collection: str) -> str:
 
     Raises SnapshotUnusable when local mode holds no such collection (or cannot be read).
     """
+    if not writable(folder):
+        # Nothing can change a read-only index (the image's baked book): its token is read
+        # once per process, not again when the index that was judged servable is opened.
+        return _read_only_token(folder.resolve(), collection)
+    return _read_storage(folder, collection)[0]
+
+
+@functools.cache
+def _read_only_token(folder: Path, collection: str) -> str:
     return _read_storage(folder, collection)[0]
 
 
@@ -287,14 +299,8 @@ class Snapshot:
 
     @classmethod
     def _parse(cls, data: bytes, collection: str) -> Snapshot:
-        if not data.startswith(MAGIC):
-            raise ValueError("not a bookchat snapshot")
-        version, length = _HEAD.unpack_from(data, len(MAGIC))
-        if version != FORMAT:
-            raise SnapshotUnusable(f"format {version}, this version reads {FORMAT}")
-        start = len(MAGIC) + _HEAD.size
-        head = json.loads(data[start : start + length])
-        body = memoryview(data)[start + length :]
+        head, start = _read_description(io.BytesIO(data).read)
+        body = memoryview(data)[start:]
         if head["collection"] != collection:
             raise ValueError(f"snapshot of {head['collection']!r}")
         layout = head["arrays"]
@@ -327,18 +333,24 @@ class Snapshot:
         )
 
 
+def _read_description(read: Callable[[int], bytes]) -> tuple[dict[str, Any], int]:
+    """A snapshot's JSON description and the offset its arrays start at; `read(n)` gives the
+    file's next n bytes. Raises ValueError (not a snapshot), SnapshotUnusable (another format)."""
+    head = read(len(MAGIC) + _HEAD.size)
+    if not head.startswith(MAGIC):
+        raise ValueError("not a bookchat snapshot")
+    version, length = _HEAD.unpack_from(head, len(MAGIC))
+    if version != FORMAT:
+        raise SnapshotUnusable(f"format {version}, this version reads {FORMAT}")
+    return json.loads(read(length)), len(head) + length
+
+
 def snapshot_is_fresh(folder: Path, collection: str) -> bool:
     """Whether `folder` holds a snapshot of `collection` made from the storage on disk now
     (its description only is read: for deciding whether a read-only folder can be served)."""
     try:
         with snapshot_path(folder, collection).open("rb") as handle:
-            head = handle.read(len(MAGIC) + _HEAD.size)
-            if not head.startswith(MAGIC):
-                return False
-            version, length = _HEAD.unpack_from(head, len(MAGIC))
-            if version != FORMAT:
-                return False
-            description = json.loads(handle.read(length))
+            description, _ = _read_description(handle.read)
         return bool(description["token"] == storage_token(folder, collection))
     except (OSError, ValueError, KeyError, TypeError, struct.error, SnapshotUnusable):
         return False
