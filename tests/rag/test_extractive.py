@@ -548,3 +548,48 @@ def test_code_inside_a_longer_fence_is_code_for_sentences_and_blocks() -> None:
 def test_a_passage_is_read_once_however_many_questions_retrieve_it() -> None:
     assert code_blocks(FENCED) is code_blocks(FENCED)
     assert placed_sentences(FENCED) is placed_sentences(FENCED)
+
+
+def test_a_paragraph_wrapped_over_several_lines_is_read_as_one_text() -> None:
+    # pnpm.io's docs (MIT) wrap their Markdown at 80 columns, as many books do.
+    text = (
+        "All the files are saved in a single place on the disk. When packages are\n"
+        "installed, their files are hard-linked from that single place, consuming no\n"
+        "additional disk space.\n\n"
+        "- Run `pnpm store prune` from time to time\n"
+        "  to remove unreferenced packages.\n"
+        ":::tip\n"
+        "Prune less often on a busy machine.\n"
+        ":::\n"
+        "Preview first\n"
+        "<Tabs>\n"
+        "Tabs keep their text.\n"
+    )
+    assert sentences(text) == [
+        "All the files are saved in a single place on the disk.",
+        "When packages are installed, their files are hard-linked from that single place, "
+        "consuming no additional disk space.",
+        "Run `pnpm store prune` from time to time to remove unreferenced packages.",
+        "Prune less often on a busy machine.",
+        "Tabs keep their text.",
+    ]
+
+
+async def test_the_first_passage_leads_although_a_later_one_repeats_more_words() -> None:
+    passages = [
+        _passage("Store", "Prune", "The prune command removes unreferenced packages."),
+        # Repeats the question's words, about something else.
+        _passage(
+            "Motivation",
+            "Disk space",
+            "Packages in the store save disk space, and a store of unused packages saves "
+            "space on every disk.",
+        ),
+    ]
+    question = "How do I remove unused packages from the store to save disk space?"
+    text = compose_answer(AnswerRequest(question=question, passages=passages))
+    assert _citations(text) == [1, 2]
+    assert text.startswith("The prune command removes unreferenced packages [1].")
+    # Without the first passage, the second one's sentence is still the answer.
+    alone = compose_answer(AnswerRequest(question=question, passages=passages[1:]))
+    assert _citations(alone) == [1]

@@ -267,9 +267,20 @@ def _best_sentences(
     per_passage: dict[int, int] = {}
     length = 0
     top = max((c.score for c in candidates), default=0.0)
-    for candidate in sorted(candidates, key=lambda c: -c.score):
-        if len(chosen) == MAX_SENTENCES or candidate.score < WEAKEST_SHARE * top:
+    ordered = sorted(candidates, key=lambda c: -c.score)
+    # The first passage's best sentence goes in first, however it scores against the others:
+    # retrieval ranked that passage on the whole question (words, meaning, its page), while
+    # these scores count words only, which a passage further down may repeat about another
+    # subject. Measured on five real books and the sample book: backend/docs/answers.md.
+    lead = next((c for c in ordered if c.passage == 1), None)
+    if lead is not None:
+        ordered.remove(lead)
+        ordered.insert(0, lead)
+    for candidate in ordered:
+        if len(chosen) == MAX_SENTENCES:
             break
+        if candidate.score < WEAKEST_SHARE * top and candidate is not lead:
+            continue
         if (candidate.passage, candidate.position) in {(c.passage, c.position) for c in chosen}:
             continue  # already in, as the sentence a later one points back to
         unit = [candidate]

@@ -16,6 +16,9 @@ _CLOSED = re.compile(r"[.!?][\"”’)\]`*_]*$")
 _RULE_CELL = re.compile(r"^:?-{3,}:?$")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+\S")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+# Lines that end a paragraph without being prose: admonition fences (`:::tip`), JSX and HTML
+# lines (`<Tabs>`, `</TabItem>`), MDX imports and exports.
+_BREAK = re.compile(r"^\s*(?::::|</?[A-Za-z!]|(?:import|export)\s)")
 _NAVIGATION = re.compile(
     r"\b(?:see|read|visit|follow|continue\s+(?:with|to)|refer\s+to|go\s+to|head\s+to)"
     r"\s+(?:the\s+)?\[[^\]]*\]\([^)]*\)",
@@ -38,12 +41,22 @@ def placed_sentences(text: str) -> tuple[tuple[int, str], ...]:
     """The prose sentences of a passage, each with the number of the section it sits in.
 
     A heading line inside the passage starts a new section, so a sentence can be matched to
-    the code block under the same heading. Cached: a passage retrieved for many questions is
-    read once per process.
+    the code block under the same heading. A paragraph's lines are read as one text before it
+    is cut into sentences: many books wrap their Markdown at 80 columns, and a line is then
+    only a piece of a sentence ("When packages are" / "installed, their files are …").
+    Cached: a passage retrieved for many questions is read once per process.
     """
     result: list[tuple[int, str]] = []
     section = 0
     header: list[str] = []  # the column names of the table being read
+    paragraph: list[str] = []  # the lines of the paragraph (or list item) being read
+    is_item = False
+
+    def flush() -> None:
+        if paragraph:
+            result.extend((section, s) for s in _paragraph_sentences(" ".join(paragraph), is_item))
+            paragraph.clear()
+
     lines = text.splitlines()
     index = 0
     while index < len(lines):
@@ -51,9 +64,11 @@ def placed_sentences(text: str) -> tuple[tuple[int, str], ...]:
         end = fence_end(lines, index)
         line = lines[index]
         index = index + 1 if end is None else end + 1
-        if end is not None:
+        if end is not None or not line.strip() or _BREAK.match(line):
+            flush()
             continue
         if line.strip().startswith("|"):
+            flush()
             cells = _cells(line)
             if not header:
                 header = cells
@@ -63,28 +78,37 @@ def placed_sentences(text: str) -> tuple[tuple[int, str], ...]:
                     result.append((section, row))
             continue
         header = []
-        if not line.strip():
-            continue
         if _HEADING.match(line):
+            flush()
             section += 1
             continue
-        is_item = bool(_LIST_ITEM.match(line))
-        line = _MARKDOWN_LEAD.sub("", line).strip()
-        for sentence in SENTENCE_END.split(line):
-            if _is_navigation(sentence):
-                continue
-            sentence = MARKDOWN_LINK.sub(r"\1", sentence).strip()
-            # A sentence ending in ":" introduces code or a list that is not quoted; a list
-            # item ending in ";" or "," is a fragment of a sentence begun elsewhere.
-            if count_words(sentence) < 3 or sentence.endswith(":"):
-                continue
-            if is_item and sentence.endswith((";", ",")):
-                continue
-            # A line with no closing stop that is not a list item is a title ("Preview first").
-            if not is_item and not _CLOSED.search(sentence):
-                continue
-            result.append((section, sentence))
+        if _LIST_ITEM.match(line):
+            flush()
+            is_item = True
+        elif not paragraph:
+            is_item = False
+        paragraph.append(_MARKDOWN_LEAD.sub("", line).strip())
+    flush()
     return tuple(result)
+
+
+def _paragraph_sentences(paragraph: str, is_item: bool) -> list[str]:
+    found: list[str] = []
+    for sentence in SENTENCE_END.split(paragraph):
+        if _is_navigation(sentence):
+            continue
+        sentence = MARKDOWN_LINK.sub(r"\1", sentence).strip()
+        # A sentence ending in ":" introduces code or a list that is not quoted; a list
+        # item ending in ";" or "," is a fragment of a sentence begun elsewhere.
+        if count_words(sentence) < 3 or sentence.endswith(":"):
+            continue
+        if is_item and sentence.endswith((";", ",")):
+            continue
+        # A paragraph with no closing stop that is not a list item is a title ("Preview first").
+        if not is_item and not _CLOSED.search(sentence):
+            continue
+        found.append(sentence)
+    return found
 
 
 def _cells(line: str) -> list[str]:
