@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import json
 import re
 import subprocess
@@ -9,6 +11,7 @@ import sys
 import tomllib
 from functools import cache
 from hashlib import sha256
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,6 +116,50 @@ def supported_tags(arch: str) -> set[Tag]:
     return set(cpython_tags(version, abis=["cp311", "abi3", "none"], platforms=platforms)) | set(
         compatible_tags(version, "cp311", platforms)
     )
+
+
+def imported_modules(package: Path) -> set[str]:
+    """Every absolute import in the package's source, lazy ones in functions included."""
+    found: set[str] = set()
+    for source in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                # `from google import genai` is google.genai: what names the distribution.
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def providing_distribution(module: str) -> str | None:
+    """The installed distribution that holds `module`; None for the standard library."""
+    top = module.split(".")[0]
+    if top in sys.stdlib_module_names:
+        return None
+    candidates = importlib.metadata.packages_distributions().get(top, [])
+    if len(candidates) > 1:  # a namespace package (google.*): the one holding the subpackage
+        folder = "/".join(module.split(".")[:2]) + "/"
+        candidates = [
+            name
+            for name in candidates
+            if any(str(f).startswith(folder) for f in importlib.metadata.files(name) or ())
+        ]
+    assert len(candidates) == 1, f"cannot tell which distribution provides {module}: {candidates}"
+    return candidates[0]
+
+
+def test_every_imported_distribution_is_declared() -> None:
+    """What bookchat imports itself is a declared dependency, not one that another package
+    happens to bring: an upgrade of that package could drop it (httpx and httpcore, say)."""
+    declared = {canonicalize_name(name) for name in dependencies("main")}
+    undeclared = {
+        f"{module} (from {dist})"
+        for module in imported_modules(REPO / "backend" / "bookchat")
+        if not module.startswith("bookchat")
+        and (dist := providing_distribution(module)) is not None
+        and canonicalize_name(dist) not in declared
+    }
+    assert not undeclared, f"imported but not in [tool.poetry.dependencies]: {sorted(undeclared)}"
 
 
 @pytest.mark.parametrize("arch", ARCHES)
