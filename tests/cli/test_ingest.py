@@ -102,6 +102,20 @@ def test_bad_file_is_reported_and_skipped(
     assert embedded > 0
 
 
+def test_a_skipped_file_cannot_write_terminal_escapes(
+    env: Path, small_book: Path, capsys: pytest.CaptureFixture[str]
+):
+    # A book from elsewhere names its own files and its YAML error quotes its own text.
+    (small_book / "evil\x1b]0;owned\x07.md").write_text(
+        "---\ntitle: [unclosed \x1b[2J\n---\n\nText.\n", "utf-8"
+    )
+    assert run(small_book) == 0
+    err = capsys.readouterr().err
+    assert "skipped evil\\x1b]0;owned\\x07.md" in err
+    assert "\x1b" not in err
+    assert "\x07" not in err
+
+
 def test_dry_run_writes_nothing(env: Path, small_book: Path, capsys: pytest.CaptureFixture[str]):
     assert run(small_book, "--dry-run") == 0
     assert "would embed" in capsys.readouterr().out

@@ -62,3 +62,49 @@ def test_help_works_with_a_broken_configuration(
     monkeypatch.setenv("PORT", "eighty")
     monkeypatch.setenv("DATABASE_URL", "nonsense")
     assert "where data lives:" in output(["serve", "--help"], capsys)
+
+
+def test_an_unexpected_failure_prints_a_traceback_without_credentials(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import bookchat.cli.report as report
+
+    monkeypatch.setenv("GEMINI_API_KEY", "configured-gemini-key-1234")
+
+    def crash(args: object) -> int:
+        raise RuntimeError(
+            "driver said: postgresql://reader:hunter2@db.internal:5432/book refused; "
+            "retry with key=configured-gemini-key-1234\x1b[2J"
+        )
+
+    monkeypatch.setattr(report, "run", crash)
+    with pytest.raises(SystemExit) as exited:
+        main(["report"])
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("bookchat report: unexpected error (a bug; please report it)\n")
+    assert "Traceback (most recent call last)" in err
+    assert "RuntimeError: driver said" in err
+    assert "in crash" in err  # the frames an operator needs are kept
+    assert "hunter2" not in err
+    assert "configured-gemini-key-1234" not in err
+    assert "db.internal:5432" in err  # where it failed stays: this is the owner's terminal
+    assert "\x1b" not in err
+
+
+def test_an_unexpected_failure_with_a_broken_configuration_still_masks_patterns(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import bookchat.cli.report as report
+
+    monkeypatch.setenv("PORT", "not-a-port")  # Settings() itself fails now
+
+    def crash(args: object) -> int:
+        raise ValueError("GET https://host/v1?key=AIzaSyA1234567890abcdefghijklmnopqrstuv")
+
+    monkeypatch.setattr(report, "run", crash)
+    with pytest.raises(SystemExit):
+        main(["report"])
+    err = capsys.readouterr().err
+    assert "unexpected error" in err
+    assert "AIzaSy" not in err

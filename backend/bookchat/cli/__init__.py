@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 from collections.abc import Sequence
 
 from bookchat import __version__
@@ -64,4 +65,34 @@ def main(argv: Sequence[str] | None = None) -> None:
     if getattr(args, "handler", None) is None:
         parser.print_help()
         sys.exit(2)
-    sys.exit(args.handler(args))
+    try:
+        code = args.handler(args)
+    except Exception:  # a bug or a failure no command foresaw; SystemExit and Ctrl-C pass
+        sys.stderr.write(unexpected_failure(args.command, traceback.format_exc()))
+        sys.exit(1)
+    sys.exit(code)
+
+
+def unexpected_failure(command: str, trace: str) -> str:
+    """The traceback an operator needs to report a bug, without the credentials it may quote.
+
+    An exception's text is often an upstream's or a driver's (a URL with a password, a key in a
+    query string); Python's own handler would print it as it is.
+    """
+    from bookchat.redact import escape_controls, redact
+
+    lines = [escape_controls(line) for line in redact(trace, _configured_secrets()).splitlines()]
+    return f"bookchat {command}: unexpected error (a bug; please report it)\n" + "".join(
+        f"{line}\n" for line in lines
+    )
+
+
+def _configured_secrets() -> tuple[str, ...]:
+    """The configured secret values; none if the configuration itself cannot be read (the
+    credential patterns still apply then)."""
+    from bookchat.config import Settings
+
+    try:
+        return Settings().secrets()
+    except Exception:
+        return ()

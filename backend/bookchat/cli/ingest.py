@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from bookchat.cli.places import index_place, old_data_dir_note
 from bookchat.ingest.sample import sample_share
-from bookchat.redact import redact
+from bookchat.redact import escape_controls, redact
 from bookchat.stores.errors import StoreError
 from bookchat.stores.identity import IndexIdentity, point_id
 from bookchat.stores.index_dir import write_manifest
@@ -111,7 +111,7 @@ def resolve_site_arg(path: Path, args: argparse.Namespace) -> Site:
     )
     if not site.roots:
         for warning in site.warnings:
-            sys.stderr.write(f"warning: {warning}\n")
+            sys.stderr.write(f"warning: {escape_controls(warning)}\n")
         raise CommandError(f"{path}: the site's config serves no docs folder to index", code=2)
     return site
 
@@ -119,7 +119,7 @@ def resolve_site_arg(path: Path, args: argparse.Namespace) -> Site:
 def show_site(site: Site, prefix: str) -> None:
     """Print what was resolved (stdout) and what fell back to defaults (stderr)."""
     for warning in site.warnings:
-        sys.stderr.write(f"{prefix}: warning: {warning}\n")
+        sys.stderr.write(f"{prefix}: warning: {escape_controls(warning)}\n")
     for line in site.describe():
         print(line, flush=True)
 
@@ -138,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
         "ingest", _ingest(args, settings), interrupted="interrupted; run it again to finish"
     )
     for file, reason in report.problems:
-        sys.stderr.write(f"bookchat ingest: skipped {file}: {reason}\n")
+        # A file name and a parser's message quote the book: no terminal escapes from it.
+        sys.stderr.write(f"bookchat ingest: skipped {escape_controls(f'{file}: {reason}')}\n")
     print(report.summary())
     for line in outcome_lines(report, settings):
         print(line)
