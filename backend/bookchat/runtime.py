@@ -96,6 +96,8 @@ class Runtime:
     error: str | None = None
     attempts: int = 0
     _tables_ready: bool = field(default=False, repr=False)
+    # Whether /docs/ serves the sample book's pages (serves_sample_pages), once asked.
+    _sample_pages: bool | None = field(default=None, repr=False)
     # Whether start-up's imports ran with the GC off (settle_start_up_heap).
     _heap_settled: bool = field(default=False, repr=False)
     # Questions asked before this moment and left unanswered belong to a process that died.
@@ -202,6 +204,28 @@ class Runtime:
             # sample book's ingest this also writes its read snapshot for the next start.
             self.step = "loading the index"
             await retriever.warm()
+
+    async def serves_sample_pages(self) -> bool:
+        """Whether /docs/ serves the bundled sample book's pages: only while it is the book
+        this server answers from, in an embedded index (its citations are root-relative).
+
+        Once another book is ingested its citations lead to that book's own site, and the
+        sample's pages at /docs/ would be a second book nobody asked about. Asked on the first
+        /docs/ request, not at start-up (telling the books apart reads the sample book); the
+        embedded index cannot change under a running server (it holds the folder's lock).
+        """
+        if self._sample_pages is None:
+            retriever = self.retriever
+            if retriever is None or not retriever.store.embedded:
+                self._sample_pages = False
+            else:
+                from bookchat.ingest.sample import holds_only_the_sample_book
+
+                ids = await retriever.store.stored_chunks()
+                self._sample_pages = await asyncio.to_thread(
+                    holds_only_the_sample_book, ids, self.settings.sample_book_url
+                )
+        return self._sample_pages
 
     @property
     def llm_backed(self) -> bool:

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import re
 
-import httpx
 import pytest
 
-from bookchat.app import create_app
 from bookchat.ingest.pipeline import SAMPLE_BOOK_ORIGIN, read_book
 from bookchat.sample_book import sample_book_path
-from tests.books import make_settings
+from tests.api.conftest import app_client
+from tests.books import make_settings, write_small_book
 
 
 @pytest.fixture
-async def client(tmp_path):
-    app = create_app(make_settings(tmp_path, BOOKCHAT_SAMPLE_BOOK=False))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bookchat.test") as client:
+async def client(make_settings):
+    """A started app whose embedded index holds the sample book (as a first run leaves it)."""
+    async with app_client(make_settings()) as (_app, client):
         yield client
 
 
@@ -49,6 +47,30 @@ async def test_an_unknown_route_is_a_404(client) -> None:
     response = await client.get("/docs/no/such/page")
     assert response.status_code == 404
     assert "Traceback" not in response.text
+
+
+async def test_once_another_book_is_indexed_the_sample_pages_are_gone(tmp_path) -> None:
+    from bookchat.backends import open_retriever
+    from tests.books import index_into
+
+    settings = make_settings(tmp_path, BOOKCHAT_SAMPLE_BOOK=False)
+    retriever = await open_retriever(settings)
+    try:
+        await index_into(retriever, write_small_book(tmp_path / "book"))
+    finally:
+        await retriever.aclose()
+    async with app_client(settings) as (_app, client):
+        response = await client.get("/docs/getting-started/installation")
+        assert response.status_code == 404
+        assert "another book" in response.text
+
+
+async def test_the_pages_wait_for_start_up_like_every_route(make_settings) -> None:
+    async with app_client(make_settings(), ready=False) as (app, client):
+        app.state.runtime.phase = "starting"
+        response = await client.get("/docs/getting-started/installation")
+        assert response.status_code == 503
+        assert response.headers["retry-after"]
 
 
 def test_a_root_relative_source_gets_the_servers_origin() -> None:

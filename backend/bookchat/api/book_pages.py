@@ -14,6 +14,7 @@ from functools import cache
 
 from fastapi import APIRouter, HTTPException, Response
 
+from bookchat.api.deps import ReadyRuntimeDep
 from bookchat.fences import fence_parts, is_code
 from bookchat.ingest.docusaurus import Page, Section, read_docs
 from bookchat.ingest.markdown import paragraphs
@@ -88,8 +89,13 @@ router = APIRouter()
 
 
 @router.get("/docs/{route:path}", include_in_schema=False)
-async def sample_book_page(route: str) -> Response:
+async def sample_book_page(route: str, runtime: ReadyRuntimeDep) -> Response:
     """A page of the bundled sample book, at the route Docusaurus would serve it."""
+    if not await runtime.serves_sample_pages():
+        raise HTTPException(
+            status_code=404,
+            detail="this server answers from another book; its pages are on the book's own site",
+        )
     page = _pages().get(f"/docs/{route}".rstrip("/"))
     if page is None:
         raise HTTPException(status_code=404, detail="no such page in the sample book")
