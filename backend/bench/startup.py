@@ -3,6 +3,8 @@
     python backend/bench/startup.py [--runs 5]
     python backend/bench/startup.py --qdrant fake [--runs 5] [--workers 2 --database-url URL]
                                     [--server-src DIR ...]
+    python backend/bench/startup.py --server-src DIR --server-src . [--runs 5] [--gemini]
+                                    [--database-url URL] [--bytecode]
 
 Prints medians over `runs`: import time of bookchat.app; spawn to the first /api/health answer
 (any status: "starting" counts, it is what a platform health check sees) and spawn to
@@ -16,11 +18,21 @@ CPU seconds by then, its RSS (summed over worker processes) once healthy and aft
 answers, and its CPU milliseconds per answer over those 20 (offline answerer: retrieval's
 share of the hot path). Each `--server-src` checkout (its backend/ is served; "." is this one)
 is run in turn within every round, so before and after share the machine's load.
+
+With `--server-src` and the embedded index (the default), each checkout serves an ingested data
+dir (embedded Qdrant, offline embedder; `--gemini` answers through the fake Gemini server,
+`--database-url` keeps conversations in PostgreSQL) and the medians printed are spawn ->
+healthy, the server's CPU seconds by then, and the first answer's first token and server CPU:
+"healthy" must mean a reader's first answer is fast, so start-up work moved past health would
+show there. `--bytecode` compiles each checkout's bookchat/ first, as the image ships it (a
+venv whose interpreter may not write .pyc, PYTHONDONTWRITEBYTECODE=1, compiles it on every
+start instead).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 import shutil
@@ -230,6 +242,72 @@ def qdrant_server_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def compile_bytecode(source: Path) -> None:
+    """Write .pyc for a checkout's bookchat/ (what the image ships; see --bytecode)."""
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(source / "backend/bookchat")], check=True
+    )
+
+
+def compare_main(args: argparse.Namespace) -> int:
+    """Start-up and first answer of each --server-src checkout, interleaved (module docstring)."""
+    # The chat benchmark's server, client and fake Gemini: one harness for both benchmarks.
+    from chat import cpu_seconds as server_cpu
+    from chat import fake_gemini, one_chat, start_server, stop_server
+
+    sources = [s.resolve() for s in args.server_src]
+    if args.bytecode:
+        for source in sources:
+            compile_bytecode(source)
+    load = os.getloadavg()[0]
+
+    async def first_answer(url: str, pid: int) -> tuple[float, float]:
+        async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+            before = server_cpu(pid)
+            stream = await one_chat(client, 0)
+            if not stream.ok:
+                raise RuntimeError("the first answer failed")
+            return stream.first_token or float("nan"), server_cpu(pid) - before
+
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bookchat-bench-")))
+        extra = {"DATABASE_URL": args.database_url}
+        if args.gemini:
+            extra.update(
+                GEMINI_API_KEY="bench-key",
+                GEMINI_BASE_URL=stack.enter_context(fake_gemini(50.0, 100)),
+            )
+        data_dir = tmp / "data"
+        stop_server(start_server(data_dir, **extra))  # the first start ingests the sample book
+        results: dict[Path, list[tuple[float, float, float, float]]] = {s: [] for s in sources}
+        for _ in range(args.runs):
+            for source in sources:
+                served = None if source == ROOT else source
+                server = start_server(data_dir, served, **extra)
+                try:
+                    first_token, answer_cpu = asyncio.run(first_answer(server.url, server.pid))
+                finally:
+                    stop_server(server)
+                results[source].append(
+                    (server.spawned_to_healthy, server.cpu_to_healthy, first_token, answer_cpu)
+                )
+    answerer = "fake Gemini" if args.gemini else "offline answerer"
+    database = "PostgreSQL" if args.database_url else "SQLite"
+    print(
+        f"bookchat start-up, ingested data dir, {answerer}, {database}, median of {args.runs} "
+        f"(interleaved; {os.cpu_count()} CPUs, load {load:.1f} at start, "
+        f"{os.getloadavg()[0]:.1f} at end; bytecode {'compiled' if args.bytecode else 'as is'})"
+    )
+    print(f"{'server source':<40}{'healthy':>9}{'CPU':>8}{'1st answer: token':>19}{'CPU':>9}")
+    for source, runs in results.items():
+        healthy, cpu, token, answer = (statistics.median(r[i] for r in runs) for i in range(4))
+        print(
+            f"{source!s:<40}{healthy:>7.2f} s{cpu:>6.2f} s{token * 1000:>16.0f} ms"
+            f"{answer * 1000:>6.0f} ms"
+        )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -237,9 +315,13 @@ def main() -> int:
     parser.add_argument("--server-src", type=Path, action="append", default=[])
     parser.add_argument("--database-url", default="", help="PostgreSQL, for --workers")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--gemini", action="store_true", help="answer through the fake Gemini")
+    parser.add_argument("--bytecode", action="store_true", help="compile bookchat/ first")
     args = parser.parse_args()
     if args.qdrant == "fake":
         return qdrant_server_main(args)
+    if args.server_src:
+        return compare_main(args)
 
     imports = [import_time() for _ in range(args.runs)]
     with tempfile.TemporaryDirectory(prefix="bookchat-bench-") as tmp:
