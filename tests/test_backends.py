@@ -4,6 +4,7 @@ serve processes each configuration gets, and what each one may use."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import itertools
 import os
@@ -14,6 +15,8 @@ import pytest
 from bookchat import backends
 from bookchat.backends import PRELOADABLE, preload_modules
 from bookchat.config import Settings
+from bookchat.stores.errors import StoreUnavailable
+from bookchat.stores.snapshot import fresh_snapshot_points, remove_snapshot
 from tests.books import make_settings
 
 
@@ -40,27 +43,78 @@ PG = "postgresql://bookchat@db.example:5432/bookchat"
 QDRANT = "https://qdrant.example:6333"
 
 
-@pytest.mark.parametrize(
-    ("database", "qdrant"),
-    [(None, None), (PG, None), (None, QDRANT)],
-    ids=["sqlite+embedded", "postgresql+embedded", "sqlite+server"],
-)
-def test_a_one_process_store_means_one_process(tmp_path: Path, database, qdrant) -> None:
-    settings = make_settings(tmp_path, DATABASE_URL=database or "", QDRANT_URL=qdrant or "")
+@pytest.mark.parametrize("qdrant", [None, QDRANT], ids=["embedded", "server"])
+def test_sqlite_means_one_process(tmp_path: Path, qdrant) -> None:
+    settings = make_settings(tmp_path, QDRANT_URL=qdrant or "")
     assert backends.worker_processes(settings, cpus=8) == 1
-    asked = make_settings(
-        tmp_path, DATABASE_URL=database or "", QDRANT_URL=qdrant or "", BOOKCHAT_WORKERS=2
-    )
+    asked = make_settings(tmp_path, QDRANT_URL=qdrant or "", BOOKCHAT_WORKERS=2)
     with pytest.raises(backends.ConfigurationError, match="BOOKCHAT_WORKERS=2 needs PostgreSQL"):
         backends.worker_processes(asked, cpus=8)
 
 
-def test_shared_stores_get_one_process_per_core_or_as_configured(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, DATABASE_URL=PG, QDRANT_URL=QDRANT)
+@pytest.mark.parametrize("qdrant", [None, QDRANT], ids=["embedded", "server"])
+def test_postgresql_gets_one_process_per_core_or_as_configured(tmp_path: Path, qdrant) -> None:
+    # Embedded, the workers only read the index (share_embedded_index readies it first).
+    settings = make_settings(tmp_path, DATABASE_URL=PG, QDRANT_URL=qdrant or "")
     assert backends.worker_processes(settings, cpus=2) == 2
     assert backends.worker_processes(settings, cpus=1) == 1
-    fixed = make_settings(tmp_path, DATABASE_URL=PG, QDRANT_URL=QDRANT, BOOKCHAT_WORKERS=3)
+    fixed = make_settings(tmp_path, DATABASE_URL=PG, QDRANT_URL=qdrant or "", BOOKCHAT_WORKERS=3)
     assert backends.worker_processes(fixed, cpus=2) == 3
+    low_memory = make_settings(tmp_path, DATABASE_URL=PG, BOOKCHAT_WORKERS=1)
+    assert backends.worker_processes(low_memory, cpus=2) == 1
+
+
+def test_the_embedded_index_is_written_once_then_shared_by_readers(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, DATABASE_URL=PG)
+    # A fresh data dir: the sample book is indexed here, before any worker starts.
+    index = backends.share_embedded_index(settings)
+    try:
+        assert index.shared
+        assert index.path == settings.qdrant_path
+        assert fresh_snapshot_points(settings.qdrant_path, settings.qdrant_collection)
+        # Readers coexist with the lock this process holds for them ...
+        readers = [backends.open_vector_store(settings, index=index) for _ in range(2)]
+        assert all(reader.embedded and reader._client is None for reader in readers)
+        for reader in readers:
+            asyncio.run(reader.close())
+        # ... and a writer (`bookchat ingest`) is refused while it is held.
+        with pytest.raises(StoreUnavailable, match="in use by another bookchat process"):
+            backends.open_vector_store(settings)
+    finally:
+        assert index.readers_lock is not None
+        index.readers_lock.release()
+    asyncio.run(backends.open_vector_store(settings).close())
+    # Already written: a second start only checks it (no ingest runs: the store is not opened).
+    again = backends.share_embedded_index(settings)
+    assert again.shared
+    assert again.readers_lock is not None
+    again.readers_lock.release()
+
+
+def test_a_stale_read_snapshot_is_made_again_before_readers_start(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, DATABASE_URL=PG)
+    first = backends.share_embedded_index(settings)
+    assert first.readers_lock is not None
+    first.readers_lock.release()
+    remove_snapshot(settings.qdrant_path, settings.qdrant_collection)
+    index = backends.share_embedded_index(settings)
+    assert index.readers_lock is not None
+    index.readers_lock.release()
+    assert fresh_snapshot_points(settings.qdrant_path, settings.qdrant_collection)
+
+
+def test_an_index_in_use_or_missing_is_not_shared_and_says_why(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, DATABASE_URL=PG)
+    writer = backends.open_vector_store(settings)  # as `bookchat ingest` holds it
+    try:
+        with pytest.raises(backends.IndexNotShared, match="in use by another bookchat process"):
+            backends.share_embedded_index(settings)
+    finally:
+        asyncio.run(writer.close())
+    # No collection and no sample book to put there: the workers would have nothing to read.
+    bare = make_settings(tmp_path, DATABASE_URL=PG, BOOKCHAT_SAMPLE_BOOK=False)
+    with pytest.raises(backends.IndexNotShared, match="no fresh read snapshot"):
+        backends.share_embedded_index(bare)
 
 
 def test_server_wide_caps_are_split_but_not_the_shared_budget(tmp_path: Path) -> None:

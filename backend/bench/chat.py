@@ -18,7 +18,9 @@ with the slowest /api/health answer and any non-200 health answer while they str
 spawn -> healthy, median of `--runs`, on an ingested data dir, on SQLite and (given
 `--database-url`) on PostgreSQL, with the server CPU seconds spent by then (steadier than the
 wall clock on a shared machine). Server CPU and RSS cover the server process and its children
-(worker processes). The other form prints per concurrency level, for both answerers.
+(worker processes); next to the summed peak RSS, the summed PSS after the load (a page that
+forked workers share counts once in all, not once per process: the memory really held).
+The other form prints per concurrency level, for both answerers.
 
 The fake and the client share the machine's cores with the server, so wall-clock latencies
 partly reflect them; server CPU per answer is the number to compare between changes.
@@ -235,6 +237,22 @@ def peak_rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def pss_mb(pid: int) -> float:
+    """The proportional set sizes (Pss) of the process tree now, summed, in MiB: a page shared
+    by n processes (forked workers share the parent's imports) counts 1/n in each, so the sum
+    is the memory the tree really holds, where summed RSS counts shared pages once per process."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            rollup = Path(f"/proc/{member}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        for line in rollup.splitlines():
+            if line.startswith("Pss:"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
 async def one_chat(client: httpx.AsyncClient, i: int) -> Stream:
     started = time.perf_counter()
     first = None
@@ -437,7 +455,8 @@ def table_main(args: argparse.Namespace) -> int:
             )
             fifty = asyncio.run(run_level(server.url, 50, server.pid))
             hundred = asyncio.run(run_level(server.url, 100, server.pid, check=True))
-            rss = peak_rss_mb(server.pid)
+            rss, pss = peak_rss_mb(server.pid), pss_mb(server.pid)
+            processes = len(process_tree(server.pid))
         finally:
             stop_server(server)
 
@@ -457,7 +476,10 @@ def table_main(args: argparse.Namespace) -> int:
             f"{cpu_one * 1000:.0f} ms",
         )
         row("first token of the first answer after start", f"{first_after_start:.3f} s")
-        row("peak RSS after 50 (and 100) readers", f"{rss:.0f} MiB")
+        row(
+            "peak RSS after 50 (and 100) readers",
+            f"{rss:.0f} MiB (summed over {processes} processes; PSS sum now {pss:.0f} MiB)",
+        )
         errors = sum(not s.ok for s in hundred.streams)
         row("errors / lost answers, 100 readers", f"{errors} / {hundred.lost}")
         # Every figure above is for Gemini answers: one from the offline answerer (a limit

@@ -22,6 +22,7 @@ from bookchat.api.headers import DefaultHeadersMiddleware
 from bookchat.config import Settings
 from bookchat.logs import AccessLogMiddleware
 from bookchat.runtime import Runtime
+from bookchat.stores.index_dir import ServedIndex
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,10 @@ def admission_policy(settings: Settings) -> AdmissionPolicy:
     )
 
 
-def _lifespan(settings: Settings):
+def _lifespan(settings: Settings, index: ServedIndex | None):
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime(settings=settings)
+        runtime = Runtime(settings=settings, index=index)
         admission = Admission(admission_policy(settings))
         # The one place routes (api/deps.py) and the server (cli/serve.py: announcing, draining
         # streams on shutdown) find them.
@@ -65,13 +66,17 @@ def _lifespan(settings: Settings):
     return lifespan
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """A configured bookchat app; its lifespan opens the clients and readies the data."""
+def create_app(settings: Settings, *, index: ServedIndex | None = None) -> FastAPI:
+    """A configured bookchat app; its lifespan opens the clients and readies the data.
+
+    index: the embedded index as `bookchat serve` prepared it for its worker processes
+    (backends.share_embedded_index); otherwise start-up prepares it.
+    """
     app = FastAPI(
         title="bookchat",
         version=__version__,
         summary="Cited answers about a Docusaurus book, streamed over Server-Sent Events.",
-        lifespan=_lifespan(settings),
+        lifespan=_lifespan(settings, index),
         # FastAPI's own /docs would load CDN scripts with no policy (and /docs/ is the sample
         # book's): its docs pages come from api_docs, when turned on, or not at all.
         docs_url=None,

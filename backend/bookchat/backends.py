@@ -8,6 +8,7 @@ settings; the adapters below never see a Settings object.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 from pathlib import Path
@@ -20,18 +21,32 @@ from bookchat.providers.local_sparse import Bm25Encoder
 from bookchat.rag.extractive import OfflineAnswerer
 from bookchat.rag.gemini_answerer import GeminiAnswerer
 from bookchat.rag.retrieve import BookRetriever
-from bookchat.stores.index_dir import ServedIndex, prepare_served_index
+from bookchat.redact import first_line
+from bookchat.stores.index_dir import (
+    ServedIndex,
+    prepare_served_index,
+    share_for_readers,
+    unshared_because,
+)
 from bookchat.stores.vectors import VectorStore
 
 if TYPE_CHECKING:
     from google import genai
 
+    from bookchat.ingest.indexer import IngestReport
     from bookchat.providers.embedding import DenseEmbedder
     from bookchat.rag.answerer import Answerer
 
 
+log = logging.getLogger(__name__)
+
+
 class ConfigurationError(Exception):
     """The settings ask for something that cannot work; the message says what to change."""
+
+
+class IndexNotShared(Exception):
+    """Several processes cannot serve the embedded index now; the message says why."""
 
 
 def answers_with_gemini(settings: Settings) -> bool:
@@ -103,20 +118,74 @@ def preload_modules(settings: Settings) -> list[str]:
 
 
 def worker_processes(settings: Settings, *, cpus: int | None = None) -> int:
-    """How many processes `bookchat serve` runs: several only where every store is shared.
+    """How many processes `bookchat serve` may run: several only where every store is shared.
 
-    Embedded Qdrant locks its folder to one process and SQLite has one writer, so either means
-    one process; with PostgreSQL and a Qdrant server, BOOKCHAT_WORKERS or one per usable core.
+    SQLite has one writer, so it means one process. With PostgreSQL, BOOKCHAT_WORKERS or one
+    per usable core, whether the index is a Qdrant server or embedded: embedded, the workers
+    only read it, which share_embedded_index makes possible before they start (or, when it
+    cannot, serve runs one process after all).
     """
-    shared = settings.qdrant_url is not None and not settings.sqlalchemy_url.startswith("sqlite")
-    if not shared:
+    if settings.sqlalchemy_url.startswith("sqlite"):
         if settings.workers > 1:
             raise ConfigurationError(
-                f"BOOKCHAT_WORKERS={settings.workers} needs PostgreSQL (DATABASE_URL) and a "
-                "Qdrant server (QDRANT_URL): SQLite and embedded Qdrant serve one process"
+                f"BOOKCHAT_WORKERS={settings.workers} needs PostgreSQL (DATABASE_URL): "
+                "with SQLite one process serves"
             )
         return 1
     return settings.workers or max(1, cpus if cpus is not None else usable_cpus())
+
+
+def share_embedded_index(settings: Settings) -> ServedIndex:
+    """The embedded index made ready for worker processes that only read it; call it once,
+    before they start. Blocking.
+
+    What start-up would write is written here first, once: a served copy of a read-only
+    BOOKCHAT_INDEX_DIR, the sample book into an empty collection, a missing or stale read
+    snapshot. The index comes back shared, its folder's lock held shared by this process
+    (and each worker), so `bookchat ingest` finds it in use. Raises IndexNotShared with the
+    reason when it cannot be made so (in use by another process, no collection yet).
+    """
+    try:
+        index = prepare_index(settings)
+        why = unshared_because(index, settings.qdrant_collection, needs_points=settings.sample_book)
+        if why is not None:
+            log.info("writing the embedded index before the workers start: %s", why)
+            asyncio.run(_write_before_readers(settings, index))
+            why = unshared_because(
+                index, settings.qdrant_collection, needs_points=settings.sample_book
+            )
+            if why is not None:
+                raise IndexNotShared(why)
+        return share_for_readers(index)
+    except IndexNotShared:
+        raise
+    except Exception as exc:  # the one process that serves instead meets it and reports it
+        raise IndexNotShared(first_line(exc, settings.secrets())) from exc
+
+
+async def _write_before_readers(settings: Settings, index: ServedIndex) -> None:
+    """Open the index as one process's start-up does (which remakes a missing or stale read
+    snapshot) and index the sample book into an empty collection; closing writes the snapshot."""
+    retriever = await open_retriever(settings, index=index)
+    try:
+        await index_sample_book(settings, retriever)
+    finally:
+        await retriever.aclose()
+
+
+async def index_sample_book(settings: Settings, retriever: BookRetriever) -> IngestReport | None:
+    """The bundled sample book into an empty embedded collection, unless BOOKCHAT_SAMPLE_BOOK
+    is off (what every start does: serve, `bookchat ask`); None when nothing was indexed."""
+    if not settings.sample_book:
+        return None
+    from bookchat.ingest.pipeline import ensure_sample_book
+
+    return await ensure_sample_book(
+        store=retriever.store,
+        dense=retriever.dense,
+        sparse=retriever.sparse,
+        site_url=settings.sample_book_url,
+    )
 
 
 def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
@@ -237,8 +306,11 @@ def make_sparse_encoder() -> Bm25Encoder:
     return Bm25Encoder()
 
 
-def open_vector_store(settings: Settings, *, timeout: float = 3.0) -> VectorStore:
-    """The server at QDRANT_URL, or embedded Qdrant in the data dir (or BOOKCHAT_INDEX_DIR).
+def open_vector_store(
+    settings: Settings, *, index: ServedIndex | None = None, timeout: float = 3.0
+) -> VectorStore:
+    """The server at QDRANT_URL, or embedded Qdrant in the data dir (or BOOKCHAT_INDEX_DIR),
+    or in the folder of the prepared `index` (read-only when it is shared).
 
     Blocking: opening embedded Qdrant reads every point.
     """
@@ -246,10 +318,11 @@ def open_vector_store(settings: Settings, *, timeout: float = 3.0) -> VectorStor
     api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
     return VectorStore.open(
         collection=settings.qdrant_collection,
-        path=settings.qdrant_path,
+        path=index.path if index is not None and index.path is not None else settings.qdrant_path,
         url=settings.qdrant_url,
         api_key=api_key,
         timeout=timeout,
+        shared=index is not None and index.shared,
     )
 
 
@@ -265,8 +338,11 @@ def prepare_index(settings: Settings) -> ServedIndex:
     )
 
 
-async def open_retriever(settings: Settings, *, timeout: float = 3.0) -> BookRetriever:
-    """The collection and the embedders the settings choose; never ingests, never waits.
+async def open_retriever(
+    settings: Settings, *, index: ServedIndex | None = None, timeout: float = 3.0
+) -> BookRetriever:
+    """The collection (in the prepared `index`'s folder when given) and the embedders the
+    settings choose; never ingests, never waits.
 
     Raises StoreUnavailable when the embedded folder is locked by another process, and
     ConfigurationError when the settings ask for an embedder that cannot work.
@@ -275,5 +351,5 @@ async def open_retriever(settings: Settings, *, timeout: float = 3.0) -> BookRet
     # Both block: the static embedder's table loads from disk, and embedded Qdrant reads every
     # point of its collections when it opens. In threads, the loop keeps answering meanwhile.
     dense = await asyncio.to_thread(make_dense_embedder, settings)
-    store = await asyncio.to_thread(open_vector_store, settings, timeout=timeout)
+    store = await asyncio.to_thread(open_vector_store, settings, index=index, timeout=timeout)
     return BookRetriever(store=store, dense=dense, sparse=make_sparse_encoder())

@@ -151,7 +151,7 @@ class Settings(BaseSettings):
         default=5.0, gt=0, le=300, validation_alias="BOOKCHAT_KEEPALIVE_SECONDS"
     )
     # `bookchat serve` worker processes; 0 chooses (backends.worker_processes): one per core
-    # with PostgreSQL and a Qdrant server, one with SQLite or embedded Qdrant.
+    # with PostgreSQL (the embedded index then read-only in each), one with SQLite.
     workers: int = Field(default=0, ge=0, le=64, validation_alias="BOOKCHAT_WORKERS")
 
     @field_validator("gemini_api_key", "qdrant_api_key", mode="before")

@@ -35,8 +35,11 @@ MAX_BACKOFF_SECONDS = 60.0
 _DATABASE_STEPS = ("opening the database", "creating the conversation tables")
 
 
-def _preload(settings: Settings) -> bool:
-    """Import what the chosen backends need; True if the GC was off for it (now back on)."""
+def preload(settings: Settings) -> bool:
+    """Import what the chosen backends need; True if the GC was off for it (now back on).
+
+    `bookchat serve` runs it before forking worker processes, which then share the pages.
+    """
     # Importing the SDKs costs about a second; done in a thread so the event loop keeps
     # answering /api/health meanwhile.
     import importlib
@@ -96,7 +99,8 @@ class Runtime:
     # The turns streaming now, by their question's id, so POST /api/chat/stop can find one.
     streaming: dict[uuid.UUID, ChatTurn] = field(default_factory=dict)
     retriever: BookRetriever | None = None
-    # Which embedded index is served (the baked one, copied if read-only), once prepared.
+    # Which embedded index is served (the baked one, copied if read-only), once prepared (or
+    # as bookchat serve prepared it before starting worker processes: shared, read-only).
     index: ServedIndex | None = None
     answerer: Answerer | None = None
     # Answers once the day's LLM budget is spent; made on first use.
@@ -167,10 +171,9 @@ class Runtime:
 
     async def _start_once(self) -> None:
         self.step = "loading libraries"
-        if await asyncio.to_thread(_preload, self.settings):
+        if await asyncio.to_thread(preload, self.settings):
             self._heap_settled = True
-        # Already imported by _preload (in a thread): these lines cost nothing on the loop.
-        from bookchat.ingest.pipeline import ensure_sample_book
+        # Already imported by preload (in a thread): these lines cost nothing on the loop.
         from bookchat.stores.conversation_store import ConversationStore
 
         if self.conversations is None:
@@ -181,13 +184,11 @@ class Runtime:
             # Building an HTTP client loads the CA bundle (about 30 ms): not on the loop.
             self.answerer = await asyncio.to_thread(backends.make_answerer, self.settings)
         if self.retriever is None:
-            self.step = "preparing the index"
-            self.index = await asyncio.to_thread(backends.prepare_index, self.settings)
-            settings = self.settings
-            if self.index.path is not None and self.index.path != settings.qdrant_path:
-                settings = settings.model_copy(update={"index_dir": self.index.path})
+            if self.index is None:  # bookchat serve prepares it for its worker processes
+                self.step = "preparing the index"
+                self.index = await asyncio.to_thread(backends.prepare_index, self.settings)
             self.step = "opening the vector store"
-            self.retriever = await backends.open_retriever(settings)
+            self.retriever = await backends.open_retriever(self.settings, index=self.index)
         if not self._tables_ready:
             self.step = "creating the conversation tables"
             await self.conversations.create_tables()
@@ -202,12 +203,7 @@ class Runtime:
         retriever = self.retriever
         if self.settings.sample_book:
             self.step = "indexing the sample book"
-            await ensure_sample_book(
-                store=retriever.store,
-                dense=retriever.dense,
-                sparse=retriever.sparse,
-                site_url=self.settings.sample_book_url,
-            )
+            await backends.index_sample_book(self.settings, retriever)
         if self.settings.sample_book or retriever.store.embedded:
             # An embedded collection that has points is loaded into memory now, so the first
             # question is not the one that waits for it (2.5 s at 10,000 chunks); after the

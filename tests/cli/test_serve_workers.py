@@ -1,7 +1,10 @@
-"""`bookchat serve` with several worker processes (PostgreSQL and a Qdrant server configured)."""
+"""`bookchat serve` with several worker processes: PostgreSQL with a Qdrant server, or with the
+embedded index that the workers only read; the fallback to one process, and SQLite's refusal."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 import time
@@ -10,25 +13,45 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cli.test_serve import STARTUP_WAIT_SECONDS, serve_env, stop
+from bookchat.sample_book import sample_book_path
+from tests.cli.test_serve import STARTUP_WAIT_SECONDS, serve_env, stop, wait_healthy
 from tests.network import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 
+def _serve(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bookchat", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _bookchat(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bookchat", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def _children(pid: int) -> list[int]:
+    # serve forks its workers (multiprocessing's fork context starts no helper process).
     children = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        # uvicorn spawns its workers with multiprocessing (not its resource tracker).
-        if parent == pid and b"spawn_main" in cmdline:
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
             children.append(int(entry.name))
     return children
 
@@ -38,18 +61,14 @@ def test_two_workers_share_the_port_and_stop_together(tmp_path: Path, postgres_u
     # started its app and answers on the one socket.
     with_closed = free_port()
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bookchat", "serve"],
-        env=serve_env(
+    process = _serve(
+        serve_env(
             tmp_path,
             PORT=str(port),
             DATABASE_URL=postgres_url,
             QDRANT_URL=f"http://127.0.0.1:{with_closed}",
             BOOKCHAT_WORKERS="2",
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        )
     )
     try:
         deadline = time.monotonic() + STARTUP_WAIT_SECONDS
@@ -77,15 +96,101 @@ def test_two_workers_share_the_port_and_stop_together(tmp_path: Path, postgres_u
     assert _children(process.pid) == []
 
 
-def test_workers_with_embedded_qdrant_is_refused_in_one_line(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bookchat", "serve"],
-        env=serve_env(tmp_path, BOOKCHAT_WORKERS="2", PORT=str(free_port())),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+def _answers(port: int, questions: int) -> list[dict]:
+    """Each chat's events, one question at a time, each on its own connection."""
+    answers = []
+    for i in range(questions):
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/api/chat",
+            json={"message": f"How do I install bookchat? ({i})"},
+            headers={"connection": "close"},
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+        answers.append(
+            [json.loads(line[6:]) for line in response.text.splitlines() if line[:6] == "data: "]
+        )
+    return answers
+
+
+def test_workers_share_the_embedded_index_and_ingest_is_refused_meanwhile(
+    tmp_path: Path, postgres_url: str, ingested_qdrant: Path
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(ingested_qdrant, data / "qdrant")
+    port = free_port()
+    env = serve_env(data, PORT=str(port), DATABASE_URL=postgres_url, BOOKCHAT_WORKERS="2")
+    process = _serve(env)
+    try:
+        health = wait_healthy(port, process)
+        answers = _answers(port, 6)
+        conversation = httpx.get(
+            f"http://127.0.0.1:{port}/api/conversation/{answers[0][0]['conversation_id']}",
+            timeout=10,
+        ).json()
+        workers = _children(process.pid)
+        ingest = _bookchat("ingest", str(sample_book_path()), env=serve_env(data))
+        # An ingested index is only read: no worker (nor the parent) loads qdrant-client's gRPC.
+        maps = [Path(f"/proc/{pid}/maps").read_text() for pid in [process.pid, *workers]]
+    finally:
+        stderr = stop(process)
+    assert health["services"]["vector_store"]["status"] == "up"
+    assert len(workers) == 2
+    for events in answers:
+        assert events[-1]["type"] == "done"
+        assert any(e["type"] == "citation" for e in events) or "citations" in json.dumps(events)
+    assert conversation["messages"][-1]["status"] == "complete"
+    assert ingest.returncode == 1
+    assert "in use by another bookchat process" in ingest.stderr
+    assert not any("cygrpc" in text for text in maps)
+    assert process.returncode == 0, stderr[-2000:]
+    assert "serving with 2 worker processes" in stderr
+    assert "serving one process" not in stderr
+    # The first worker tells the terminal, once, that the server is ready.
+    assert stderr.count(f"bookchat: ready: open http://127.0.0.1:{port}/ (answering from") == 1
+    assert _children(process.pid) == []
+    # Once serve has stopped, the index is free for `bookchat ingest` again.
+    again = _bookchat("ingest", str(sample_book_path()), env=serve_env(data))
+    assert again.returncode == 0, again.stderr[-2000:]
+
+
+def test_an_index_workers_cannot_share_means_one_process_and_one_line(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # No collection and no sample book to index: nothing the workers could read.
+    port = free_port()
+    process = _serve(
+        serve_env(
+            tmp_path / "data",
+            PORT=str(port),
+            DATABASE_URL=postgres_url,
+            BOOKCHAT_WORKERS="2",
+            BOOKCHAT_SAMPLE_BOOK="0",
+        )
+    )
+    try:
+        deadline = time.monotonic() + STARTUP_WAIT_SECONDS
+        health = None
+        while time.monotonic() < deadline and health is None:
+            assert process.poll() is None
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5)
+            except httpx.TransportError:
+                time.sleep(0.1)
+        children = _children(process.pid)
+    finally:
+        stderr = stop(process)
+    assert health is not None
+    assert children == []
+    (line,) = [line for line in stderr.splitlines() if "serving one process" in line]
+    assert "serving one process instead of 2: the index in " in line
+    assert "has no fresh read snapshot" in line
+
+
+def test_workers_with_sqlite_are_refused_in_one_line(tmp_path: Path) -> None:
+    result = _bookchat(
+        "serve", env=serve_env(tmp_path, BOOKCHAT_WORKERS="2", PORT=str(free_port()))
     )
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
-    assert "BOOKCHAT_WORKERS=2 needs PostgreSQL (DATABASE_URL) and a Qdrant server" in line
+    assert "BOOKCHAT_WORKERS=2 needs PostgreSQL (DATABASE_URL)" in line

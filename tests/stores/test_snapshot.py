@@ -17,6 +17,7 @@ from bookchat.stores.memory_index import reciprocal_rank_fusion
 from bookchat.stores.snapshot import (
     Snapshot,
     SnapshotUnusable,
+    remove_snapshot,
     snapshot_is_fresh,
     snapshot_path,
     storage_token,
@@ -194,6 +195,31 @@ async def test_the_folder_stays_locked_while_a_reader_serves_the_snapshot(tmp_pa
             VectorStore.open(collection=COLLECTION, path=folder)
     finally:
         await reader.close()
+    VectorStore.open(collection=COLLECTION, path=folder)._folder_lock.release()  # type: ignore[union-attr]
+
+
+async def test_shared_readers_coexist_read_only_and_keep_a_writer_out(tmp_path: Path) -> None:
+    folder = await written(tmp_path / "qdrant")
+    readers = [VectorStore.open(collection=COLLECTION, path=folder, shared=True) for _ in "ab"]
+    try:
+        assert [await reader.count() for reader in readers] == [3, 3]
+        # What the page rankings are rebuilt from (rag/pages.py, per process): a read.
+        assert len(await readers[1].chunk_headings(text=True, dense=True, sparse=True)) == 3
+        with pytest.raises(StoreUnavailable, match="in use by another bookchat process"):
+            VectorStore.open(collection=COLLECTION, path=folder)
+        with pytest.raises(StoreUnavailable, match="read by several `bookchat serve` worker"):
+            await readers[0].upsert([new_point("four.md", {7: 1.0}, [0.0, 1.0])])
+        with pytest.raises(StoreUnavailable, match="read by several `bookchat serve` worker"):
+            await readers[0].delete(["any"])
+        assert snapshot_is_fresh(folder, COLLECTION)  # a refused write removes nothing
+        assert [await reader.count() for reader in readers] == [3, 3]
+    finally:
+        for reader in readers:
+            await reader.close()
+    remove_snapshot(folder, COLLECTION)
+    # A reader never writes, so it cannot make the snapshot again: it says so, locks nothing.
+    with pytest.raises(StoreUnavailable, match="no fresh read snapshot"):
+        VectorStore.open(collection=COLLECTION, path=folder, shared=True)
     VectorStore.open(collection=COLLECTION, path=folder)._folder_lock.release()  # type: ignore[union-attr]
 
 

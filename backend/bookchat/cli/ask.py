@@ -69,8 +69,12 @@ def run(args: argparse.Namespace) -> int:
 async def _ask(question: str, settings: Settings) -> tuple[list[Passage], str]:
     """Stream the answer to stdout; the passages it was given (for the sources) and the text."""
     # The backends and the ingest pipeline (~0.3 s), only once a command runs.
-    from bookchat.backends import ConfigurationError, make_answerer, open_retriever
-    from bookchat.ingest.pipeline import ensure_sample_book
+    from bookchat.backends import (
+        ConfigurationError,
+        index_sample_book,
+        make_answerer,
+        open_retriever,
+    )
     from bookchat.rag.chat import PASSAGES_PER_ANSWER
 
     try:
@@ -79,14 +83,8 @@ async def _ask(question: str, settings: Settings) -> tuple[list[Passage], str]:
         raise CommandError(str(exc)) from None
     answerer = make_answerer(settings)
     try:
-        if settings.sample_book:
-            # As `bookchat serve` does: an empty embedded index gets the sample book first.
-            await ensure_sample_book(
-                store=retriever.store,
-                dense=retriever.dense,
-                sparse=retriever.sparse,
-                site_url=settings.sample_book_url,
-            )
+        # As `bookchat serve` does: an empty embedded index gets the sample book first.
+        await index_sample_book(settings, retriever)
         passages = await retriever.retrieve(standalone_query(question, []), k=PASSAGES_PER_ANSWER)
         request = AnswerRequest(question=question, passages=passages)
         text = ""

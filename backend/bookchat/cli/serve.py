@@ -20,7 +20,9 @@ from bookchat.paths import data_dir_now
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from bookchat.config import Settings
     from bookchat.runtime import Runtime
+    from bookchat.stores.index_dir import ServedIndex
 
 log = logging.getLogger(__name__)
 
@@ -208,22 +210,25 @@ def stop_streams_of(app: Any) -> None:
 
 
 _worker_app: Any = None  # the app worker_app built in this (worker) process
+# What each worker process serves: its settings (the caps split), the index as prepared for
+# it and the address to announce; set by serve before the workers are forked, so each finds it
+# in its copy of this module.
+_worker_setup: tuple[Settings, ServedIndex | None, str] | None = None
+# Whether this worker prints "ready" (or why not) to the terminal: the first one started does,
+# so a person reads it once.
+_announces = False
 
 
 def worker_app() -> Any:
     """The app of one worker process (uvicorn calls this factory in each one)."""
-    gc.disable()  # as in serve: the Runtime turns it back on after its imports
-    # The backends, the web stack and settings (~1 s), only in the process that serves.
-    from bookchat import backends
-    from bookchat.app import create_app
-    from bookchat.config import load_settings
-    from bookchat.logs import configure_logging
+    from bookchat.app import create_app  # imported already: the workers are forked after it
 
     global _worker_app
-    settings = load_settings()
-    configure_logging(settings.log_level)
-    # The same environment and machine give every process the same count.
-    _worker_app = create_app(backends.per_worker(settings, backends.worker_processes(settings)))
+    assert _worker_setup is not None, "serve sets it before it forks the workers"
+    settings, index, url = _worker_setup
+    _worker_app = create_app(settings, index=index)
+    if _announces:
+        announce_when_ready(_worker_app, url)
     return _worker_app
 
 
@@ -232,9 +237,38 @@ def draining_process() -> type[Any]:
     global _DrainingProcess
     if _DrainingProcess is not None:
         return _DrainingProcess
+    import multiprocessing
+
+    from uvicorn._subprocess import subprocess_started
     from uvicorn.supervisors.multiprocess import Process
 
+    fork = multiprocessing.get_context("fork")
+
     class DrainingProcess(Process):
+        made = 0
+
+        def __init__(self, config: Any, sockets: list[Any]) -> None:
+            super().__init__(config, sockets)
+            self.announces = DrainingProcess.made == 0
+            DrainingProcess.made += 1
+            # Forked, not spawned as uvicorn does: the parent has imported the app and the
+            # backends (and loaded the offline embedder's table), so the workers share those
+            # pages copy-on-write and skip the imports (backend/docs/benchmarks.md).
+            self.process = fork.Process(
+                target=subprocess_started,
+                kwargs={
+                    "config": config,
+                    "target": self.target,
+                    "sockets": sockets,
+                    "stdin_fileno": None,  # inherited as it is
+                },
+            )
+
+        def target(self, sockets: list[Any] | None = None) -> None:
+            global _announces
+            _announces = self.announces  # in the forked worker
+            super().target(sockets)
+
         @property
         def server(self) -> Any:
             if self._server is None:
@@ -253,20 +287,35 @@ def draining_process() -> type[Any]:
 _DrainingProcess: type[Any] | None = None
 
 
-def run_workers(config: Any) -> None:
-    """What uvicorn.run does for workers (one socket, bound here), with draining workers."""
-    from uvicorn.supervisors import Multiprocess
+def run_workers(config: Any, settings: Settings, index: ServedIndex | None, url: str) -> None:
+    """What uvicorn.run does for workers (one socket, bound here), with draining workers forked
+    once the app and its backends are imported here."""
+    from uvicorn.supervisors import Multiprocess, multiprocess
 
-    process = draining_process()
+    from bookchat import backends
+    from bookchat.runtime import preload
 
-    class Workers(Multiprocess):
-        def init_processes(self) -> None:
-            for _ in range(self.processes_num):
-                worker = process(self.config, self.sockets)
-                worker.start()
-                self.processes.append(worker)
+    global _worker_setup
+    _worker_setup = backends.per_worker(settings, config.workers), index, url
+    preload(settings)
+    # Every worker uvicorn starts (at first, on SIGHUP, in place of one that died) is ours.
+    multiprocess.Process = draining_process()  # type: ignore[misc]
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    # Forked children inherit the heap as it is now: frozen objects are never scanned by their
+    # collector (which would write to, and so copy, nearly every page). The GC stays off in the
+    # workers until their start-up settles the heap (runtime.settle_start_up_heap).
+    gc.freeze()
+    gc.disable()
+    start = supervisor.init_processes
 
-    Workers(config, sockets=[config.bind_socket()]).run()
+    def init_processes() -> None:
+        try:
+            start()
+        finally:
+            gc.enable()  # in the supervisor, once its first workers are forked
+
+    supervisor.init_processes = init_processes  # type: ignore[method-assign]
+    supervisor.run()
 
 
 def url_to_open(host: str, port: int) -> str:
@@ -351,6 +400,14 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     for line in data_dir_lines(settings):
         sys.stderr.write(f"bookchat: {line}\n")
+    index = None
+    if workers > 1 and settings.embedded_qdrant:
+        # The workers only read the embedded index: what must be written is written now.
+        try:
+            index = backends.share_embedded_index(settings)
+        except backends.IndexNotShared as why:
+            log.warning("serving one process instead of %d: %s", workers, why)
+            workers = 1
     host, port = args.host or settings.host, args.port or settings.port
     # One process builds its app here; several each build theirs (worker_app) after spawning.
     app: Any = create_app(settings) if workers == 1 else f"{__name__}:worker_app"
@@ -390,5 +447,5 @@ def serve(args: argparse.Namespace) -> int:
         draining_server(config, lambda: stop_streams_of(app), settings.shutdown_seconds).run()
         return 0
     log.info("serving with %d worker processes", workers)
-    run_workers(config)
+    run_workers(config, settings, index, url_to_open(host, port))
     return 0

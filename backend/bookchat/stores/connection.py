@@ -44,10 +44,16 @@ def locked(lock_file: Path) -> bool:
 class FolderLock:
     """The embedded folder's lock, held without opening local mode: the same file and the same
     exclusive portalocker lock qdrant-client takes, so `bookchat ingest` (and local mode) finds
-    the folder in use while a server reads its snapshot."""
+    the folder in use while a server reads its snapshot.
 
-    def __init__(self, lock_file: Path) -> None:
+    shared: a reader's lock (`bookchat serve`'s worker processes each hold one, and so does
+    their parent): readers coexist, while an exclusive lock, a writer's, is refused as long as
+    any reader holds one.
+    """
+
+    def __init__(self, lock_file: Path, *, shared: bool = False) -> None:
         self._file = lock_file
+        self._mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         self._handle: IO[str] | None = None
 
     def acquire(self) -> bool:
@@ -58,7 +64,7 @@ class FolderLock:
         try:
             # portalocker's lock on POSIX is this flock (its LOCKER); importing portalocker
             # costs 85 ms (importlib.metadata), the call is the same.
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, self._mode | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
             return False

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bookchat.stores.conversation_models import (
@@ -33,10 +33,20 @@ from bookchat.stores.conversation_models import (
     utc,
 )
 
+# The advisory lock create_tables takes on PostgreSQL (any fixed number: it names the lock).
+CREATE_TABLES_LOCK = 0x626F6F6B63686174  # "bookchat"
+
 
 async def create_tables(engine: AsyncEngine) -> None:
     """Create the tables that do not exist yet (idempotent)."""
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Worker processes start together, and two CREATE TABLEs of one table on a fresh
+            # database collide (a unique violation in pg_type): one at a time, the later ones
+            # find the tables there. The lock ends with the transaction.
+            await connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": CREATE_TABLES_LOCK}
+            )
         await connection.run_sync(Base.metadata.create_all)
 
 

@@ -13,6 +13,7 @@ which revision) that /api/health reports; it holds no time, so a rebuild gives t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from bookchat.stores.connection import FolderLock
 from bookchat.stores.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,10 @@ class ServedIndex:
     copied_from: Path | None = None
     copy_seconds: float | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
+    # Read by several processes at once (`bookchat serve`'s workers), none of which writes it;
+    # `readers_lock` is the shared folder lock of the process that started them (share_for_readers).
+    shared: bool = False
+    readers_lock: FolderLock | None = field(default=None, repr=False, compare=False)
 
     def describe(self) -> dict[str, Any]:
         """The health report's `index` block (paths are local, never secrets)."""
@@ -152,3 +158,39 @@ def prepare_served_index(
         copy_seconds=seconds,
         manifest=manifest,
     )
+
+
+def unshared_because(index: ServedIndex, collection: str, *, needs_points: bool) -> str | None:
+    """Why processes that only read the embedded `index` could not serve it now; None: they can.
+
+    They read its read snapshot and write nothing, so it must be fresh, and hold points when
+    start-up would index the sample book into an empty collection (needs_points). Only the
+    snapshot's description is read.
+    """
+    # numpy comes with the snapshot module: only once an index is prepared.
+    from bookchat.stores.snapshot import fresh_snapshot_points
+
+    assert index.path is not None, "a Qdrant server is shared as it is"
+    points = fresh_snapshot_points(index.path, collection)
+    if points is None:
+        return f"the index in {index.path} has no fresh read snapshot of {collection!r}"
+    if points == 0 and needs_points:
+        return f"collection {collection!r} in {index.path} is empty (the sample book goes there)"
+    return None
+
+
+def share_for_readers(index: ServedIndex) -> ServedIndex:
+    """`index` marked shared, with its folder's lock taken shared by this process: readers
+    (worker processes) take it too, and a writer (`bookchat ingest`) is refused until the last
+    of them exits. Raises StoreUnavailable when a writer holds the folder now."""
+    assert index.path is not None, "a Qdrant server is shared as it is"
+    from bookchat.stores.snapshot import writable
+
+    lock = None
+    if writable(index.path):  # a read-only folder (the image's baked index) takes no lock
+        lock = FolderLock(index.path / LOCK_FILE, shared=True)
+        if not lock.acquire():
+            raise StoreUnavailable(
+                f"The embedded Qdrant in {index.path} is in use by another bookchat process"
+            )
+    return dataclasses.replace(index, shared=True, readers_lock=lock)

@@ -348,12 +348,21 @@ def _read_description(read: Callable[[int], bytes]) -> tuple[dict[str, Any], int
 def snapshot_is_fresh(folder: Path, collection: str) -> bool:
     """Whether `folder` holds a snapshot of `collection` made from the storage on disk now
     (its description only is read: for deciding whether a read-only folder can be served)."""
+    return fresh_snapshot_points(folder, collection) is not None
+
+
+def fresh_snapshot_points(folder: Path, collection: str) -> int | None:
+    """How many points the snapshot of `collection` in `folder` holds if it was made from the
+    storage on disk now; None when it is missing, stale or unreadable (its description only is
+    read)."""
     try:
         with snapshot_path(folder, collection).open("rb") as handle:
             description, _ = _read_description(handle.read)
-        return bool(description["token"] == storage_token(folder, collection))
+        if description["token"] != storage_token(folder, collection):
+            return None
+        return len(description["ids"])
     except (OSError, ValueError, KeyError, TypeError, struct.error, SnapshotUnusable):
-        return False
+        return None
 
 
 def remove_snapshot(folder: Path, collection: str) -> None:

@@ -116,6 +116,7 @@ class VectorStore:
         client: AsyncQdrantClient | None = None,
         server: QdrantServer | None = None,
         timeout: float = 3.0,
+        shared: bool = False,
     ) -> None:
         self._client = client  # embedded: qdrant-client's local mode, opened to write
         self._server = server  # a Qdrant server: its REST API (every method has its branch)
@@ -133,6 +134,9 @@ class VectorStore:
         self._snapshot: Snapshot | None = None
         self._folder_lock: FolderLock | None = None
         self._dirty = False
+        # Embedded, read by several processes at once (`bookchat serve`'s workers): each holds
+        # the folder's lock shared and none writes (bookchat serve wrote what was needed first).
+        self._shared = shared
 
     @classmethod
     def open(
@@ -143,9 +147,12 @@ class VectorStore:
         url: str | None = None,
         api_key: str | None = None,
         timeout: float = 3.0,
+        shared: bool = False,
     ) -> VectorStore:
         """The server at `url` when given, else embedded Qdrant in the folder `path`.
 
+        shared: the embedded folder is read by several processes: its lock is taken shared,
+        its read snapshot must be fresh, and every write is refused (StoreUnavailable).
         Blocking (embedded local mode reads every point when it opens): call it in a thread.
         """
         if url is not None:
@@ -155,7 +162,7 @@ class VectorStore:
             location = Location(backend="server", url=redact_url(url), host_port=host_port(url))
             return cls(server=server, collection=collection, location=location, timeout=timeout)
         location = Location(backend="embedded", path=str(path))
-        store = cls(collection=collection, location=location, timeout=timeout)
+        store = cls(collection=collection, location=location, timeout=timeout, shared=shared)
         try:
             path.mkdir(parents=True, exist_ok=True)
             store._open_embedded()
@@ -172,6 +179,13 @@ class VectorStore:
             "server and set QDRANT_URL so that several processes can share it."
         )
 
+    def _read_only(self) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"The embedded Qdrant in {self.location.path} is read by several `bookchat serve` "
+            "worker processes, which never write it. Stop the server to change the index "
+            "(`bookchat ingest`), or serve one process (BOOKCHAT_WORKERS=1)."
+        )
+
     def _open_embedded(self) -> None:
         """Lock the folder and read its snapshot (made again from local mode's files when it
         is missing or stale). A folder nothing may write (the image's baked index) takes no
@@ -181,13 +195,21 @@ class VectorStore:
         assert self.location.path is not None
         path = Path(self.location.path)
         if writable(path):
-            lock = FolderLock(path / LOCK_FILE)
+            lock = FolderLock(path / LOCK_FILE, shared=self._shared)
             if not lock.acquire():
                 raise self._in_use()
             self._folder_lock = lock
         try:
             self._snapshot = Snapshot.read(path, self.collection)
         except SnapshotUnusable as why:
+            if self._shared:
+                # bookchat serve made it fresh before its workers started, and their shared
+                # locks keep every writer out: this is a bug or a hand-edited folder.
+                self._release_lock()
+                raise StoreUnavailable(
+                    f"The embedded Qdrant in {path} has no fresh read snapshot ({why}), and the "
+                    "worker processes that share it never write it: restart `bookchat serve`."
+                ) from None
             # Missing or stale (an older bookchat wrote the folder): made again from local
             # mode's files, which the lock keeps still meanwhile. No collection yet: local
             # mode opens when something asks for it.
@@ -200,10 +222,8 @@ class VectorStore:
 
         assert self.location.path is not None
         path = Path(self.location.path)
-        if self._folder_lock is not None:
-            # Local mode takes the same lock; an flock is per open file, even in one process.
-            self._folder_lock.release()
-            self._folder_lock = None
+        # Local mode takes the same lock; an flock is per open file, even in one process.
+        self._release_lock()
         try:
             # Probe the lock first: when qdrant-client finds it taken, it leaks the file.
             if locked(path / LOCK_FILE):
@@ -231,6 +251,8 @@ class VectorStore:
         """The embedded collection's local-mode client, opened (in a thread) on first need: a
         write, or a collection with no snapshot yet (every server call has its own branch)."""
         assert self.embedded, "a server collection has no local-mode client"
+        if self._shared:
+            raise self._read_only()
         if self._client is None:
             if self._opening is None:
                 self._opening = asyncio.Lock()
@@ -256,6 +278,8 @@ class VectorStore:
 
     def _wrote(self) -> None:
         """A write changes what the in-memory copy must hold: it is rebuilt on next use."""
+        if self._shared:
+            raise self._read_only()  # before the snapshot below is removed
         self._memory = None
         self._snapshot = None
         self._memory_generation += 1
@@ -665,9 +689,13 @@ class VectorStore:
         finally:
             if self._client is not None:
                 await self._client.close()
-            if self._folder_lock is not None:
-                self._folder_lock.release()
-                self._folder_lock = None
+            self._release_lock()
+
+    def _release_lock(self) -> None:
+        """Let go of the embedded folder's lock, if this store holds it."""
+        if self._folder_lock is not None:
+            self._folder_lock.release()
+            self._folder_lock = None
 
 
 def _build_memory_index(snapshot: Snapshot) -> MemoryIndex:
