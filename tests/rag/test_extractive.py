@@ -593,3 +593,41 @@ async def test_the_first_passage_leads_although_a_later_one_repeats_more_words()
     # Without the first passage, the second one's sentence is still the answer.
     alone = compose_answer(AnswerRequest(question=question, passages=passages[1:]))
     assert _citations(alone) == [1]
+
+
+def test_a_field_line_is_a_sentence_about_what_its_heading_names() -> None:
+    # jest's Configuration.md and pnpm.io's settings pages (both MIT) give each option's value
+    # on a line of its own under the option's heading.
+    text = "### `automock` \\[boolean]\n\nDefault: `false`\n\nThis option tells Jest to mock."
+    assert sentences(text) == [
+        "`automock` [boolean], default: `false`.",
+        "This option tells Jest to mock.",
+    ]
+    listed = "* Default: **isolated**\n* Type: **isolated**, **hoisted**\n\nDefines the linker."
+    assert placed_sentences(listed, "nodeLinker") == (
+        (0, "nodeLinker, default: **isolated**."),
+        (0, "nodeLinker, type: **isolated**, **hoisted**."),
+        (0, "Defines the linker."),
+    )
+    # With nothing naming the subject, a two-word line says nothing; a long "Note:" line is prose.
+    assert sentences("Default: `false`") == []
+    note = "Note: the cache is kept between runs unless the folder is removed by hand."
+    assert placed_sentences(note, "cache") == ((0, note),)
+
+
+async def test_a_question_for_a_default_gets_the_field_line_stating_it() -> None:
+    passages = [
+        Passage(
+            file="settings.md",
+            title="Settings",
+            heading="Node-Modules Settings > nodeLinker",
+            url="https://b/settings#nodelinker",
+            text="* Default: **isolated**\n* Type: **isolated**, **hoisted**, **pnp**\n\n"
+            "Defines what linker should be used for installing Node packages.",
+            score=0.6,
+        )
+    ]
+    text = compose_answer(
+        AnswerRequest(question="What is the default value of nodeLinker?", passages=passages)
+    )
+    assert text.startswith("nodeLinker, default: **isolated**.")

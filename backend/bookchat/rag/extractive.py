@@ -225,7 +225,8 @@ def _best_sentences(
 ) -> list[_Candidate]:
     if not question_terms:
         return []
-    placed = [placed_sentences(p.text) for p in passages]
+    # A field line ("Default: `false`") names what it is about by the passage's own heading.
+    placed = [placed_sentences(p.text, p.heading.rsplit(" > ", 1)[-1]) for p in passages]
     split = [[sentence for _, sentence in group] for group in placed]
     asked_values = {
         key for key, word in question_terms.items() if stem(word.lower()) in _VALUE_STEMS

@@ -19,6 +19,11 @@ _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 # Lines that end a paragraph without being prose: admonition fences (`:::tip`), JSX and HTML
 # lines (`<Tabs>`, `</TabItem>`), MDX imports and exports.
 _BREAK = re.compile(r"^\s*(?::::|</?[A-Za-z!]|(?:import|export)\s)")
+# A reference page's field line: "Default: `false`", "* Type: **Number**", "**Since:** v29".
+_FIELD = re.compile(r"^\**([A-Z][\w -]{0,24}?)(?::\**|\**:)\s+(\S.*)$")
+# At most this many words: a longer "Note: …" line is a sentence of its own.
+_FIELD_WORDS = 8
+_HEADING_TEXT = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
 _NAVIGATION = re.compile(
     r"\b(?:see|read|visit|follow|continue\s+(?:with|to)|refer\s+to|go\s+to|head\s+to)"
     r"\s+(?:the\s+)?\[[^\]]*\]\([^)]*\)",
@@ -37,24 +42,31 @@ def sentences(text: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=4096)
-def placed_sentences(text: str) -> tuple[tuple[int, str], ...]:
+def placed_sentences(text: str, subject: str = "") -> tuple[tuple[int, str], ...]:
     """The prose sentences of a passage, each with the number of the section it sits in.
 
     A heading line inside the passage starts a new section, so a sentence can be matched to
     the code block under the same heading. A paragraph's lines are read as one text before it
     is cut into sentences: many books wrap their Markdown at 80 columns, and a line is then
     only a piece of a sentence ("When packages are" / "installed, their files are …").
-    Cached: a passage retrieved for many questions is read once per process.
+    A short field line of a reference page ("Default: `false`") is a sentence about what its
+    heading names, the last heading inside the passage or else `subject` (the passage's own
+    heading): "`automock`, default: `false`." Cached: a passage retrieved for many questions
+    is read once per process.
     """
     result: list[tuple[int, str]] = []
     section = 0
     header: list[str] = []  # the column names of the table being read
     paragraph: list[str] = []  # the lines of the paragraph (or list item) being read
     is_item = False
+    named = subject  # what the section being read is about
 
     def flush() -> None:
         if paragraph:
-            result.extend((section, s) for s in _paragraph_sentences(" ".join(paragraph), is_item))
+            text = " ".join(paragraph)
+            field = _field_sentence(text, named)
+            found = [field] if field else _paragraph_sentences(text, is_item)
+            result.extend((section, s) for s in found)
             paragraph.clear()
 
     lines = text.splitlines()
@@ -81,6 +93,8 @@ def placed_sentences(text: str) -> tuple[tuple[int, str], ...]:
         if _HEADING.match(line):
             flush()
             section += 1
+            titled = _HEADING_TEXT.match(line)
+            named = titled.group(1) if titled else subject
             continue
         if _LIST_ITEM.match(line):
             flush()
@@ -90,6 +104,17 @@ def placed_sentences(text: str) -> tuple[tuple[int, str], ...]:
         paragraph.append(_MARKDOWN_LEAD.sub("", line).strip())
     flush()
     return tuple(result)
+
+
+def _field_sentence(paragraph: str, subject: str) -> str:
+    """ "Default: `false`" under `automock` reads "`automock`, default: `false`."; else ""."""
+    field = _FIELD.match(paragraph)
+    if not (field and subject) or count_words(paragraph) > _FIELD_WORDS:
+        return ""
+    key, value = field.group(1).strip(), field.group(2).strip()
+    subject = MARKDOWN_LINK.sub(r"\1", subject.replace("\\", "")).strip()
+    sentence = f"{subject}, {key[0].lower()}{key[1:]}: {value}"
+    return sentence if _CLOSED.search(sentence) else f"{sentence}."
 
 
 def _paragraph_sentences(paragraph: str, is_item: bool) -> list[str]:
