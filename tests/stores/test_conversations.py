@@ -200,6 +200,64 @@ async def test_concurrent_first_messages_share_one_new_conversation(sessionmaker
     assert sorted(m.content for m in view.messages) == [f"q{i}" for i in range(5)]
 
 
+async def _assistant_messages(sessionmaker, conversation_id: uuid.UUID) -> list[tuple]:
+    async with sessionmaker() as session:
+        view = await store.get_conversation(session=session, conversation_id=conversation_id)
+    assert view is not None
+    return [(m.id, m.content, m.status) for m in view.messages if m.role == "assistant"]
+
+
+async def test_a_retried_save_returns_the_stored_answer_once(sessionmaker) -> None:
+    async with sessionmaker() as session:
+        started = await store.start_turn(session=session, conversation_id=None, user_text="Q")
+    answer_id = uuid.uuid4()
+    saved = []
+    for content in ("The answer [1].", "A retry's other text"):
+        async with sessionmaker() as session:
+            saved.append(
+                await store.add_message(
+                    session=session,
+                    conversation_id=started.conversation_id,
+                    role="assistant",
+                    content=content,
+                    sources=SOURCES,
+                    message_id=answer_id,
+                )
+            )
+    # The retry gets the row that is stored, not its own text, and adds nothing.
+    assert saved[0] == saved[1]
+    assert saved[1].content == "The answer [1]."
+    assert saved[1].sources == SOURCES
+    assert await _assistant_messages(sessionmaker, started.conversation_id) == [
+        (answer_id, "The answer [1].", "complete")
+    ]
+
+
+async def test_racing_saves_of_one_answer_store_it_once(sessionmaker) -> None:
+    # Two attempts at once (one timed out client-side while its commit still went through):
+    # neither fails on the unique id, and one row is stored.
+    async with sessionmaker() as session:
+        started = await store.start_turn(session=session, conversation_id=None, user_text="Q")
+    answer_id = uuid.uuid4()
+
+    async def save(content: str):
+        async with sessionmaker() as session:
+            return await store.add_message(
+                session=session,
+                conversation_id=started.conversation_id,
+                role="assistant",
+                content=content,
+                status="partial",
+                message_id=answer_id,
+            )
+
+    first, second = await asyncio.gather(save("Half an"), save("Half an"))
+    assert first.id == second.id == answer_id
+    assert await _assistant_messages(sessionmaker, started.conversation_id) == [
+        (answer_id, "Half an", "partial")
+    ]
+
+
 async def test_bad_role_or_status_is_refused(sessionmaker) -> None:
     async with sessionmaker() as session:
         started = await store.start_turn(session=session, conversation_id=None, user_text="x")

@@ -116,7 +116,7 @@ async def start_turn(
             session=session, conversation_id=conversation_id, limit=history_limit
         )
     await _ensure_conversation(session, conversation_id)
-    message = await _insert_message(
+    message, _ = await _insert_message(
         session, conversation_id, role="user", content=user_text, sources=None, status="complete"
     )
     await session.commit()
@@ -138,12 +138,8 @@ async def add_message(
     With a message_id, storing it again (a retry after a commit whose reply was lost) returns
     the stored message instead of a second copy.
     """
-    if message_id is not None:
-        existing = await session.scalar(select(MessageRow).where(MessageRow.id == message_id))
-        if existing is not None:
-            return message_of(existing)
     await _ensure_conversation(session, conversation_id)
-    message = await _insert_message(
+    message, inserted = await _insert_message(
         session,
         conversation_id,
         role=role,
@@ -152,6 +148,13 @@ async def add_message(
         status=status,
         message_id=message_id,
     )
+    if not inserted:
+        # Stored before: the row that is there is the answer, not what this retry holds. Read
+        # only then, so a first save is two statements and a commit, not three.
+        existing = (
+            await session.scalars(select(MessageRow).where(MessageRow.id == message.id))
+        ).one()
+        message = message_of(existing)
     await session.commit()
     return message
 
@@ -210,20 +213,40 @@ async def _insert_message(
     sources: Sequence[Mapping[str, Any]] | None,
     status: str,
     message_id: uuid.UUID | None = None,
-) -> Message:
+) -> tuple[Message, bool]:
+    """Insert one message: the message as written, and False if one with this id was already
+    stored (then nothing was written).
+
+    An INSERT … ON CONFLICT (id) DO NOTHING rather than the ORM's unit of work: one statement,
+    idempotent for a retried save even when two attempts race, and a fraction of the ORM's
+    CPU per row (a save was a seventh of the event loop's time at 50 readers).
+    """
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, not {role!r}")
     if status not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
-    row = MessageRow(
+    message = Message(
         id=message_id or uuid.uuid4(),
-        conversation_id=conversation_id,
         role=role,
         content=content,
         sources=[dict(source) for source in sources or []],
         status=status,
         created_at=now(),
     )
-    session.add(row)
-    await session.flush()
-    return message_of(row)
+    statement = (
+        upsert(session, MessageRow)
+        .values(
+            id=message.id,
+            conversation_id=conversation_id,
+            role=role,
+            content=content,
+            sources=message.sources,
+            status=status,
+            created_at=message.created_at,
+        )
+        .on_conflict_do_nothing(index_elements=[MessageRow.id])
+        # RETURNING says whether the row went in: psycopg's rowcount here is -1.
+        .returning(MessageRow.seq)
+    )
+    inserted = await session.scalar(statement)
+    return message, inserted is not None
