@@ -248,3 +248,46 @@ async def test_the_body_deadline_ends_with_the_body() -> None:
     limited = errors.BodyLimitMiddleware(app, seconds=0.05)
     await limited({"type": "http", "headers": []}, receive, None)
     assert seen == ["http.request", "http.disconnect"]
+
+
+def _documented(schema: dict[str, Any], method: str, path: str) -> dict[str, Any]:
+    return schema["paths"][path][method]["responses"]
+
+
+@pytest.mark.parametrize("path", ["/api/chat", "/api/chat/stop", "/api/feedback"])
+async def test_every_error_a_body_can_get_is_in_the_schema_with_its_shape(
+    make_settings, path: str
+) -> None:
+    """What a client generated from /openapi.json (or a fuzzer) meets is what it documents."""
+    async with app_client(make_settings()) as (_, client):
+        schema = (await client.get("/openapi.json")).json()
+        error = schema["components"]["schemas"]["Error"]
+        responses = _documented(schema, "post", path)
+        bad_bodies = [b"\x00", b'{"a":', b"[]", b"{}", b'{"message": "x\\u0000"}', b"x" * 70_000]
+        for body in bad_bodies:
+            response = await client.post(path, content=body, headers={"content-type": JSON})
+            status = str(response.status_code)
+            assert status in responses, (body[:20], status)
+            assert responses[status]["content"][JSON]["schema"] == {
+                "$ref": "#/components/schemas/Error"
+            }
+            got = response.json()
+            assert set(error["required"]) <= set(got)
+            assert set(got) <= set(error["properties"])
+
+
+async def test_the_schema_states_the_text_rules_the_validators_apply(make_settings) -> None:
+    import re
+
+    async with app_client(make_settings()) as (_, client):
+        schema = (await client.get("/openapi.json")).json()
+    chat = schema["components"]["schemas"]["ChatRequest"]
+    message = re.compile(chat["properties"]["message"]["pattern"].replace("\\u0000", "\\x00"))
+    assert message.search("How do I install it?")
+    assert not message.search("   ")
+    assert not message.search("hi\x00")
+    assert chat["then"]["required"] == ["context"]
+    reason = schema["components"]["schemas"]["FeedbackRequest"]["properties"]["reason"]
+    # On the property: JSON Schema applies a pattern to strings only, so null stays allowed.
+    assert reason["pattern"] == errors.NO_NUL_PATTERN
+    assert chat["properties"]["context"]["pattern"] == errors.NO_NUL_PATTERN

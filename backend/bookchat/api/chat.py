@@ -26,7 +26,7 @@ from bookchat.api.deps import (
     ReadyRuntimeDep,
     RetrieverDep,
 )
-from bookchat.api.errors import ApiError
+from bookchat.api.errors import NO_NUL_PATTERN, NOT_BLANK_NO_NUL_PATTERN, ApiError, storable
 from bookchat.rag.chat import MAX_CONVERSATION_MESSAGES, ChatTurn, begin_turn, stream_turn
 from bookchat.runtime import Runtime
 from bookchat.stores.errors import (
@@ -46,23 +46,37 @@ MAX_CONTEXT_CHARS = 20_000
 class ChatRequest(BaseModel):
     """What the widget sends: a message, the mode, the highlighted text, the conversation."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore",
+        # The selection rule below, said in the schema as well (the validator decides).
+        json_schema_extra={
+            "if": {"properties": {"mode": {"const": "selection"}}, "required": ["mode"]},
+            "then": {
+                "required": ["context"],
+                "properties": {"context": {"type": "string", "pattern": NOT_BLANK_NO_NUL_PATTERN}},
+            },
+        },
+    )
 
-    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    message: str = Field(
+        min_length=1,
+        max_length=MAX_MESSAGE_CHARS,
+        json_schema_extra={"pattern": NOT_BLANK_NO_NUL_PATTERN},
+    )
     mode: Literal["general", "selection"] = "general"
     # validate_default: the selection check below must also run when context is omitted.
-    context: str | None = Field(default=None, max_length=MAX_CONTEXT_CHARS, validate_default=True)
+    context: str | None = Field(
+        default=None,
+        max_length=MAX_CONTEXT_CHARS,
+        validate_default=True,
+        json_schema_extra={"pattern": NO_NUL_PATTERN},
+    )
     conversation_id: uuid.UUID | None = None
 
     @field_validator("message", "context")
     @classmethod
     def _storable(cls, value: str | None) -> str | None:
-        # PostgreSQL cannot store NUL in text: refused here, the same on both stores, rather than
-        # a store error that a client told to retry would hit for ever. (Pydantic already
-        # refuses lone surrogates, the other text no store can hold.)
-        if value is not None and "\x00" in value:
-            raise ValueError("must not contain the NUL character (\\u0000)")
-        return value
+        return storable(value)
 
     @field_validator("message")
     @classmethod

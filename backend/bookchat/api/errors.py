@@ -52,9 +52,83 @@ class ApiError(HTTPException):
         self.extra = extra  # more JSON fields next to detail and code (e.g. retry_after)
 
 
+# PostgreSQL cannot store NUL in text: a body's text with one is refused by its model's
+# validator (the same on both stores) rather than hitting a store error that a client told to
+# retry would hit for ever; the schema says so with this pattern. (Pydantic already refuses lone
+# surrogates, the other text no store can hold.)
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+NOT_BLANK_NO_NUL_PATTERN = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+
+
+def storable(value: str | None) -> str | None:
+    """A body's text as given; a ValueError (a 422 naming the field) if it holds NUL."""
+    if value is not None and "\x00" in value:
+        raise ValueError("must not contain the NUL character (\\u0000)")
+    return value
+
+
 def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
     """The JSON shape of every error response."""
     return {"detail": detail, "code": code, **extra}
+
+
+# What every request with a body may also be answered, before its route runs (the JSON
+# handlers and BodyLimitMiddleware below): documented on each such operation.
+_BODY_ERRORS = {
+    "400": "the body is not JSON (`detail` says where it stopped reading)",
+    "408": "the body did not arrive in time",
+    "413": "the body is larger than the limit",
+}
+_ERROR_SCHEMA = {
+    "title": "Error",
+    "type": "object",
+    "required": ["detail", "code"],
+    "properties": {
+        "detail": {"type": "string", "description": "what went wrong, for a reader"},
+        "code": {"type": "string", "description": "what went wrong, for a program"},
+        "errors": {
+            "type": "array",
+            "description": "on 400 and 422: each field that was refused, and why",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+        "retry_after": {"type": "integer", "description": "on 429: seconds to wait"},
+    },
+}
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Make the app's OpenAPI schema say how it answers errors: every 4xx and 5xx response
+    with the one error shape, and the 400, 408 and 413 any body can get.
+
+    The schema is this contract (http-api.md); a client generated from it, or a fuzzer checking
+    responses against it, must not meet undocumented statuses or bodies.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = _ERROR_SCHEMA
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                if "requestBody" in operation:
+                    for status, description in _BODY_ERRORS.items():
+                        responses.setdefault(status, {"description": description})
+                for status, response in responses.items():
+                    if status[0] in "45":
+                        response["content"] = {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                        }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -155,9 +229,10 @@ def quoted_path(path: str) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the JSON handlers for validation and HTTP errors."""
+    """Register the JSON handlers for validation and HTTP errors, and document them."""
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    _document_errors(app)
 
 
 def _reader_went_away(exc: BaseException) -> bool:

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bookchat.api.deps import ConversationStoreDep
-from bookchat.api.errors import ApiError
+from bookchat.api.errors import NO_NUL_PATTERN, ApiError, storable
 from bookchat.stores.errors import StoreError
 
 router = APIRouter(tags=["feedback"])
@@ -25,16 +25,15 @@ class FeedbackRequest(BaseModel):
 
     message_id: uuid.UUID
     rating: Literal["up", "down"]
-    reason: str | None = Field(default=None, max_length=MAX_REASON_CHARS)
+    reason: str | None = Field(
+        default=None, max_length=MAX_REASON_CHARS, json_schema_extra={"pattern": NO_NUL_PATTERN}
+    )
 
     @field_validator("reason")
     @classmethod
     def _clean_reason(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if "\x00" in value:
-            raise ValueError("must not contain NUL characters")
-        return value.strip() or None
+        value = storable(value)
+        return None if value is None else value.strip() or None
 
 
 class FeedbackOut(BaseModel):
