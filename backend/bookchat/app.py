@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -42,10 +43,12 @@ def admission_policy(settings: Settings) -> AdmissionPolicy:
     )
 
 
-def _lifespan(settings: Settings, index: ServedIndex | None):
+def _lifespan(settings: Settings, index: ServedIndex | None, started_at: datetime | None):
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime(settings=settings, index=index)
+        runtime = Runtime(
+            settings=settings, index=index, started_at=started_at or datetime.now(UTC)
+        )
         admission = Admission(admission_policy(settings))
         # The one place routes (api/deps.py) and the server (cli/serve.py: announcing, draining
         # streams on shutdown) find them.
@@ -66,17 +69,21 @@ def _lifespan(settings: Settings, index: ServedIndex | None):
     return lifespan
 
 
-def create_app(settings: Settings, *, index: ServedIndex | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, index: ServedIndex | None = None, started_at: datetime | None = None
+) -> FastAPI:
     """A configured bookchat app; its lifespan opens the clients and readies the data.
 
-    index: the embedded index as `bookchat serve` prepared it for its worker processes
-    (backends.share_embedded_index); otherwise start-up prepares it.
+    For `bookchat serve`'s worker processes: index, the embedded index as serve prepared it
+    (backends.share_embedded_index; otherwise start-up prepares it), and started_at, when
+    serve started them (otherwise when the lifespan starts): questions asked before it and left
+    unanswered are marked failed, so a worker started later must not take its own start.
     """
     app = FastAPI(
         title="bookchat",
         version=__version__,
         summary="Cited answers about a Docusaurus book, streamed over Server-Sent Events.",
-        lifespan=_lifespan(settings, index),
+        lifespan=_lifespan(settings, index, started_at),
         # FastAPI's own /docs would load CDN scripts with no policy (and /docs/ is the sample
         # book's): its docs pages come from api_docs, when turned on, or not at all.
         docs_url=None,

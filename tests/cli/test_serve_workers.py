@@ -8,16 +8,31 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
+from bookchat.cli import serve
 from bookchat.sample_book import sample_book_path
+from tests.books import make_settings
 from tests.cli.test_serve import STARTUP_WAIT_SECONDS, serve_env, stop, wait_healthy
 from tests.network import free_port
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+async def test_every_worker_takes_serves_start_not_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Questions asked before a process started and left unanswered are marked failed: a worker
+    # started in place of one that died must not mark those the other workers are answering.
+    started = datetime(2026, 1, 1, tzinfo=UTC)
+    setup = (make_settings(tmp_path), None, "http://127.0.0.1:8000/", started)
+    monkeypatch.setattr(serve, "_worker_setup", setup)
+    monkeypatch.setattr(serve, "_worker_app", None)
+    app = serve.worker_app()
+    async with app.router.lifespan_context(app):
+        assert app.state.runtime.started_at == started
 
 
 def _serve(env: dict[str, str]) -> subprocess.Popen:
@@ -56,6 +71,8 @@ def _children(pid: int) -> list[int]:
     return children
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
 def test_two_workers_share_the_port_and_stop_together(tmp_path: Path, postgres_url: str) -> None:
     # No Qdrant server runs here: health says so (503), which is enough to show each worker
     # started its app and answers on the one socket.
@@ -113,6 +130,8 @@ def _answers(port: int, questions: int) -> list[dict]:
     return answers
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
 def test_workers_share_the_embedded_index_and_ingest_is_refused_meanwhile(
     tmp_path: Path, postgres_url: str, ingested_qdrant: Path
 ) -> None:
@@ -154,6 +173,8 @@ def test_workers_share_the_embedded_index_and_ingest_is_refused_meanwhile(
     assert again.returncode == 0, again.stderr[-2000:]
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
 def test_an_index_workers_cannot_share_means_one_process_and_one_line(
     tmp_path: Path, postgres_url: str
 ) -> None:
@@ -187,6 +208,7 @@ def test_an_index_workers_cannot_share_means_one_process_and_one_line(
     assert "has no fresh read snapshot" in line
 
 
+@pytest.mark.slow
 def test_workers_with_sqlite_are_refused_in_one_line(tmp_path: Path) -> None:
     result = _bookchat(
         "serve", env=serve_env(tmp_path, BOOKCHAT_WORKERS="2", PORT=str(free_port()))

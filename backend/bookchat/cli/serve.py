@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -211,9 +212,9 @@ def stop_streams_of(app: Any) -> None:
 
 _worker_app: Any = None  # the app worker_app built in this (worker) process
 # What each worker process serves: its settings (the caps split), the index as prepared for
-# it and the address to announce; set by serve before the workers are forked, so each finds it
-# in its copy of this module.
-_worker_setup: tuple[Settings, ServedIndex | None, str] | None = None
+# it, the address to announce and when serve started the workers; set by serve before the
+# workers are forked, so each finds it in its copy of this module.
+_worker_setup: tuple[Settings, ServedIndex | None, str, datetime] | None = None
 # Whether this worker prints "ready" (or why not) to the terminal: the first one started does,
 # so a person reads it once.
 _announces = False
@@ -225,8 +226,10 @@ def worker_app() -> Any:
 
     global _worker_app
     assert _worker_setup is not None, "serve sets it before it forks the workers"
-    settings, index, url = _worker_setup
-    _worker_app = create_app(settings, index=index)
+    settings, index, url, started_at = _worker_setup
+    # One start for every worker, also one started in place of a worker that died: its own
+    # would have it mark the other workers' questions, still being answered, as failed.
+    _worker_app = create_app(settings, index=index, started_at=started_at)
     if _announces:
         announce_when_ready(_worker_app, url)
     return _worker_app
@@ -296,7 +299,8 @@ def run_workers(config: Any, settings: Settings, index: ServedIndex | None, url:
     from bookchat.runtime import preload
 
     global _worker_setup
-    _worker_setup = backends.per_worker(settings, config.workers), index, url
+    started_at = datetime.now(UTC)
+    _worker_setup = backends.per_worker(settings, config.workers), index, url, started_at
     preload(settings)
     # Every worker uvicorn starts (at first, on SIGHUP, in place of one that died) is ours.
     multiprocess.Process = draining_process()  # type: ignore[misc]
