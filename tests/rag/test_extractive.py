@@ -631,3 +631,30 @@ async def test_a_question_for_a_default_gets_the_field_line_stating_it() -> None
         AnswerRequest(question="What is the default value of nodeLinker?", passages=passages)
     )
     assert text.startswith("nodeLinker, default: **isolated**.")
+
+
+async def test_a_question_for_a_quantity_gets_the_default_line_beside_the_description() -> None:
+    # pnpm.io's settings/network.md (MIT): the description carries the question's words, the
+    # line above it the value.
+    passage = Passage(
+        file="settings/network.md",
+        title="Settings",
+        heading="Request Settings > fetchRetries",
+        url="https://b/settings/network#fetchretries",
+        text="* Default: **2**\n* Type: **Number**\n\n"
+        "How many times to retry if pnpm fails to fetch from the registry.",
+        score=0.6,
+    )
+    question = "How many times does pnpm retry when downloading from the registry fails?"
+    text = compose_answer(AnswerRequest(question=question, passages=[passage]))
+    assert text == (
+        "fetchRetries, default: **2**. "
+        "How many times to retry if pnpm fails to fetch from the registry [1]."
+    )
+    # A question that asks for no value gets the description alone.
+    plain = compose_answer(
+        AnswerRequest(
+            question="Why does pnpm retry fetching from the registry?", passages=[passage]
+        )
+    )
+    assert plain == "How many times to retry if pnpm fails to fetch from the registry [1]."

@@ -19,7 +19,7 @@ from typing import Any
 from bookchat.rag.answerer import AnswerRequest
 from bookchat.rag.citations import unmarked
 from bookchat.rag.extractive_code import CodeBlock, asks_how_to, pick_blocks, shown
-from bookchat.rag.extractive_text import placed_sentences, sentences, terms
+from bookchat.rag.extractive_text import default_lines, placed_sentences, sentences, terms
 from bookchat.rag.prompt import NO_ANSWER, standalone_query
 from bookchat.rag.types import Passage
 from bookchat.text import first_word, matched, stem
@@ -60,6 +60,8 @@ _OVERVIEW_STEMS = frozenset(stem(w) for w in OVERVIEW_WORDS)
 _OPENING_PAGES = frozenset({"intro", "index", "introduction", "readme", "overview", "welcome"})
 _STATES_A_VALUE = re.compile(r"\d")
 _VALUE_STEMS = frozenset(stem(w) for w in VALUE_WORDS)
+# "How many times …?", "How much memory …?" ask for a quantity too, whatever else they name.
+_QUANTITY_STEMS = frozenset(stem(w) for w in ("many", "much"))
 # "That gives …", "This is why …": a pronoun standing for the sentence before ("This guide
 # is …" names its own subject). A following verb ends in -s or is an auxiliary.
 _BACK_REFERENCE = re.compile(
@@ -226,7 +228,10 @@ def _best_sentences(
     if not question_terms:
         return []
     # A field line ("Default: `false`") names what it is about by the passage's own heading.
-    placed = [placed_sentences(p.text, p.heading.rsplit(" > ", 1)[-1]) for p in passages]
+    subjects = [p.heading.rsplit(" > ", 1)[-1] for p in passages]
+    placed = [
+        placed_sentences(p.text, subject) for p, subject in zip(passages, subjects, strict=True)
+    ]
     split = [[sentence for _, sentence in group] for group in placed]
     asked_values = {
         key for key, word in question_terms.items() if stem(word.lower()) in _VALUE_STEMS
@@ -302,8 +307,35 @@ def _best_sentences(
         chosen.extend(unit)
         per_passage[candidate.passage] = per_passage.get(candidate.passage, 0) + len(unit)
         length += size
+    asks_value = bool(asked_values) or any(
+        stem(word.lower()) in _QUANTITY_STEMS for word in question_terms.values()
+    )
+    if asks_value:
+        chosen += _defaults_beside(chosen, passages, subjects, placed)
     # In the book's order: by passage, then by place in the passage.
     return sorted(chosen, key=lambda c: (c.passage, c.position))
+
+
+def _defaults_beside(
+    chosen: list[_Candidate],
+    passages: Sequence[Passage],
+    subjects: list[str],
+    placed: list[tuple[tuple[int, str], ...]],
+) -> list[_Candidate]:
+    """A reference page's "Default: **2**" line under a quoted sentence, for a question asking
+    for a value: the option's description ("How many times to retry …") carries the question's
+    words, its default line the answer."""
+    taken = {(c.passage, c.position) for c in chosen}
+    added: list[_Candidate] = []
+    for c in chosen:
+        for position in sorted(
+            default_lines(passages[c.passage - 1].text, subjects[c.passage - 1])
+        ):
+            section, text = placed[c.passage - 1][position]
+            if section == c.section and (c.passage, position) not in taken:
+                taken.add((c.passage, position))
+                added.append(replace(c, position=position, text=text))
+    return added
 
 
 def _cited(chosen: list[_Candidate]) -> str:

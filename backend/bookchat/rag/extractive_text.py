@@ -41,8 +41,20 @@ def sentences(text: str) -> list[str]:
     return [sentence for _, sentence in placed_sentences(text)]
 
 
-@functools.lru_cache(maxsize=4096)
 def placed_sentences(text: str, subject: str = "") -> tuple[tuple[int, str], ...]:
+    """The prose sentences of a passage, each with the number of the section it sits in (see
+    _read)."""
+    return _read(text, subject)[0]
+
+
+def default_lines(text: str, subject: str = "") -> frozenset[int]:
+    """Which of placed_sentences(text, subject) are a field line giving a default value
+    ("`automock` [boolean], default: `false`.")."""
+    return _read(text, subject)[1]
+
+
+@functools.lru_cache(maxsize=4096)
+def _read(text: str, subject: str) -> tuple[tuple[tuple[int, str], ...], frozenset[int]]:
     """The prose sentences of a passage, each with the number of the section it sits in.
 
     A heading line inside the passage starts a new section, so a sentence can be matched to
@@ -55,6 +67,7 @@ def placed_sentences(text: str, subject: str = "") -> tuple[tuple[int, str], ...
     is read once per process.
     """
     result: list[tuple[int, str]] = []
+    defaults: set[int] = set()
     section = 0
     header: list[str] = []  # the column names of the table being read
     paragraph: list[str] = []  # the lines of the paragraph (or list item) being read
@@ -64,8 +77,11 @@ def placed_sentences(text: str, subject: str = "") -> tuple[tuple[int, str], ...
     def flush() -> None:
         if paragraph:
             text = " ".join(paragraph)
-            field = _field_sentence(text, named)
-            found = [field] if field else _paragraph_sentences(text, is_item)
+            field = _FIELD.match(text)
+            said = _field_sentence(field, text, named) if field else ""
+            if said and field and field.group(1).lower().startswith("default"):
+                defaults.add(len(result))
+            found = [said] if said else _paragraph_sentences(text, is_item)
             result.extend((section, s) for s in found)
             paragraph.clear()
 
@@ -103,13 +119,12 @@ def placed_sentences(text: str, subject: str = "") -> tuple[tuple[int, str], ...
             is_item = False
         paragraph.append(_MARKDOWN_LEAD.sub("", line).strip())
     flush()
-    return tuple(result)
+    return tuple(result), frozenset(defaults)
 
 
-def _field_sentence(paragraph: str, subject: str) -> str:
+def _field_sentence(field: re.Match[str], paragraph: str, subject: str) -> str:
     """ "Default: `false`" under `automock` reads "`automock`, default: `false`."; else ""."""
-    field = _FIELD.match(paragraph)
-    if not (field and subject) or count_words(paragraph) > _FIELD_WORDS:
+    if not subject or count_words(paragraph) > _FIELD_WORDS:
         return ""
     key, value = field.group(1).strip(), field.group(2).strip()
     subject = MARKDOWN_LINK.sub(r"\1", subject.replace("\\", "")).strip()
