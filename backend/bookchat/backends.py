@@ -92,13 +92,21 @@ PRELOADABLE = (
     "bookchat.rag.gemini_answerer",
     "bookchat.rag.extractive",
     "bookchat.providers.static_embedder",
+    "anyio._backends._asyncio",
 )
 
 
 def preload_modules(settings: Settings) -> list[str]:
     """The modules the chosen backends import, to load off the event loop at start-up
     (always a subset of PRELOADABLE)."""
-    modules = ["bookchat.stores.conversation_store", "bookchat.rag.retrieve"]
+    # anyio loads its asyncio backend when a request first runs sync code in its thread pool
+    # (FastAPI's sync dependencies, starlette's streaming): ~12 ms that was the first /api/health
+    # answer's, on the event loop.
+    modules = [
+        "bookchat.stores.conversation_store",
+        "bookchat.rag.retrieve",
+        "anyio._backends._asyncio",
+    ]
     if not settings.embedded_qdrant:
         # A Qdrant server is reached over REST with httpx. Embedded, the index is read from its
         # read snapshot (stores/snapshot.py): qdrant-client loads only to write, in a thread.

@@ -133,14 +133,16 @@ class Runtime:
             with attempt:
                 self.attempts += 1
                 await self._start_once()
-        self.phase, self.error, self.step = "ready", None, "done"
-        log.info("start-up complete after %d attempt(s)", self.attempts)
+        # Before "ready": healthy means a reader's first answer finds the path warm.
+        self.step = "warming the answer path"
         await self._warm_answer_path()
         if self._heap_settled:
             # What start-up opened after the imports (stores, caches, the warm-up's) is long-lived
             # too; collecting the young objects only (the rest is frozen) takes milliseconds.
             gc.collect()
             gc.freeze()
+        self.phase, self.error, self.step = "ready", None, "done"
+        log.info("start-up complete after %d attempt(s)", self.attempts)
 
     def _failed(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None

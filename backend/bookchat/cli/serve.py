@@ -15,7 +15,6 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from bookchat.cli.places import data_dir_lines
-from bookchat.ingest.sample import holds_only_the_sample_book
 from bookchat.paths import data_dir_now
 
 if TYPE_CHECKING:
@@ -374,9 +373,13 @@ async def _answering_from(runtime: Runtime) -> str:
             points = (await retriever.check()).get("points")
             return f" (collection '{store.collection}' holds {points} chunks)" if points else ""
         ids = await store.stored_chunks()
+        # The same question the /docs/ pages ask, answered once: telling the sample book apart
+        # reads it (~50 ms), in a thread there, while the first reader's answer may be
+        # streaming on this loop.
+        sample = await runtime.serves_sample_pages()
     except Exception:  # only a courtesy line: /api/health reports store problems
         return ""
-    if holds_only_the_sample_book(ids, runtime.settings.sample_book_url):
+    if sample:
         return " (answering from the sample book; `bookchat ingest PATH` indexes yours)"
     return f" (answering from {len(ids)} chunks in collection '{store.collection}')"
 
