@@ -16,7 +16,7 @@ from bookchat import backends
 from bookchat.backends import PRELOADABLE, preload_modules
 from bookchat.config import Settings
 from bookchat.stores.errors import StoreUnavailable
-from bookchat.stores.snapshot import fresh_snapshot_points, remove_snapshot
+from bookchat.stores.snapshot import fresh_snapshot_points, remove_snapshot, snapshot_path
 from tests.books import make_settings
 
 
@@ -89,6 +89,22 @@ def test_the_embedded_index_is_written_once_then_shared_by_readers(tmp_path: Pat
     assert again.shared
     assert again.readers_lock is not None
     again.readers_lock.release()
+
+
+def test_workers_use_the_snapshot_read_once_before_they_started(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, DATABASE_URL=PG)
+    index = backends.share_embedded_index(settings)
+    try:
+        assert index.loaded is not None
+        snapshot, _ = index.loaded
+        # Read once, under the lock: a worker opening the index takes that copy, not the file.
+        snapshot_path(settings.qdrant_path, settings.qdrant_collection).unlink()
+        reader = backends.open_vector_store(settings, index=index)
+        assert asyncio.run(reader.count()) == len(snapshot) > 0
+        asyncio.run(reader.close())
+    finally:
+        assert index.readers_lock is not None
+        index.readers_lock.release()
 
 
 def test_a_stale_read_snapshot_is_made_again_before_readers_start(tmp_path: Path) -> None:

@@ -164,7 +164,7 @@ def share_embedded_index(settings: Settings) -> ServedIndex:
             )
             if why is not None:
                 raise IndexNotShared(why)
-        return share_for_readers(index)
+        return share_for_readers(index, settings.qdrant_collection)
     except IndexNotShared:
         raise
     except Exception as exc:  # the one process that serves instead meets it and reports it
@@ -331,6 +331,7 @@ def open_vector_store(
         api_key=api_key,
         timeout=timeout,
         shared=index is not None and index.shared,
+        loaded=index.loaded if index is not None else None,
     )
 
 

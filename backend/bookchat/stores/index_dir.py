@@ -21,10 +21,14 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bookchat.stores.connection import FolderLock
 from bookchat.stores.errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from bookchat.stores.memory_index import MemoryIndex
+    from bookchat.stores.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +58,11 @@ class ServedIndex:
     copy_seconds: float | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
     # Read by several processes at once (`bookchat serve`'s workers), none of which writes it;
-    # `readers_lock` is the shared folder lock of the process that started them (share_for_readers).
+    # `readers_lock` is the shared folder lock of the process that started them, `loaded` its
+    # snapshot and search index, read once there for the workers to inherit (share_for_readers).
     shared: bool = False
     readers_lock: FolderLock | None = field(default=None, repr=False, compare=False)
+    loaded: tuple[Snapshot, MemoryIndex] | None = field(default=None, repr=False, compare=False)
 
     def describe(self) -> dict[str, Any]:
         """The health report's `index` block (paths are local, never secrets)."""
@@ -179,12 +185,15 @@ def unshared_because(index: ServedIndex, collection: str, *, needs_points: bool)
     return None
 
 
-def share_for_readers(index: ServedIndex) -> ServedIndex:
+def share_for_readers(index: ServedIndex, collection: str) -> ServedIndex:
     """`index` marked shared, with its folder's lock taken shared by this process: readers
     (worker processes) take it too, and a writer (`bookchat ingest`) is refused until the last
-    of them exits. Raises StoreUnavailable when a writer holds the folder now."""
+    of them exits. Its snapshot and search index are loaded here, once: forked workers share
+    those pages instead of each holding a copy (at 9,000 chunks, 140 MiB each; benchmarks.md).
+    Raises StoreUnavailable when a writer holds the folder now or the snapshot is unusable."""
     assert index.path is not None, "a Qdrant server is shared as it is"
-    from bookchat.stores.snapshot import writable
+    from bookchat.stores.memory_index import MemoryIndex
+    from bookchat.stores.snapshot import Snapshot, SnapshotUnusable, writable
 
     lock = None
     if writable(index.path):  # a read-only folder (the image's baked index) takes no lock
@@ -193,4 +202,12 @@ def share_for_readers(index: ServedIndex) -> ServedIndex:
             raise StoreUnavailable(
                 f"The embedded Qdrant in {index.path} is in use by another bookchat process"
             )
-    return dataclasses.replace(index, shared=True, readers_lock=lock)
+    try:
+        # Read under the lock: no writer can change it from here on.
+        snapshot = Snapshot.read(index.path, collection)
+    except SnapshotUnusable as why:
+        if lock is not None:
+            lock.release()
+        raise StoreUnavailable(f"the read snapshot in {index.path} is unusable: {why}") from None
+    loaded = snapshot, MemoryIndex.from_snapshot(snapshot)
+    return dataclasses.replace(index, shared=True, readers_lock=lock, loaded=loaded)

@@ -148,11 +148,14 @@ class VectorStore:
         api_key: str | None = None,
         timeout: float = 3.0,
         shared: bool = False,
+        loaded: tuple[Snapshot, MemoryIndex] | None = None,
     ) -> VectorStore:
         """The server at `url` when given, else embedded Qdrant in the folder `path`.
 
         shared: the embedded folder is read by several processes: its lock is taken shared,
-        its read snapshot must be fresh, and every write is refused (StoreUnavailable).
+        its read snapshot must be fresh, and every write is refused (StoreUnavailable);
+        loaded: that snapshot and its search index as the serving process read them under its
+        own shared lock (its forked workers use them instead of reading their own copies).
         Blocking (embedded local mode reads every point when it opens): call it in a thread.
         """
         if url is not None:
@@ -165,7 +168,7 @@ class VectorStore:
         store = cls(collection=collection, location=location, timeout=timeout, shared=shared)
         try:
             path.mkdir(parents=True, exist_ok=True)
-            store._open_embedded()
+            store._open_embedded(loaded if shared else None)
         except OSError as exc:
             raise StoreUnavailable(
                 f"The embedded Qdrant in {path} cannot be opened: {exc.strerror or exc}"
@@ -186,10 +189,11 @@ class VectorStore:
             "(`bookchat ingest`), or serve one process (BOOKCHAT_WORKERS=1)."
         )
 
-    def _open_embedded(self) -> None:
+    def _open_embedded(self, loaded: tuple[Snapshot, MemoryIndex] | None = None) -> None:
         """Lock the folder and read its snapshot (made again from local mode's files when it
-        is missing or stale). A folder nothing may write (the image's baked index) takes no
-        lock: nothing can change it. Blocking."""
+        is missing or stale), or take the one `loaded` under a lock held since. A folder
+        nothing may write (the image's baked index) takes no lock: nothing can change it.
+        Blocking."""
         from bookchat.stores.snapshot import Snapshot, SnapshotUnusable, writable
 
         assert self.location.path is not None
@@ -199,6 +203,9 @@ class VectorStore:
             if not lock.acquire():
                 raise self._in_use()
             self._folder_lock = lock
+        if loaded is not None:
+            self._snapshot, self._memory = loaded
+            return
         try:
             self._snapshot = Snapshot.read(path, self.collection)
         except SnapshotUnusable as why:
