@@ -564,6 +564,8 @@ def test_a_paragraph_wrapped_over_several_lines_is_read_as_one_text() -> None:
         "Preview first\n"
         "<Tabs>\n"
         "Tabs keep their text.\n"
+        '<LiteYouTubeEmbed\n  id="abc"\n/>\n'
+        "<sup>†</sup> The plain store only supports plain object actions.\n"
     )
     assert sentences(text) == [
         "All the files are saved in a single place on the disk.",
@@ -572,6 +574,7 @@ def test_a_paragraph_wrapped_over_several_lines_is_read_as_one_text() -> None:
         "Run `pnpm store prune` from time to time to remove unreferenced packages.",
         "Prune less often on a busy machine.",
         "Tabs keep their text.",
+        "<sup>†</sup> The plain store only supports plain object actions.",
     ]
 
 

@@ -16,9 +16,12 @@ _CLOSED = re.compile(r"[.!?][\"”’)\]`*_]*$")
 _RULE_CELL = re.compile(r"^:?-{3,}:?$")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+\S")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
-# Lines that end a paragraph without being prose: admonition fences (`:::tip`), JSX and HTML
-# lines (`<Tabs>`, `</TabItem>`), MDX imports and exports.
-_BREAK = re.compile(r"^\s*(?::::|</?[A-Za-z!]|(?:import|export)\s)")
+# Lines that end a paragraph without being prose: admonition fences (`:::tip`), lines of JSX
+# or HTML tags alone (`<Tabs>`, `</TabItem>`) or opening a tag over several lines
+# (`<LiteYouTubeEmbed`, up to the line that closes it), MDX imports and exports.
+# "<sup>†</sup> The store …" is prose.
+_BREAK = re.compile(r"^\s*(?::::|(?:</?[A-Za-z!][^>]*>\s*)+$|<[A-Za-z!][^>]*$|(?:import|export)\s)")
+_OPEN_TAG = re.compile(r"^\s*<[A-Za-z!][^>]*$")
 # A reference page's field line: "Default: `false`", "* Type: **Number**", "**Since:** v29".
 _FIELD = re.compile(r"^\**([A-Z][\w -]{0,24}?)(?::\**|\**:)\s+(\S.*)$")
 # At most this many words: a longer "Note: …" line is a sentence of its own.
@@ -73,6 +76,7 @@ def _read(text: str, subject: str) -> tuple[tuple[tuple[int, str], ...], frozens
     paragraph: list[str] = []  # the lines of the paragraph (or list item) being read
     is_item = False
     named = subject  # what the section being read is about
+    in_tag = False
 
     def flush() -> None:
         if paragraph:
@@ -92,8 +96,12 @@ def _read(text: str, subject: str) -> tuple[tuple[tuple[int, str], ...], frozens
         end = fence_end(lines, index)
         line = lines[index]
         index = index + 1 if end is None else end + 1
+        if in_tag:  # the attributes of a tag opened on an earlier line, up to its ">"
+            in_tag = ">" not in line
+            continue
         if end is not None or not line.strip() or _BREAK.match(line):
             flush()
+            in_tag = bool(_OPEN_TAG.match(line))
             continue
         if line.strip().startswith("|"):
             flush()
