@@ -10,11 +10,10 @@ keeps up, every piece still goes out on its own, as soon as it arrives.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 from collections.abc import AsyncIterator
 
-import anyio
+from bookchat.tasks import cancel_and_settle
 
 # Ten updates a second still read as a smooth stream, and above the gap between a fast model's
 # pieces: a stream of one-word chunks every 20 ms goes out as about five words per event. A
@@ -126,11 +125,5 @@ async def coalesced(
             stopping.unwatch(ready)
         if stopper is not None:
             stopper.cancel()
-        if not task.done():
-            task.cancel()
-            # The source's own clean-up (closing an HTTP stream) ends before we do; a second
-            # cancellation of the reader does not cut it short.
-            with anyio.CancelScope(shield=True), contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait({task})
-        if task.done() and not task.cancelled():
-            task.exception()  # retrieved here, so an unread error is not logged as lost
+        # The source's own clean-up (closing an HTTP stream) ends before we do.
+        await cancel_and_settle(task)
