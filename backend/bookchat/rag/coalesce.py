@@ -1,8 +1,8 @@
 """Join answer pieces that arrive faster than the reader takes them into one piece.
 
-Every token event costs the server the same whatever its length (JSON and SSE encoding, two
-memory streams and a keep-alive timer in FastAPI, the middlewares, one socket write), and the
-reader the same to parse. Under load, pieces pile up while the event loop serves other
+Every token event costs the server the same whatever its length (JSON and SSE encoding, a
+hand-over between two tasks in api/sse.py, the middlewares, one socket write), and the reader
+the same to parse. Under load, pieces pile up while the event loop serves other
 streams; sending them as one event then costs one event instead of many. When the server
 keeps up, every piece still goes out on its own, as soon as it arrives.
 """
