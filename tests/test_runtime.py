@@ -7,7 +7,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+from bookchat.rag.retrieve import BookRetriever
 from bookchat.runtime import Runtime
 from tests.books import make_settings
 
@@ -36,6 +38,7 @@ print(json.dumps({
     "gc_enabled": gc.isenabled(),
     "frozen": gc.get_freeze_count(),
     "modules": sorted(m for m in ("google.genai", "qdrant_client") if m in sys.modules),
+    "anyio_backend": "anyio._backends._asyncio" in sys.modules,
 }))
 """
 
@@ -86,6 +89,25 @@ async def test_a_filled_collection_is_loaded_into_memory_at_start_up(tmp_path: P
         await second.aclose()
 
 
+async def test_ready_comes_after_the_warm_up_query(tmp_path: Path, monkeypatch):
+    """Healthy means the answer path is warm: the warm-up query runs before "ready"."""
+    runtime = Runtime(settings=make_settings(tmp_path))
+    phases: list[str] = []
+    original = BookRetriever.retrieve
+
+    async def recording(self: BookRetriever, *args: Any, **kwargs: Any) -> Any:
+        phases.append(runtime.phase)
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BookRetriever, "retrieve", recording)
+    try:
+        await runtime.start()
+        assert runtime.ready
+        assert phases == ["starting"]
+    finally:
+        await runtime.aclose()
+
+
 async def test_sample_book_can_be_turned_off(tmp_path: Path):
     runtime = Runtime(settings=make_settings(tmp_path, BOOKCHAT_SAMPLE_BOOK=False))
     try:
@@ -120,6 +142,8 @@ def test_start_up_imports_with_the_gc_off_turn_it_back_on_and_freeze_what_they_m
     started = start_fresh(tmp_path, gc_off=True)
     assert started["ready"]
     assert started["gc_enabled"]
+    # Imported off the loop: the first request's thread-pool hop would import it on the loop.
+    assert started["anyio_backend"]
     # The modules and classes the imports made are out of every later collection's way.
     assert isinstance(started["frozen"], int)
     assert started["frozen"] > 10_000
