@@ -296,6 +296,33 @@ def test_only_include_versions_and_no_current(tmp_path: Path) -> None:
     ]
 
 
+def test_docs_stand_in_for_a_landing_version_the_build_would_copy_there(tmp_path: Path) -> None:
+    # pnpm.io's layout: docs/ is not served itself (includeCurrentVersion: false), and its
+    # build copies it to versioned_docs/version-11.x, which a checkout does not have.
+    site_dir = _versioned(
+        tmp_path, "includeCurrentVersion: false, lastVersion: '11.x'", ["11.x", "10.x"]
+    )
+    (site_dir / "versioned_docs" / "version-11.x").rmdir()
+    site = resolve_site(site_dir, versions="all")
+    assert [(r.path.name, r.version, r.site.route_base_path, r.last) for r in site.roots] == [
+        ("docs", "11.x", "docs", True),
+        ("version-10.x", "10.x", "docs/10.x", False),
+    ]
+    assert any("indexing" in w and "in its place" in w for w in site.warnings)
+
+
+def test_a_missing_version_is_skipped_where_docs_are_served_as_their_own(tmp_path: Path) -> None:
+    # docs/ is the "next" version here: it must not pose as the released one.
+    site_dir = _versioned(tmp_path, "", ["2.0", "1.0"])
+    (site_dir / "versioned_docs" / "version-2.0").rmdir()
+    site = resolve_site(site_dir, versions="all")
+    assert [(r.version, r.site.route_base_path) for r in site.roots] == [
+        ("current", "docs/next"),
+        ("1.0", "docs/1.0"),
+    ]
+    assert any("no docs folder at" in w and "skipped" in w for w in site.warnings)
+
+
 def test_a_second_instance_has_its_own_versions_files(tmp_path: Path) -> None:
     site_dir = _versioned(
         tmp_path,

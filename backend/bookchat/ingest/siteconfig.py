@@ -19,7 +19,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -317,6 +317,17 @@ def _versions(site_dir: Path, inst: _Instance, reader: _Reader) -> tuple[list[_V
     return out, released
 
 
+def _stands_in(missing: _Version, current: Path, found: list[_Version]) -> bool:
+    """Whether the current docs folder is read in place of the missing landing version: it is
+    on disk and not already indexed as a version of its own."""
+    return (
+        missing.last
+        and missing.name != CURRENT
+        and current.is_dir()
+        and not any(v.name == CURRENT for v in found)
+    )
+
+
 def _select(names: str, version: _Version) -> bool:
     if names == "last":
         return version.last
@@ -525,13 +536,25 @@ def _resolve_site_dir(
         if route_base_path is not None:
             inst.route_base_path = route_base_path
         found, released = _versions(site_dir, inst, reader)
+        current = (site_dir / inst.path).resolve()
         for version in found:
             chosen = _select(versions, version) if released else True
             if not version.path.is_dir():
-                if chosen:
-                    missing = relative_to_cwd(version.path)
-                    warnings.append(f"{where}: no docs folder at {missing}; skipped")
-                continue
+                missing = relative_to_cwd(version.path)
+                if chosen and _stands_in(version, current, found):
+                    # Some sites keep the released docs only in docs/ and copy them to this
+                    # folder at build time (pnpm.io's `copy-docs`): Docusaurus itself cannot
+                    # build such a checkout, and skipping it would index nothing readers see.
+                    warnings.append(
+                        f"{where}: no docs folder at {missing} (the version readers land on; "
+                        f"a build step may make it from {relative_to_cwd(current)}): indexing "
+                        f"{relative_to_cwd(current)} in its place"
+                    )
+                    version = replace(version, path=current)
+                else:
+                    if chosen:
+                        warnings.append(f"{where}: no docs folder at {missing}; skipped")
+                    continue
             root = DocsRoot(
                 path=version.path,
                 site=_url_maker(site, version.route),
