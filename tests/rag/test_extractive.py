@@ -661,3 +661,34 @@ async def test_a_question_for_a_quantity_gets_the_default_line_beside_the_descri
         )
     )
     assert plain == "How many times to retry if pnpm fails to fetch from the registry [1]."
+
+
+def test_a_version_question_is_answered_by_the_sentence_stating_the_version() -> None:
+    # From React Native's docs (CC BY 4.0, backend/bench/books/books.tsv): the versioning
+    # policy, the render pipeline and the set-up page's Node partial.
+    passages = [
+        _passage(
+            "Versioning policy",
+            "Breaking changes",
+            "Breaking changes are inconvenient for everyone, and we're trying to minimize them "
+            "to the bare minimum.",
+        ),
+        _passage(
+            "Render pipeline",
+            "Phase 1. Render",
+            "CloneNode(**Node 3**, `{backgroundColor: 'yellow'}`) gives **Node 3'**.",
+        ),
+        _passage(
+            "Set up your environment",
+            "Installing dependencies > Node & Watchman",
+            "We recommend installing Node and Watchman using Homebrew. If you have already "
+            "installed Node on your system, make sure it is Node 22.11.0 or newer.",
+        ),
+    ]
+    text = compose_answer(
+        AnswerRequest(question="what is the minimum node version?", passages=passages)
+    )
+    assert text.startswith("If you have already installed Node on your system, make sure it is")
+    assert "22.11.0 or newer [3]." in text
+    # Sentences stating no value are no answer beside it.
+    assert "bare minimum" not in text

@@ -178,3 +178,32 @@ def test_page_texts_counted_from_the_stored_weights_rank_as_their_texts() -> Non
         assert by_weights.text_ranks(question) == by_text.text_ranks(question), question
         assert by_weights.lexical_ranks(question) == by_text.lexical_ranks(question)
     assert by_text.text_ranks("keyboard padding") == {KEYBOARD: 0, TEXT_INPUT: 1}
+
+
+# From React Native's set-up-your-environment page and its partials (CC BY 4.0, see
+# backend/bench/books/books.tsv).
+XCODE_ENV = (
+    "The `.xcode.env` file contains an environment variable to export the path to the `node` "
+    "executable in the `NODE_BINARY` variable. You should customize this variable with your "
+    "own path or your own `node` version manager, if it differs from the default."
+)
+NODE_JDK = (
+    "If you have already installed Node on your system, make sure it is Node 22.11.0 or newer. "
+    "If you already have a JDK on your system, we recommend JDK17."
+)
+
+
+def test_for_a_version_question_a_page_shows_its_passage_stating_the_version() -> None:
+    hits = [
+        _hit("set-up-your-environment.md", XCODE_ENV),
+        _hit("render-pipeline.md", "CloneNode(Node 3) gives Node 3'."),
+        _hit("set-up-your-environment.md", NODE_JDK),
+    ]
+    ranked = rank_by_page(hits, None, "What Node version is required?", None)
+    assert [h.payload["text"] for h in ranked] == [NODE_JDK, hits[1].payload["text"], XCODE_ENV]
+    # Any other question keeps each page's best passage first.
+    assert rank_by_page(hits, None, "How do I set the node path for Xcode?", None) == [
+        hits[0],
+        hits[1],
+        hits[2],
+    ]

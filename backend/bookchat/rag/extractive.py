@@ -22,6 +22,7 @@ from bookchat.rag.extractive_code import CodeBlock, asks_how_to, pick_blocks, sh
 from bookchat.rag.extractive_text import default_lines, placed_sentences, sentences, terms
 from bookchat.rag.prompt import NO_ANSWER, standalone_query
 from bookchat.rag.types import Passage
+from bookchat.rag.values import Requirement, asked_values, credited, states_bound
 from bookchat.text import first_word, matched, stem
 
 MAX_SENTENCES = 4
@@ -42,11 +43,6 @@ RELAXED_COVERAGE = 0.25
 RELAXED_SIMILARITY = 0.4
 
 _TOKEN = re.compile(r"\S+\s*")
-# Words asking for a value ("Which Node version do I need?", "What is the default port?"): a
-# sentence stating a number or version ("Node 18.x", "8000") carries them, whatever its words.
-VALUE_WORDS = frozenset(
-    {"version", "minimum", "maximum", "number", "port", "default", "limit", "size", "timeout"}
-)
 # A question about the book as a whole ("What does this book cover?", "What is this project
 # about?") has no other words than these: its answer is how the book opens, not a sentence
 # that happens to say "cover".
@@ -58,8 +54,6 @@ OVERVIEW_WORDS = frozenset(
 _OVERVIEW_STEMS = frozenset(stem(w) for w in OVERVIEW_WORDS)
 # Pages that open a book, by file name: `intro.md`, `docs/index.mdx`, `README.md`.
 _OPENING_PAGES = frozenset({"intro", "index", "introduction", "readme", "overview", "welcome"})
-_STATES_A_VALUE = re.compile(r"\d")
-_VALUE_STEMS = frozenset(stem(w) for w in VALUE_WORDS)
 # "How many times …?", "How much memory …?" ask for a quantity too, whatever else they name.
 _QUANTITY_STEMS = frozenset(stem(w) for w in ("many", "much"))
 # "That gives …", "This is why …": a pronoun standing for the sentence before ("This guide
@@ -118,7 +112,7 @@ def compose_answer(request: AnswerRequest) -> str:
     if overview:
         chosen = _opening(request.passages)
     else:
-        chosen = [] if missing else _best_sentences(request.passages, question_terms)
+        chosen = [] if missing else _best_sentences(request.passages, question, question_terms)
     code: list[tuple[int, CodeBlock]] = []
     if not (selection or missing or overview) and asks_how_to(question):
         sections: dict[tuple[int, int], set[str]] = {}
@@ -223,7 +217,7 @@ def _selection_quote(selection: str, question_terms: dict[str, str]) -> str:
 
 
 def _best_sentences(
-    passages: Sequence[Passage], question_terms: dict[str, str]
+    passages: Sequence[Passage], question: str, question_terms: dict[str, str]
 ) -> list[_Candidate]:
     if not question_terms:
         return []
@@ -233,16 +227,12 @@ def _best_sentences(
         placed_sentences(p.text, subject) for p, subject in zip(passages, subjects, strict=True)
     ]
     split = [[sentence for _, sentence in group] for group in placed]
-    asked_values = {
-        key for key, word in question_terms.items() if stem(word.lower()) in _VALUE_STEMS
-    }
-    # Which question terms each sentence carries, computed once.
+    values = asked_values(question_terms)
+    requirement = Requirement.of(question, question_terms)
+    # Which question terms each sentence carries, computed once; a sentence stating a value
+    # also carries the words asking for one (rag/values.py).
     found_in = [
-        [
-            matched(question_terms, set(terms(s)))
-            | (asked_values if asked_values and _STATES_A_VALUE.search(s) else set())
-            for s in group
-        ]
+        [credited(values, requirement, matched(question_terms, set(terms(s))), s) for s in group]
         for group in split
     ]
     total = sum(len(group) for group in split)
@@ -279,6 +269,14 @@ def _best_sentences(
     # these scores count words only, which a passage further down may repeat about another
     # subject. Measured on five real books and the sample book: backend/docs/answers.md.
     lead = next((c for c in ordered if c.passage == 1), None)
+    # A question asking for a value ("What Node version is required?") is answered by the
+    # sentence stating it ("… make sure it is Node 22.11.0 or newer."), wherever it ranks;
+    # beside it, sentences stating no version or bound ("the bare minimum", "Node 3" in a
+    # diagram) are words that happen to match.
+    stating = [c for c in ordered if requirement and requirement.stated_by(c.text)]
+    if stating:
+        lead = stating[0]
+        ordered = [c for c in ordered if states_bound(c.text)]
     if lead is not None:
         ordered.remove(lead)
         ordered.insert(0, lead)
@@ -307,7 +305,7 @@ def _best_sentences(
         chosen.extend(unit)
         per_passage[candidate.passage] = per_passage.get(candidate.passage, 0) + len(unit)
         length += size
-    asks_value = bool(asked_values) or any(
+    asks_value = bool(values) or any(
         stem(word.lower()) in _QUANTITY_STEMS for word in question_terms.values()
     )
     if asks_value:

@@ -8,7 +8,8 @@ Legs by configuration:
 - with two legs, Qdrant fuses them by reciprocal rank (query_points, prefetch, RRF);
 - then the candidates' pages are ranked by fusing, by reciprocal rank, the place of each
   page's best passage with the page's own ranks (rag/pages.py: outline, whole text, mean
-  vector), and each page's best passage comes before a second passage of any page.
+  vector), and each page's best passage comes before a second passage of any page (for a
+  question asking for a value, the page's best passage stating it: rag/values.py).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from bookchat.rag.extractive_text import sentences, terms
 from bookchat.rag.pages import PageChunk, PageKey, PageOutlines
 from bookchat.rag.types import Passage, RetrievalUnavailable
+from bookchat.rag.values import Requirement
 from bookchat.redact import describe
 from bookchat.stores.errors import EmbedderMismatch, StoreError
 from bookchat.stores.identity import IndexIdentity
@@ -109,18 +112,44 @@ def rank_by_page(
     # sorted() is stable: equal scores keep the order of the pages' best passages.
     pages = sorted(best, key=lambda page: -score(page))
     order = {page: i for i, page in enumerate(pages)}
+    shown = _shown_first(hits, question)
     first: list[Hit] = []
     again: list[tuple[int, int, Hit]] = []
-    seen: set[PageKey] = set()
     for place, hit in enumerate(hits):
         page = _page_of(hit)
-        if page in seen:
-            again.append((order[page], place, hit))
-        else:
+        if shown[page] == place:
             first.append(hit)
-            seen.add(page)
+        else:
+            again.append((order[page], place, hit))
     first.sort(key=lambda hit: order[_page_of(hit)])
     return first + [hit for _, _, hit in sorted(again, key=lambda item: item[:2])]
+
+
+def _shown_first(hits: list[Hit], question: str) -> dict[PageKey, int]:
+    """Which of each page's hits (by place) is shown first: its best, or for a question asking
+    for a value ("Which Node version do I need?") its best passage stating that value beside
+    the question's subject ("make sure it is Node 22.11.0 or newer").
+
+    A setup page's best passage by words is often its prose about the subject ("configure the
+    path to the `node` executable"); the one stating the version ranks lower on the same page
+    and, behind every other page's first, out of the reader's five.
+    """
+    shown: dict[PageKey, int] = {}
+    requirement = Requirement.of(question, terms(question))
+    for place, hit in enumerate(hits):
+        page = _page_of(hit)
+        if page not in shown:
+            shown[page] = place
+    if requirement is None:
+        return shown
+    stating: dict[PageKey, int] = {}
+    for place, hit in enumerate(hits):
+        page = _page_of(hit)
+        if page not in stating and requirement.stated_in(
+            sentences(str(hit.payload.get("text", "")))
+        ):
+            stating[page] = place
+    return shown | stating
 
 
 class BookRetriever:
