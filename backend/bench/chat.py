@@ -18,8 +18,11 @@ with the slowest /api/health answer and any non-200 health answer while they str
 spawn -> healthy, median of `--runs`, on an ingested data dir, on SQLite and (given
 `--database-url`) on PostgreSQL, with the server CPU seconds spent by then (steadier than the
 wall clock on a shared machine). Server CPU and RSS cover the server process and its children
-(worker processes); next to the summed peak RSS, the summed PSS after the load (a page that
-forked workers share counts once in all, not once per process: the memory really held).
+(worker processes). Memory is printed per process after the load (peak RSS, and from
+/proc/PID/smaps_rollup RSS, PSS, USS = private pages, and the shared part of RSS), then the
+largest process's peak RSS (what one process costs) and the sums: summed peak RSS counts the
+pages forked workers share once per process, summed PSS counts them once in all (the memory
+the whole server really holds).
 The other form prints per concurrency level, for both answerers.
 
 The fake and the client share the machine's cores with the server, so wall-clock latencies
@@ -223,34 +226,53 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+@dataclass
+class Memory:
+    """One process's memory, in MiB: its peak RSS (VmHWM) and, from smaps_rollup now, its RSS,
+    PSS (a page shared by n processes counts 1/n), USS (private pages: what ending it frees)
+    and the shared part of its RSS (the forked workers' copy-on-write pages)."""
+
+    pid: int
+    peak_rss: float
+    rss: float
+    pss: float
+    uss: float
+    shared: float
+    swap_pss: float
+
+
+def memory_of(pid: int) -> Memory | None:
+    """The process's Memory; None when it has ended."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return None
+    fields: dict[str, int] = {}
+    for line in (*status.splitlines(), *rollup.splitlines()):
+        name, _, rest = line.partition(":")
+        parts = rest.split()
+        if len(parts) == 2 and parts[1] == "kB" and parts[0].isdigit():
+            fields[name] = int(parts[0])
+    return Memory(
+        pid=pid,
+        peak_rss=fields.get("VmHWM", 0) / 1024,
+        rss=fields.get("Rss", 0) / 1024,
+        pss=fields.get("Pss", 0) / 1024,
+        uss=(fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)) / 1024,
+        shared=(fields.get("Shared_Clean", 0) + fields.get("Shared_Dirty", 0)) / 1024,
+        swap_pss=fields.get("SwapPss", 0) / 1024,
+    )
+
+
+def tree_memory(pid: int) -> list[Memory]:
+    """Memory of the process and each descendant (the supervisor first, then its workers)."""
+    return [m for m in map(memory_of, process_tree(pid)) if m is not None]
+
+
 def peak_rss_mb(pid: int) -> float:
     """The peak resident set sizes (VmHWM) of the process tree, summed, in MiB."""
-    total = 0
-    for member in process_tree(pid):
-        try:
-            status = Path(f"/proc/{member}/status").read_text()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                total += int(line.split()[1])
-    return total / 1024
-
-
-def pss_mb(pid: int) -> float:
-    """The proportional set sizes (Pss) of the process tree now, summed, in MiB: a page shared
-    by n processes (forked workers share the parent's imports) counts 1/n in each, so the sum
-    is the memory the tree really holds, where summed RSS counts shared pages once per process."""
-    total = 0
-    for member in process_tree(pid):
-        try:
-            rollup = Path(f"/proc/{member}/smaps_rollup").read_text()
-        except OSError:
-            continue
-        for line in rollup.splitlines():
-            if line.startswith("Pss:"):
-                total += int(line.split()[1])
-    return total / 1024
+    return sum(m.peak_rss for m in tree_memory(pid))
 
 
 async def one_chat(client: httpx.AsyncClient, i: int) -> Stream:
@@ -432,6 +454,30 @@ def row(name: str, value: str) -> None:
     print(f"{name:<62}{value}", flush=True)
 
 
+def memory_rows(memory: list[Memory]) -> None:
+    """Per process, then summed: what one process costs and what the whole server holds.
+
+    Summed RSS counts every shared page once per process; summed PSS (or USS of every process
+    plus the shared pages once) is what the machine really gives the server.
+    """
+    roles = ["supervisor", *("worker" for _ in memory[1:])] if len(memory) > 1 else ["server"]
+    for role, m in zip(roles, memory, strict=True):
+        row(
+            f"  {role} {m.pid}: peak RSS / RSS / PSS / USS / shared, MiB",
+            f"{m.peak_rss:.0f} / {m.rss:.0f} / {m.pss:.0f} / {m.uss:.0f} / {m.shared:.0f}"
+            + (f" (swap PSS {m.swap_pss:.0f})" if m.swap_pss >= 0.5 else ""),
+        )
+    worst = max(memory, key=lambda m: m.peak_rss)
+    row(
+        "peak RSS after 50 (and 100) readers, largest process",
+        f"{worst.peak_rss:.0f} MiB ({roles[memory.index(worst)]}; USS {worst.uss:.0f} MiB)",
+    )
+    row(
+        f"peak RSS summed over {len(memory)} processes / PSS sum now",
+        f"{sum(m.peak_rss for m in memory):.0f} MiB / {sum(m.pss for m in memory):.0f} MiB",
+    )
+
+
 def table_main(args: argparse.Namespace) -> int:
     database = "PostgreSQL" if args.database_url else "SQLite"
     print(
@@ -455,8 +501,7 @@ def table_main(args: argparse.Namespace) -> int:
             )
             fifty = asyncio.run(run_level(server.url, 50, server.pid))
             hundred = asyncio.run(run_level(server.url, 100, server.pid, check=True))
-            rss, pss = peak_rss_mb(server.pid), pss_mb(server.pid)
-            processes = len(process_tree(server.pid))
+            memory = tree_memory(server.pid)
         finally:
             stop_server(server)
 
@@ -476,10 +521,7 @@ def table_main(args: argparse.Namespace) -> int:
             f"{cpu_one * 1000:.0f} ms",
         )
         row("first token of the first answer after start", f"{first_after_start:.3f} s")
-        row(
-            "peak RSS after 50 (and 100) readers",
-            f"{rss:.0f} MiB (summed over {processes} processes; PSS sum now {pss:.0f} MiB)",
-        )
+        memory_rows(memory)
         errors = sum(not s.ok for s in hundred.streams)
         row("errors / lost answers, 100 readers", f"{errors} / {hundred.lost}")
         # Every figure above is for Gemini answers: one from the offline answerer (a limit

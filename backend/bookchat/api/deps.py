@@ -1,4 +1,10 @@
-"""Typed dependencies: the lifespan's clients, handed to routes from app.state."""
+"""Typed dependencies: the lifespan's clients, handed to routes from app.state.
+
+Every one is `async def` though none awaits: FastAPI runs a plain `def` dependency in AnyIO's
+thread pool, a thread hop per dependency per request; at 50 readers that pool grew to 40
+threads, each with its own stack and glibc malloc arena (backend/docs/benchmarks.md, issue 12
+memory pass). These only read app.state, so they belong on the loop.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ if TYPE_CHECKING:
 RETRY_AFTER_STARTING = "2"
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     """The app's Runtime, which its lifespan placed in app.state."""
     return request.app.state.runtime
 
@@ -25,7 +31,7 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_admission(request: Request) -> Admission:
+async def get_admission(request: Request) -> Admission:
     """The app's abuse limits, which its lifespan placed in app.state."""
     return request.app.state.admission
 
@@ -39,7 +45,7 @@ STARTING = "bookchat is starting; retry in a moment"
 NOT_READY = "bookchat cannot answer yet: start-up failed and it keeps retrying; retry shortly"
 
 
-def get_ready_runtime(runtime: RuntimeDep) -> Runtime:
+async def get_ready_runtime(runtime: RuntimeDep) -> Runtime:
     """The Runtime once start-up work is done; a 503 the client can retry until then."""
     if runtime.phase == "starting":
         raise ApiError(503, "starting", STARTING, headers={"Retry-After": RETRY_AFTER_STARTING})
@@ -51,18 +57,18 @@ def get_ready_runtime(runtime: RuntimeDep) -> Runtime:
 ReadyRuntimeDep = Annotated[Runtime, Depends(get_ready_runtime)]
 
 
-def get_conversation_store(runtime: ReadyRuntimeDep) -> ConversationStore:
+async def get_conversation_store(runtime: ReadyRuntimeDep) -> ConversationStore:
     """The conversation store (opened by start-up, before the runtime is ready)."""
     assert runtime.conversations is not None
     return runtime.conversations
 
 
-def get_retriever(runtime: ReadyRuntimeDep) -> Any:
+async def get_retriever(runtime: ReadyRuntimeDep) -> Any:
     """The book retriever."""
     return runtime.retriever
 
 
-def get_answerer(runtime: ReadyRuntimeDep) -> Any:
+async def get_answerer(runtime: ReadyRuntimeDep) -> Any:
     """The answerer (Gemini or offline)."""
     return runtime.answerer
 
