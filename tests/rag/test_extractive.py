@@ -692,3 +692,19 @@ def test_a_version_question_is_answered_by_the_sentence_stating_the_version() ->
     assert "22.11.0 or newer [3]." in text
     # Sentences stating no value are no answer beside it.
     assert "bare minimum" not in text
+
+
+def test_a_bound_on_another_subject_does_not_answer_a_version_question() -> None:
+    # React Native's Windows setup partial (CC BY 4.0): one paragraph states two versions.
+    passages = [
+        _passage(
+            "Set up your environment",
+            "Installing dependencies > Node, JDK",
+            "If you have already installed Node on your system, make sure it is Node 22.11.0 or "
+            "newer. If you already have a JDK on your system, we recommend JDK17. You may "
+            "encounter problems using higher JDK versions.",
+        )
+    ]
+    text = compose_answer(AnswerRequest(question="What JDK version do I need?", passages=passages))
+    assert text.startswith("If you already have a JDK on your system, we recommend JDK17")
+    assert "22.11.0" not in text

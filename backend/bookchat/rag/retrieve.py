@@ -207,7 +207,9 @@ class BookRetriever:
         try:
             if not await self._ensure_identity():
                 return []
-            query_sparse = self._sparse.encode_query(question)
+            requirement = Requirement.of(question, terms(question))
+            lexical = requirement.query(question) if requirement else question
+            query_sparse = self._sparse.encode_query(lexical)
             query_dense = await self._embed_query(question)
             candidates = max(CANDIDATES, k * 3)
             hits = await self._store.search(
@@ -223,7 +225,9 @@ class BookRetriever:
             raise RetrievalUnavailable(f"The book's search index is unavailable: {exc}") from exc
         hits = rank_by_page(hits, outlines, question, query_dense)[:k]
         top = self._sparse.saturation_max()
-        return [self._passage(hit, query_dense, query_sparse.indices, top) for hit in hits]
+        # A reader's similarity is to the question as asked, not to the words added to it.
+        asked = self._sparse.encode_query(question) if requirement else query_sparse
+        return [self._passage(hit, query_dense, asked.indices, top) for hit in hits]
 
     async def _page_outlines(self) -> PageOutlines:
         """The book's page rankings: rebuilt before use after a write here (or when none were

@@ -20,12 +20,18 @@ VALUE_WORDS = frozenset(
 # Words asking for a bound ("the minimum version", "which version is required", "supported
 # versions"): books state one as "22.11.0 or newer", "at least 3.8", "requires Java 17",
 # "Node 18+", so a sentence carries them when it states a bound, not for any number.
+# "newest" and "latest" are left out: "upgrade every dependency to its newest version" asks
+# how, not which.
 BOUND_WORDS = frozenset(
-    """minimum maximum least oldest newest lowest highest required require requires requirement
-    requirements need needs needed supported support supports compatible compatibility""".split()  # noqa: SIM905
+    """minimum maximum least required require requires requirement requirements need needs
+    needed supported support supports compatible compatibility""".split()  # noqa: SIM905
 )
 VALUE_STEMS = frozenset(stem(w) for w in VALUE_WORDS)
 BOUND_STEMS = frozenset(stem(w) for w in BOUND_WORDS)
+BOUND_PHRASING = "newer later"
+# A version is named by a word at most this many words before it: "Node.js (at least v22)".
+NAMED_WITHIN = 3
+_WORDS = re.compile(r"[^\W_][\w.+-]*")
 _REQUIRED_STEMS = frozenset(stem(w) for w in ("version", "minimum", "maximum"))
 _STATES_A_VALUE = re.compile(r"\d")
 # "Which version …", "What Node version …", "what is the default port": asks for the value
@@ -40,8 +46,10 @@ _VERSION = r"(?:\bv?\d+(?:\.(?:\d+|x))+\b|\bv\d+\b|\b\d+\+)"
 _STATES_A_BOUND = re.compile(
     rf"{_VERSION}"
     r"|\d[\w.]*\s+(?:or|and)\s+(?:newer|later|higher|above|greater|up|older|lower|below|earlier)"
+    r"|\bversion\s+v?\d"
     r"|\b(?:at\s+least|at\s+most|minimum(?:\s+of)?|maximum(?:\s+of)?|up\s+to|no\s+(?:older|"
-    r"newer|earlier|later)\s+than|requires?|required|supports?|supported)\b[^.;]{0,60}?\d",
+    r"newer|earlier|later)\s+than|requir(?:es?|ed|ing)|supports?|supported|recommends?|"
+    r"recommended)\b[^.;]{0,60}?\d",
     re.IGNORECASE,
 )
 
@@ -76,9 +84,26 @@ class Requirement:
             return None
         return cls(frozenset(values), frozenset(bounds), frozenset(subject))
 
+    def query(self, question: str) -> str:
+        """The question as the lexical leg searches it: with the words books state a bound
+        in ("22.11.0 or newer", "v22 or later"), which a reader's "minimum", "need" or
+        "supported" does not share; the passage stating the version then ranks among the
+        candidates when the subject's name is common ("Node.js" in a React Native book)."""
+        return f"{question} {BOUND_PHRASING}"
+
     def stated_by(self, sentence: str) -> bool:
-        """Whether a sentence states the bound about the subject ("Node 22.11.0 or newer")."""
-        return states_bound(sentence) and bool(matched(self.subject, set(terms(sentence))))
+        """Whether a sentence states the bound about the subject: a bound, and a number
+        named by the subject just before it ("Node 22.11.0 or newer", "Node.js (at least
+        v22)", "JDK17"). "React Native currently recommends version 17 of the JDK" names
+        React Native, but its version is the JDK's."""
+        if not states_bound(sentence):
+            return False
+        words = _WORDS.findall(sentence)
+        return any(
+            any(c.isdigit() for c in word)
+            and matched(self.subject, set(terms(" ".join(words[max(0, i - NAMED_WITHIN) : i + 1]))))
+            for i, word in enumerate(words)
+        )
 
     def stated_in(self, sentences: Iterable[str]) -> bool:
         return any(self.stated_by(s) for s in sentences)
@@ -100,9 +125,13 @@ def credited(
 ) -> set[str]:
     """The question's terms a sentence carries: its own (`own`), and the words asking for a
     value when it states one; for a requirement question, the words asking for a bound
-    only when it states a bound: a bare number ("Node 3" in a diagram) is no minimum."""
+    only when it states a bound about the subject: a bare number ("Node 3" in a diagram) is
+    no minimum."""
     if not values or not states_value(sentence):
         return own
-    if requirement is None or states_bound(sentence):
-        return own | values | (requirement.bounds if requirement else set())
+    if requirement is None:
+        return own | values
+    if requirement.stated_by(sentence):
+        return own | values | requirement.bounds
+    # "Node 22.11.0 or newer" is no answer to "What JDK version do I need?" either.
     return own | (values - requirement.bounds)
