@@ -4,6 +4,8 @@ reader must not trust it (missing, stale, corrupt, another format, another colle
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import random
 import shutil
 import stat
@@ -74,9 +76,15 @@ async def test_a_writer_leaves_a_snapshot_and_a_reader_serves_it_without_local_m
         slow = await store.search(**QUERY)
         slow_lexical = await store.search(**{**QUERY, "dense": None})
         store._snapshot = None  # reads go to local mode (open now) from here
-        assert await store.chunk_headings(text=True, dense=True, sparse=True) == headings
+        # The snapshot's dense vectors are rows of its matrix: compared as floats.
+        assert await store.chunk_headings(text=True, dense=True, sparse=True) == [
+            dataclasses.replace(h, dense=None if h.dense is None else [float(x) for x in h.dense])
+            for h in headings
+        ]
         assert all(h.sparse is not None and h.sparse[0] for h in headings)
-        assert [h.dense for h in headings if h.file == "two.md"] == [[0.6, 0.8]]
+        [two] = [h.dense for h in headings if h.file == "two.md"]
+        assert two is not None
+        assert list(two) == [0.6, 0.8]
     finally:
         await store.close()
     assert sorted(files(fast)) == ["one.md", "two.md"]
@@ -128,6 +136,22 @@ async def test_a_write_that_bypasses_bookchat_makes_the_snapshot_stale(tmp_path:
     assert Snapshot.read(folder, COLLECTION).token != before.token
 
 
+def claim_a_huge_payload(path: Path) -> None:
+    """The description says the payloads are a terabyte long: refused before any read."""
+    data = path.read_bytes()
+    start = len(snapshot_module.MAGIC) + snapshot_module._HEAD.size
+    length = snapshot_module._HEAD.unpack_from(data, len(snapshot_module.MAGIC))[1]
+    description = json.loads(data[start : start + length])
+    description["arrays"]["payloads"]["size"] = 2**40
+    head = json.dumps(description).encode()
+    path.write_bytes(
+        snapshot_module.MAGIC
+        + snapshot_module._HEAD.pack(snapshot_module.FORMAT, len(head))
+        + head
+        + data[start + length :]
+    )
+
+
 def corrupt_in_the_middle(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2 :] = b"\x00" * (len(data) - len(data) // 2)
@@ -141,6 +165,7 @@ def corrupt_in_the_middle(path: Path) -> None:
         (lambda p: p.write_bytes(p.read_bytes()[:100]), "corrupt"),
         (lambda p: p.write_bytes(b"garbage"), "corrupt"),
         (corrupt_in_the_middle, "corrupt"),
+        (claim_a_huge_payload, "payloads is cut short"),
         (
             lambda p: p.write_bytes(
                 p.read_bytes().replace(
@@ -152,7 +177,7 @@ def corrupt_in_the_middle(path: Path) -> None:
             "format 99",
         ),
     ],
-    ids=["missing", "cut short", "garbage", "zeroed", "another format"],
+    ids=["missing", "cut short", "garbage", "zeroed", "huge size", "another format"],
 )
 async def test_an_unusable_snapshot_is_made_again_from_local_modes_files(
     tmp_path: Path, damage, reason: str
@@ -230,9 +255,9 @@ async def test_a_read_only_folder_is_read_in_place_and_left_as_it_was(
     reads: list[Path] = []
     read_storage = snapshot_module._read_storage
 
-    def counted(where: Path, collection: str):  # type: ignore[no-untyped-def]
+    def counted(where: Path, collection: str, **options: bool):  # type: ignore[no-untyped-def]
         reads.append(where)
-        return read_storage(where, collection)
+        return read_storage(where, collection, **options)
 
     monkeypatch.setattr(snapshot_module, "_read_storage", counted)
     (folder / ".lock").unlink()  # as the image build leaves it

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import io
 import json
 import logging
 import os
@@ -29,10 +28,10 @@ import pickle
 import sqlite3
 import struct
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -66,16 +65,20 @@ def storage_token(folder: Path, collection: str) -> str:
         # Nothing can change a read-only index (the image's baked book): its token is read
         # once per process, not again when the index that was judged servable is opened.
         return _read_only_token(folder.resolve(), collection)
-    return _read_storage(folder, collection)[0]
+    return _read_storage(folder, collection, keep_points=False)[0]
 
 
 @functools.cache
 def _read_only_token(folder: Path, collection: str) -> str:
-    return _read_storage(folder, collection)[0]
+    return _read_storage(folder, collection, keep_points=False)[0]
 
 
-def _read_storage(folder: Path, collection: str) -> tuple[str, bytes, list[bytes]]:
-    """(token, meta.json, every stored point's pickle in key order) of `collection`."""
+def _read_storage(
+    folder: Path, collection: str, *, keep_points: bool = True
+) -> tuple[str, bytes, list[bytes]]:
+    """(token, meta.json, every stored point's pickle in key order) of `collection`; with
+    keep_points False the pickles are hashed row by row and none is kept (the list is empty):
+    the token alone held every point at once, a peak as large as the collection's storage."""
     storage = folder / "collection" / collection / STORAGE_FILE
     try:
         meta = (folder / META_FILE).read_bytes()
@@ -84,15 +87,17 @@ def _read_storage(folder: Path, collection: str) -> tuple[str, bytes, list[bytes
     if not storage.is_file():
         raise SnapshotUnusable(f"collection {collection!r} has no storage file")
     digest = hashlib.sha256(meta)
+    points: list[bytes] = []
     try:
-        rows = _read_rows(storage)
+        for key, point in _read_rows(storage):
+            digest.update(struct.pack("<II", len(key), len(point)))
+            digest.update(key.encode())
+            digest.update(point)
+            if keep_points:
+                points.append(point)
     except sqlite3.Error as exc:
         raise SnapshotUnusable(f"storage unreadable: {exc}") from None
-    for key, point in rows:
-        digest.update(struct.pack("<II", len(key), len(point)))
-        digest.update(key.encode())
-        digest.update(point)
-    return digest.hexdigest(), meta, [point for _, point in rows]
+    return digest.hexdigest(), meta, points
 
 
 def writable(folder: Path) -> bool:
@@ -105,14 +110,15 @@ def writable(folder: Path) -> bool:
         return False
 
 
-def _read_rows(storage: Path) -> list[tuple[str, bytes]]:
+def _read_rows(storage: Path) -> Iterator[tuple[str, bytes]]:
+    """Every (id, pickle) row in id order, one at a time (one SELECT: one consistent read)."""
     # Read-only. Where the folder cannot be written (the image's Nix store) no writer can
     # change the file either, and SQLite must be told so (`immutable`) to read a WAL database
     # without making its -shm file there.
     mode = "mode=ro" if writable(storage.parent) else "mode=ro&immutable=1"
     connection = sqlite3.connect(f"{storage.resolve().as_uri()}?{mode}", uri=True)
     try:
-        return connection.execute("SELECT id, point FROM points ORDER BY id").fetchall()
+        yield from connection.execute("SELECT id, point FROM points ORDER BY id")
     finally:
         connection.close()
 
@@ -217,6 +223,13 @@ class Snapshot:
         at = int(self.dense_rows[row])
         return None if at < 0 else self.dense[at].tolist()
 
+    def dense_view(self, row: int) -> np.ndarray | None:
+        """dense_of as a view of the matrix row, not a copy: for a scroll of every point,
+        where a list per point (32 bytes a float) held the whole collection's vectors at once
+        as Python floats (issue 12 memory pass)."""
+        at = int(self.dense_rows[row])
+        return None if at < 0 else self.dense[at]
+
     # The file.
 
     def _arrays(self) -> dict[str, np.ndarray]:
@@ -284,13 +297,12 @@ class Snapshot:
         """
         path = snapshot_path(folder, collection)
         try:
-            data = path.read_bytes()
+            with path.open("rb") as handle:
+                snapshot = cls._parse(handle, collection)
         except FileNotFoundError:
             raise SnapshotUnusable("no snapshot") from None
         except OSError as exc:
             raise SnapshotUnusable(f"unreadable: {exc.strerror or exc}") from None
-        try:
-            snapshot = cls._parse(data, collection)
         except (ValueError, KeyError, TypeError, struct.error) as exc:
             raise SnapshotUnusable(f"corrupt: {exc}") from None
         if snapshot.token != storage_token(folder, collection):
@@ -298,22 +310,34 @@ class Snapshot:
         return snapshot
 
     @classmethod
-    def _parse(cls, data: bytes, collection: str) -> Snapshot:
-        head, start = _read_description(io.BytesIO(data).read)
-        body = memoryview(data)[start:]
+    def _parse(cls, handle: BinaryIO, collection: str) -> Snapshot:
+        # Section by section, each array into a buffer of its own: a view into one read of
+        # the whole file kept the file alive beside the parsed payloads, so every payload's
+        # text was held twice, as JSON bytes and as str (issue 12 memory pass).
+        head, start = _read_description(handle.read)
         if head["collection"] != collection:
             raise ValueError(f"snapshot of {head['collection']!r}")
         layout = head["arrays"]
+
+        length = os.fstat(handle.fileno()).st_size
+
+        def section(name: str) -> bytes:
+            spec = layout[name]
+            at, size = start + spec["offset"], spec["size"]
+            # Checked before reading: a corrupt size must not become a huge allocation.
+            if not 0 <= at <= length - size:
+                raise ValueError(f"{name} is cut short")
+            handle.seek(at)
+            chunk = handle.read(size)
+            if len(chunk) != size:
+                raise ValueError(f"{name} is cut short")
+            return chunk
+
         arrays: dict[str, np.ndarray] = {}
         for name in ("sparse_offsets", "sparse_indices", "sparse_values", "dense_rows", "dense"):
-            spec = layout[name]
-            dtype = np.dtype("<" + spec["dtype"])
-            chunk = body[spec["offset"] : spec["offset"] + spec["size"]]
-            if len(chunk) != spec["size"]:
-                raise ValueError(f"{name} is cut short")
-            arrays[name] = np.frombuffer(chunk, dtype=dtype).reshape(spec["shape"])
-        spec = layout["payloads"]
-        payloads = json.loads(bytes(body[spec["offset"] : spec["offset"] + spec["size"]]))
+            dtype = np.dtype("<" + layout[name]["dtype"])
+            arrays[name] = np.frombuffer(section(name), dtype=dtype).reshape(layout[name]["shape"])
+        payloads = json.loads(section("payloads"))
         ids = head["ids"]
         n = len(ids)
         if len(payloads) != n or arrays["sparse_offsets"].shape != (n + 1,):

@@ -68,7 +68,8 @@ class ChunkHeading:
     version: str | None
     plugin: str | None
     text: str = ""
-    dense: list[float] | None = None
+    # A list (server, local mode) or a numpy row (the read snapshot's matrix, not copied).
+    dense: Sequence[float] | None = None
     sparse: tuple[list[int], list[float]] | None = None
 
 
@@ -425,7 +426,7 @@ class VectorStore:
             wanted = set(vectors or ())
             for row, (pid, payload) in enumerate(zip(snapshot.ids, snapshot.payloads, strict=True)):
                 named: dict[str, Any] = {}
-                if DENSE in wanted and (dense := snapshot.dense_of(row)) is not None:
+                if DENSE in wanted and (dense := snapshot.dense_view(row)) is not None:
                     named[DENSE] = dense
                 if SPARSE in wanted:
                     named[SPARSE] = snapshot.sparse_of(row)
@@ -475,7 +476,7 @@ class VectorStore:
                 version=optional(p.get("version")),
                 plugin=optional(p.get("plugin")),
                 text=str(p.get("text", "")),
-                dense=list(v[DENSE]) if v.get(DENSE) is not None else None,
+                dense=v.get(DENSE),
                 sparse=_sparse_pair(v.get(SPARSE)),
             )
             async for _, p, v in self._scroll(fields, vectors or None)
