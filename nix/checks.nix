@@ -84,7 +84,13 @@ in
 
     site.addsitedir("${app}/${py.sitePackages}")
     site.addsitedir("${built.sitePackages}/${py.sitePackages}")
+    import importlib
     import bookchat.app, bookchat.cli.serve, uvicorn  # noqa: E401,F401
+    from bookchat.backends import PRELOADABLE
+    # Every module a start-up may load (SQLAlchemy, numpy, psycopg, the SDKs…), not only the
+    # app's own imports: a module without bytecode there is compiled on every start.
+    for preloadable in PRELOADABLE:
+        importlib.import_module(preloadable)
 
     loaded, bad = 0, []
     for name, module in sorted(sys.modules.items()):

@@ -28,7 +28,12 @@ async def test_chat_and_conversation_take_no_worker_thread(
         answer = await client.post("/api/chat", json={"message": "How do I install bookchat?"})
         conversation_id = widget_events(answer.text)[0]["conversation_id"]
         stored = await client.get(f"/api/conversation/{conversation_id}")
+        vote = {"message_id": stored.json()["messages"][1]["id"], "rating": "up"}
+        feedback = await client.post("/api/feedback", json=vote)
+        # The first /docs/ request reads the sample book: in a thread of its own, not the pool.
+        page = await client.get("/docs/getting-started/installation")
         monkeypatch.undo()
     assert (health.status_code, answer.status_code, stored.status_code) == (200, 200, 200)
+    assert (feedback.status_code, page.status_code) == (200, 200)
     assert len(stored.json()["messages"]) == 2
     assert hops == []

@@ -8,6 +8,7 @@ them (headings get the same anchors), as plain HTML with no script.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 from functools import cache
@@ -96,7 +97,9 @@ async def sample_book_page(route: str, runtime: ReadyRuntimeDep) -> Response:
             status_code=404,
             detail="this server answers from another book; its pages are on the book's own site",
         )
-    page = _pages().get(f"/docs/{route}".rstrip("/"))
+    # The first request reads the sample book (tens of ms): off the event loop.
+    pages = _pages() if _pages.cache_info().currsize else await asyncio.to_thread(_pages)
+    page = pages.get(f"/docs/{route}".rstrip("/"))
     if page is None:
         raise HTTPException(status_code=404, detail="no such page in the sample book")
     return Response(
