@@ -76,12 +76,18 @@ async def test_a_writer_leaves_a_snapshot_and_a_reader_serves_it_without_local_m
         slow = await store.search(**QUERY)
         slow_lexical = await store.search(**{**QUERY, "dense": None})
         store._snapshot = None  # reads go to local mode (open now) from here
-        # The snapshot's dense vectors are rows of its matrix: compared as floats.
+        # The snapshot's vectors are views of its arrays: compared as Python numbers.
         assert await store.chunk_headings(text=True, dense=True, sparse=True) == [
-            dataclasses.replace(h, dense=None if h.dense is None else [float(x) for x in h.dense])
+            dataclasses.replace(
+                h,
+                dense=None if h.dense is None else [float(x) for x in h.dense],
+                sparse=None
+                if h.sparse is None
+                else ([int(i) for i in h.sparse[0]], [float(v) for v in h.sparse[1]]),
+            )
             for h in headings
         ]
-        assert all(h.sparse is not None and h.sparse[0] for h in headings)
+        assert all(h.sparse is not None and len(h.sparse[0]) for h in headings)
         [two] = [h.dense for h in headings if h.file == "two.md"]
         assert two is not None
         assert list(two) == [0.6, 0.8]

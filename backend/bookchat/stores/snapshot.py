@@ -223,6 +223,11 @@ class Snapshot:
         at = int(self.dense_rows[row])
         return None if at < 0 else self.dense[at].tolist()
 
+    def sparse_view(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """sparse_of as views of the postings arrays, not copies (as dense_view)."""
+        start, end = int(self.sparse_offsets[row]), int(self.sparse_offsets[row + 1])
+        return self.sparse_indices[start:end], self.sparse_values[start:end]
+
     def dense_view(self, row: int) -> np.ndarray | None:
         """dense_of as a view of the matrix row, not a copy: for a scroll of every point,
         where a list per point (32 bytes a float) held the whole collection's vectors at once

@@ -68,9 +68,9 @@ class ChunkHeading:
     version: str | None
     plugin: str | None
     text: str = ""
-    # A list (server, local mode) or a numpy row (the read snapshot's matrix, not copied).
+    # Lists (server, local mode) or numpy views (of the read snapshot's arrays, not copied).
     dense: Sequence[float] | None = None
-    sparse: tuple[list[int], list[float]] | None = None
+    sparse: tuple[Sequence[int], Sequence[float]] | None = None
 
 
 @dataclass(slots=True)
@@ -429,7 +429,7 @@ class VectorStore:
                 if DENSE in wanted and (dense := snapshot.dense_view(row)) is not None:
                     named[DENSE] = dense
                 if SPARSE in wanted:
-                    named[SPARSE] = snapshot.sparse_of(row)
+                    named[SPARSE] = snapshot.sparse_view(row)
                 yield pid, {k: payload[k] for k in fields if k in payload}, named
             return
         client = await self._local_mode()
