@@ -198,3 +198,32 @@ def test_real_chunks_are_well_formed_fences() -> None:
         for chunk in book.chunks:
             fences = re.findall(r"^[ \t]*(?:`{3,}|~{3,})", chunk.text, re.M)
             assert len(fences) % 2 == 0, (site, chunk.file, chunk.text)
+
+
+def test_html_headings_are_headings_with_their_own_ids_or_their_parents(tmp_path: Path) -> None:
+    # React Native's setup partials write their headings in HTML (CC BY 4.0,
+    # facebook/react-native-website, docs/_getting-started-linux-android.md, shortened).
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "setup.md").write_text(
+        "# Setup\n\n## Installing dependencies\n\nYou will need Node and a JDK.\n\n"
+        "<h3>Node</h3>\n\nFollow the instructions to install Node 22.11.0 or newer.\n\n"
+        '<h4 id="android-sdk">2. Install the <b>Android</b> SDK</h4>\n\n'
+        "Android Studio installs the latest Android SDK by default.\n\n"
+        "## Installing dependencies\n\nOnce more, for another platform.\n",
+        encoding="utf-8",
+    )
+    pages, problems = read_docs(docs, SITE)
+    assert problems == []
+    assert [(s.headings[-1], s.anchor) for s in pages[0].sections] == [
+        ("Installing dependencies", "installing-dependencies"),
+        ("Node", "installing-dependencies"),  # no id of its own: its parent's
+        ("2. Install the Android SDK", "android-sdk"),
+        # The HTML headings took no slug: the Markdown repeat is still -1.
+        ("Installing dependencies", "installing-dependencies-1"),
+    ]
+    assert pages[0].sections[2].headings == (
+        "Installing dependencies",
+        "Node",
+        "2. Install the Android SDK",
+    )

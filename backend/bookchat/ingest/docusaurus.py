@@ -204,21 +204,29 @@ def _sections(events: list[Heading | Block]) -> tuple[str | None, list[Section]]
     """Group blocks under headings; a `#` heading at the very top is the page title."""
     slugger = HeadingSlugger()
     title: str | None = None
-    stack: list[tuple[int, str]] = []
+    stack: list[tuple[int, str, str | None]] = []  # (level, text, anchor) of open headings
     sections: list[Section] = [Section((), None, "")]
     for position, event in enumerate(events):
         if isinstance(event, Heading):
-            text, custom_id = split_custom_id(inline_text(event.raw))
-            text = text.strip()
-            anchor = custom_id if custom_id is not None else slugger.slug(text)
+            if event.html:
+                # Its own id, else none: MDX neither slugs a raw HTML heading nor counts it in
+                # the slugger's repeats.
+                text, anchor = inline_text(event.raw).strip(), event.html_id
+            else:
+                text, custom_id = split_custom_id(inline_text(event.raw))
+                text = text.strip()
+                anchor = custom_id if custom_id is not None else slugger.slug(text)
             # Docusaurus's content title: an h1 before any other content (imports aside).
-            if event.level == 1 and position == 0:
+            if event.level == 1 and position == 0 and not event.html:
                 title = text
                 continue
             while stack and stack[-1][0] >= event.level:
                 stack.pop()
-            stack.append((event.level, text))
-            sections.append(Section(tuple(t for _, t in stack), anchor, ""))
+            if anchor is None:
+                # No anchor of its own: a citation opens the enclosing heading's, if any.
+                anchor = next((a for _, _, a in reversed(stack) if a is not None), None)
+            stack.append((event.level, text, anchor))
+            sections.append(Section(tuple(t for _, t, _ in stack), anchor, ""))
             continue
         current = sections[-1]
         current.text = f"{current.text}\n\n{event.text}" if current.text else event.text

@@ -51,10 +51,14 @@ def split_front_matter(text: str) -> tuple[dict[str, object], str]:
 
 @dataclass(frozen=True, slots=True)
 class Heading:
-    """An ATX heading as written (inline Markdown kept) and its level 1..6."""
+    """An ATX heading as written (inline Markdown kept) and its level 1..6; or an HTML heading
+    (`<h3 id="jdk">Node, JDK</h3>` on a line of its own, as React Native's partials write them),
+    whose anchor is its own id attribute or none: MDX gives a raw HTML heading no slug."""
 
     level: int
     raw: str
+    html: bool = False
+    html_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,15 @@ class Block:
 
 
 _HEADING = re.compile(r"^ {0,3}(?P<marks>#{1,6})(?:[ \t]+(?P<text>.*?))?[ \t]*$")
+# An HTML heading alone on its line; its text may hold inline tags (stripped with the prose).
+_HTML_HEADING = re.compile(
+    r"^[ \t]*<h(?P<level>[1-6])(?P<attrs>(?:\s[^>]*)?)>(?P<text>.*?)</h(?P=level)\s*>[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_ID_ATTRIBUTE = re.compile(r"""\bid\s*=\s*(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)')""")
+# What an HTML heading line becomes until the prose's tags are stripped: NUL never reaches here
+# from a page (it cannot be stored), so the marker cannot be forged by a book's text.
+_HTML_MARK = "\x00"
 _CLOSING_HASHES = re.compile(r"(?:^|[ \t]+)#+$")
 _ESM = re.compile(r"^(?:import|export)(?=[\s{*])")
 _ADMONITION = re.compile(
@@ -195,6 +208,13 @@ def _tab_label(match: re.Match[str]) -> str:
     return f"\n\n{label if label.endswith(':') else label + ':'}\n\n"
 
 
+def _html_heading_mark(match: re.Match[str]) -> str:
+    found = _ID_ATTRIBUTE.search(match.group("attrs"))
+    html_id = next((v for v in found.group("dq", "sq") if v is not None), "") if found else ""
+    mark = _HTML_MARK
+    return f"{mark}{match.group('level')}{mark}{html_id.strip()}{mark}{match.group('text')}"
+
+
 def _strip_tags(prose: str) -> str:
     """Drop JSX/HTML tags (keeping the text between them) but never inside inline code."""
     if "<" not in prose:
@@ -239,6 +259,8 @@ def _prose_events(prose: str) -> list[Heading | Block]:
         prose = _COMMENTS.sub("", prose)
     if "<TabItem" in prose:
         prose = _TAB_ITEM.sub(_tab_label, prose)
+    if "<h" in prose or "<H" in prose:
+        prose = _HTML_HEADING.sub(_html_heading_mark, prose.replace(_HTML_MARK, ""))
     cleaned = _strip_tags(prose)
     events: list[Heading | Block] = []
     current: list[str] = []
@@ -251,6 +273,12 @@ def _prose_events(prose: str) -> list[Heading | Block]:
         current.clear()
 
     for line in cleaned.split("\n"):
+        if line.startswith(_HTML_MARK):
+            flush()
+            level, html_id, text = line[1:].split(_HTML_MARK, 2)
+            if text.strip():
+                events.append(Heading(int(level), text.strip(), html=True, html_id=html_id or None))
+            continue
         heading = _HEADING.match(line)
         if heading:
             flush()
