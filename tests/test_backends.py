@@ -52,16 +52,25 @@ def test_sqlite_means_one_process(tmp_path: Path, qdrant) -> None:
         backends.worker_processes(asked, cpus=8)
 
 
-@pytest.mark.parametrize("qdrant", [None, QDRANT], ids=["embedded", "server"])
-def test_postgresql_gets_one_process_per_core_or_as_configured(tmp_path: Path, qdrant) -> None:
-    # Embedded, the workers only read the index (share_embedded_index readies it first).
-    settings = make_settings(tmp_path, DATABASE_URL=PG, QDRANT_URL=qdrant or "")
+def test_postgresql_and_a_qdrant_server_get_one_process_per_core(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, DATABASE_URL=PG, QDRANT_URL=QDRANT)
     assert backends.worker_processes(settings, cpus=2) == 2
     assert backends.worker_processes(settings, cpus=1) == 1
+    low_memory = make_settings(tmp_path, DATABASE_URL=PG, QDRANT_URL=QDRANT, BOOKCHAT_WORKERS=1)
+    assert backends.worker_processes(low_memory, cpus=2) == 1
+
+
+def test_postgresql_and_the_embedded_index_get_one_process_unless_asked(tmp_path: Path) -> None:
+    # Each worker would hold its own copy of the index's search structures.
+    settings = make_settings(tmp_path, DATABASE_URL=PG)
+    assert backends.worker_processes(settings, cpus=8) == 1
+
+
+@pytest.mark.parametrize("qdrant", [None, QDRANT], ids=["embedded", "server"])
+def test_bookchat_workers_sets_the_count_with_postgresql(tmp_path: Path, qdrant) -> None:
+    # Embedded, the workers only read the index (share_embedded_index readies it first).
     fixed = make_settings(tmp_path, DATABASE_URL=PG, QDRANT_URL=qdrant or "", BOOKCHAT_WORKERS=3)
     assert backends.worker_processes(fixed, cpus=2) == 3
-    low_memory = make_settings(tmp_path, DATABASE_URL=PG, BOOKCHAT_WORKERS=1)
-    assert backends.worker_processes(low_memory, cpus=2) == 1
 
 
 def test_the_embedded_index_is_written_once_then_shared_by_readers(tmp_path: Path) -> None:

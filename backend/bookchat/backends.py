@@ -128,10 +128,12 @@ def preload_modules(settings: Settings) -> list[str]:
 def worker_processes(settings: Settings, *, cpus: int | None = None) -> int:
     """How many processes `bookchat serve` may run: several only where every store is shared.
 
-    SQLite has one writer, so it means one process. With PostgreSQL, BOOKCHAT_WORKERS or one
-    per usable core, whether the index is a Qdrant server or embedded: embedded, the workers
-    only read it, which share_embedded_index makes possible before they start (or, when it
-    cannot, serve runs one process after all).
+    SQLite has one writer, so it means one process. With PostgreSQL and a Qdrant server,
+    BOOKCHAT_WORKERS or one per usable core. With PostgreSQL and the embedded index, one unless
+    BOOKCHAT_WORKERS asks for more: the workers would only read it (share_embedded_index makes
+    that possible before they start, or serve runs one process after all), but each holds its
+    own copy of the index's search structures and the app (+65–80 MiB PSS each), and on a
+    2-core machine one process answered 50 readers as fast (backend/docs/benchmarks.md).
     """
     if settings.sqlalchemy_url.startswith("sqlite"):
         if settings.workers > 1:
@@ -140,7 +142,11 @@ def worker_processes(settings: Settings, *, cpus: int | None = None) -> int:
                 "with SQLite one process serves"
             )
         return 1
-    return settings.workers or max(1, cpus if cpus is not None else usable_cpus())
+    if settings.workers:
+        return settings.workers
+    if settings.embedded_qdrant:
+        return 1
+    return max(1, cpus if cpus is not None else usable_cpus())
 
 
 def share_embedded_index(settings: Settings) -> ServedIndex:
