@@ -76,6 +76,8 @@ def test_the_first_run_says_what_it_does_before_it_does_it(clone: Path) -> None:
     assert calls[0] == "python -m venv .venv"
     assert calls[1].startswith("python -m pip install")
     assert "--require-hashes -r backend/requirements/runtime.txt" in calls[1]
+    # bookchat's own bytecode, once, at install: pip compiles only the dependencies'.
+    assert "python -m compileall -q -j 0 backend/bookchat" in calls
     assert calls[-1] == f"bookchat serve (in {clone})"
 
 
