@@ -72,7 +72,7 @@ def first_request_deadline_protocol() -> type[Any]:
     uvicorn arms its keep-alive timeout only after a response; a socket that connects and sends
     nothing (or a header a byte at a time) is never closed, and with limit_concurrency each one
     takes a slot that a reader needs. The deadline is the keep-alive timeout. The class is
-    module-level (made once, on first use), so worker processes can unpickle the config.
+    made once, on first use: uvicorn's protocol modules load only when serving.
     """
     global _FirstRequestDeadline
     if _FirstRequestDeadline is not None:
@@ -156,8 +156,6 @@ def first_request_deadline_protocol() -> type[Any]:
                 self.transport.close()
 
     # Pickled by reference: this name must find the class in a freshly imported module too.
-    FirstRequestDeadline.__qualname__ = "FirstRequestDeadline"
-    FirstRequestDeadline.__module__ = __name__
     _FirstRequestDeadline = FirstRequestDeadline
     return FirstRequestDeadline
 
@@ -168,15 +166,6 @@ _FirstRequestDeadline: type[Any] | None = None
 MAX_HEAD_BYTES = 32 * 1024
 _HEAD_TOO_LARGE = "The request's headers are too large (more than 32 KiB)."
 _INVALID_HTTP = "This is not a valid HTTP request."
-
-
-def __getattr__(name: str) -> Any:
-    # A worker process unpickling its config and process object looks these classes up by name.
-    if name == "FirstRequestDeadline":
-        return first_request_deadline_protocol()
-    if name == "DrainingProcess":
-        return draining_process()
-    raise AttributeError(name)
 
 
 def stop_streams_after(grace: float) -> float:
@@ -280,8 +269,6 @@ def draining_process() -> type[Any]:
                 )
             return self._server
 
-    DrainingProcess.__qualname__ = "DrainingProcess"
-    DrainingProcess.__module__ = __name__
     _DrainingProcess = DrainingProcess
     return DrainingProcess
 
@@ -372,16 +359,15 @@ async def _answering_from(runtime: Runtime) -> str:
             # Scrolling a remote collection for this would cost a request per 1,000 chunks.
             points = (await retriever.check()).get("points")
             return f" (collection '{store.collection}' holds {points} chunks)" if points else ""
-        ids = await store.stored_chunks()
         # The same question the /docs/ pages ask, answered once: telling the sample book apart
         # reads it (~50 ms), in a thread there, while the first reader's answer may be
-        # streaming on this loop.
-        sample = await runtime.serves_sample_pages()
+        # streaming on this loop; it scrolls the stored ids itself.
+        if await runtime.serves_sample_pages():
+            return " (answering from the sample book; `bookchat ingest PATH` indexes yours)"
+        points = await store.count(exact=True)
     except Exception:  # only a courtesy line: /api/health reports store problems
         return ""
-    if sample:
-        return " (answering from the sample book; `bookchat ingest PATH` indexes yours)"
-    return f" (answering from {len(ids)} chunks in collection '{store.collection}')"
+    return f" (answering from {points} chunks in collection '{store.collection}')"
 
 
 def serve(args: argparse.Namespace) -> int:
