@@ -78,9 +78,9 @@ def run(args: argparse.Namespace) -> int:
 
 async def _eval(args: argparse.Namespace, settings: Settings) -> tuple[EvalResult, str]:
     # The backends and the ingest pipeline (~0.3 s), only once a command runs.
-    from bookchat.backends import ConfigurationError, open_retriever
+    from bookchat.backends import ConfigurationError, index_sample_book, open_retriever
     from bookchat.ingest.indexer import ingest
-    from bookchat.ingest.pipeline import ensure_sample_book, read_site
+    from bookchat.ingest.pipeline import read_site
 
     try:
         questions = read_questions(args.questions)
@@ -94,14 +94,15 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> tuple[EvalResul
     except (StoreError, ConfigurationError) as exc:
         raise CommandError(str(exc)) from None
     try:
-        embedders = {"dense": retriever.dense, "sparse": retriever.sparse}
-        report = None
         if site is not None:
-            report = await ingest(chunked_book=read_site(site), store=retriever.store, **embedders)
-        elif settings.sample_book:
-            report = await ensure_sample_book(
-                store=retriever.store, site_url=settings.sample_book_url, **embedders
+            report = await ingest(
+                chunked_book=read_site(site),
+                store=retriever.store,
+                dense=retriever.dense,
+                sparse=retriever.sparse,
             )
+        else:  # what every start does: the sample book into an empty embedded collection
+            report = await index_sample_book(settings, retriever)
         if report is not None:
             sys.stderr.write(f"bookchat eval: ingested: {report.summary()}\n")
         answerer = None
