@@ -227,3 +227,54 @@ def test_html_headings_are_headings_with_their_own_ids_or_their_parents(tmp_path
         "Node",
         "2. Install the Android SDK",
     )
+
+
+def test_jsx_elements_with_nested_expression_attributes_leave_no_markup(tmp_path: Path) -> None:
+    # Objects four deep (ionic's <Playground>), and a string holding a lone brace (Detox's
+    # <FlavorizedCodeBlock header={'apps: {\n'}>): the tags go, the prose around them stays.
+    text = page_text(
+        tmp_path,
+        {
+            "page.mdx": r"""
+            # Page
+
+            Before the demo.
+
+            <Playground
+              version="9"
+              code={{
+                react,
+                angular: { files: { 'src/app.html': { name: html_source } } },
+              }}
+              src="usage/demo.html"
+            />
+
+            <Flavored
+              header={'   apps: {\n'}
+              note={`a } in ${"a template"}`}
+              flavors={['Debug', 'Release']}
+            >
+
+            After the demo.
+
+            </Flavored>
+            """
+        },
+    )
+    assert "Before the demo." in text
+    assert "After the demo." in text
+    for markup in ("<Playground", "code={{", "files:", "src=", "<Flavored", "header=", "/>"):
+        assert markup not in text, text
+
+
+def test_real_playground_partials_leave_no_markup() -> None:
+    # ionic-docs: every component page inlines @site/static/usage/… partials whose whole body
+    # is one multi-line <Playground code={{…}} /> element; 437 of its 2,678 chunks carried it.
+    book = chunk_site(resolve_site(SITES / "ionic-docs"))
+    texts = [c.text for c in book.chunks if c.file == "api/item-sliding.md"]
+    assert any("Sliding item options are placed" in t for t in texts)
+    assert any("Options can be expanded to take up the full width" in t for t in texts)
+    for chunk in book.chunks:
+        prose = re.sub(r"^(`{3,}|~{3,}).*?^\1", "", chunk.text, flags=re.M | re.S)
+        assert "<Playground" not in prose, chunk.text
+        assert "code={{" not in prose, chunk.text

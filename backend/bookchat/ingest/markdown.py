@@ -87,7 +87,22 @@ _ADMONITION = re.compile(
 )
 _COMMENTS = re.compile(r"\{/\*.*?\*/\}|<!--.*?-->", re.DOTALL)
 _NOT_BLANK_LINE = r"(?:(?!\n[ \t]*\n)[^`])"
-_JSX_ATTRS = r"""(?:[^<>{}"'`]|"[^"]*"|'[^']*'|\{(?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*\})*"""
+_JS_STRING = r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`(?:[^`\\]|\\.)*`"""
+
+
+def _js_braces(depth: int) -> str:
+    """A `{…}` JavaScript expression nested up to `depth` deep, its strings read as strings
+    (`header={'apps: {'}` holds one brace pair). Python's re has no recursion, hence the
+    unrolling; every alternative starts with a different character, so matching stays linear."""
+    inner = rf"""[^{{}}"'`]|{_JS_STRING}"""
+    if depth > 1:
+        inner += "|" + _js_braces(depth - 1)
+    return rf"\{{(?:{inner})*\}}"
+
+
+# A JSX tag's attributes. Real pages nest objects in them: ionic's
+# `<Playground code={{ angular: { files: { … } } }} />` is four deep; eight covers any seen.
+_JSX_ATTRS = rf"""(?:[^<>{{}}"'`]|"[^"]*"|'[^']*'|{_js_braces(8)})*"""
 _INLINE = re.compile(
     rf"(?P<code>(?<!`)(?P<ticks>`+)(?!`){_NOT_BLANK_LINE}+?(?<!`)(?P=ticks)(?!`))"
     rf"|(?P<tag></?[A-Za-z][\w.:-]*(?:\s{_JSX_ATTRS})?/?>|</?>)",
