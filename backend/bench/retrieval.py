@@ -5,8 +5,10 @@
 
 For each book it runs `bookchat eval QUESTIONS --docs SITE --answers` offline (BM25 + the
 static embedder, embedded Qdrant, the offline answerer) in its own data dir, then prints
-recall@k, MRR, the refusal rate and the cited-page rate per book, and their mean over the
-real books. The books, their commits and where their question sets are: books/README.md.
+recall@k, MRR, the refusal rate, the cited-page rate and, for the questions in
+books/offtopic/<book>.tsv that the book does not answer, the rate answered instead of refused,
+per book, and their mean over the real books. The books, their commits and where their
+question sets are: books/README.md.
 `--corpus DIR` holds one checkout per book, named as the `book` column of books/books.tsv
 (for example DIR/jest is a checkout of jestjs/jest); books missing there are skipped with a
 note. Without `--corpus` only the sample book runs. `--data DIR` keeps each book's index
@@ -32,6 +34,7 @@ SUMMARY = re.compile(
     r"recall@(?P<k>\d+) (?P<recall>[\d.]+)  MRR (?P<mrr>[\d.]+)  \((?P<n>\d+) questions\)"
     r"  refusals (?P<refusals>[\d.]+) \((?P<refused_with_page>\d+) with the page retrieved\)"
     r"  cited page (?P<cited>[\d.]+)"
+    r"(?:  answered off-topic [\d.]+ \((?P<offtopic_answered>\d+) of (?P<offtopic>\d+)\))?"
 )
 # Variables that would send eval to a remote index or to Gemini: the bench is offline.
 REMOTE = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "QDRANT_URL", "QDRANT_API_KEY", "DATABASE_URL")
@@ -43,6 +46,11 @@ class Book:
     questions: Path
     site: Path
 
+    @property
+    def offtopic(self) -> Path:
+        """Questions this book does not answer (books/README.md)."""
+        return BOOKS / "offtopic" / f"{self.name}.tsv"
+
 
 @dataclass(frozen=True)
 class Row:
@@ -53,6 +61,8 @@ class Row:
     refusals: float
     refused_with_page: int
     cited: float
+    offtopic: int  # off-topic questions asked (0: the book has none)
+    offtopic_answered: int
 
 
 def books(corpus: Path | None, wanted: set[str] | None) -> tuple[list[Book], list[str]]:
@@ -81,6 +91,7 @@ def run_book(book: Book, data: Path, k: int, misses: bool) -> Row:
     env.update(BOOKCHAT_DATA_DIR=str(data / book.name), BOOKCHAT_EMBEDDER="local")
     command = [sys.executable, "-m", "bookchat", "eval", str(book.questions), "--docs"]
     command += [str(book.site), "--answers", "-k", str(k)]
+    command += ["--offtopic", str(book.offtopic)] if book.offtopic.is_file() else []
     command += ["--verbose"] if misses else []
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -101,29 +112,41 @@ def run_book(book: Book, data: Path, k: int, misses: bool) -> Row:
         refusals=float(match["refusals"]),
         refused_with_page=int(match["refused_with_page"]),
         cited=float(match["cited"]),
+        offtopic=int(match["offtopic"] or 0),
+        offtopic_answered=int(match["offtopic_answered"] or 0),
     )
 
 
 def table(rows: list[Row], k: int) -> str:
     head = (
-        f"| book | questions | recall@{k} | MRR | refusals | refused, page retrieved | cited page |"
+        f"| book | questions | recall@{k} | MRR | refusals | refused, page retrieved | cited page "
+        "| answered off-topic |"
     )
-    lines = [head, "|---|---|---|---|---|---|---|"]
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {r.book} | {r.questions} | {r.recall:.3f} | {r.mrr:.3f} | {r.refusals:.3f} "
-            f"| {r.refused_with_page} | {r.cited:.3f} |"
+            f"| {r.refused_with_page} | {r.cited:.3f} "
+            f"| {_offtopic(r.offtopic_answered, r.offtopic)} |"
         )
     real = [r for r in rows if r.book != "sample"]
     if len(real) > 1:
         n = len(real)
+        asked = sum(r.offtopic for r in real)
+        answered = sum(r.offtopic_answered for r in real)
         lines.append(
             f"| mean of {n} real books | {sum(r.questions for r in real)} "
             f"| {sum(r.recall for r in real) / n:.3f} | {sum(r.mrr for r in real) / n:.3f} "
             f"| {sum(r.refusals for r in real) / n:.3f} "
-            f"| {sum(r.refused_with_page for r in real)} | {sum(r.cited for r in real) / n:.3f} |"
+            f"| {sum(r.refused_with_page for r in real)} | {sum(r.cited for r in real) / n:.3f} "
+            f"| {_offtopic(answered, asked)} |"
         )
     return "\n".join(lines)
+
+
+def _offtopic(answered: int, asked: int) -> str:
+    """ "0.133 (2/15)", or "-" for a book without off-topic questions."""
+    return f"{answered / asked:.3f} ({answered}/{asked})" if asked else "-"
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from bookchat.backends import make_sparse_encoder, open_vector_store
 from bookchat.cli import main
-from bookchat.rag.eval import Question, QuestionsError, evaluate, read_questions
+from bookchat.rag.eval import Question, QuestionsError, evaluate, read_offtopic, read_questions
 from bookchat.rag.retrieve import BookRetriever
 from bookchat.rag.types import Passage
 from bookchat.sample_book import sample_book_path
@@ -259,3 +259,77 @@ def test_the_bench_question_sets_parse_and_hold_thirty_questions_each() -> None:
         questions = read_questions(books / f"{name}.tsv")
         assert len(questions) >= 30, name
         assert len({q.text for q in questions}) == len(questions), name
+
+
+class FixedRetriever:
+    """Returns the same real passage (the sample book's installation page) for any question."""
+
+    async def retrieve(self, question: str, k: int = 5) -> list[Passage]:
+        text = (
+            "bookchat is a Python package with a command-line program called `bookchat`. It "
+            "needs Python 3.11 or newer."
+        )
+        return [
+            Passage(file="install.md", title="Installing", heading="", url="", text=text, score=0.3)
+        ]
+
+    async def check(self, timeout: float) -> dict[str, object]:
+        return {}
+
+
+async def test_off_topic_questions_count_when_answered_instead_of_refused() -> None:
+    from bookchat.rag.extractive import OfflineAnswerer
+
+    result = await evaluate(
+        retriever=FixedRetriever(),
+        questions=[Question("Which Python version do I need?", "install.md")],
+        answerer=OfflineAnswerer(),
+        offtopic=["Which Windows version does my printer need?", "Which Python version do I need?"],
+    )
+    assert result.offtopic == 2
+    # The printer question is refused; the second, which the passage does answer, is counted.
+    assert result.offtopic_answered == ["Which Python version do I need?"]
+    assert "answered off-topic 0.500 (1 of 2)" in result.summary()
+    # In-scope questions are judged as before, apart from the off-topic ones.
+    assert result.answered == 1
+    assert result.cited_page == 1
+    # Without an answerer there is nothing to judge.
+    plain = await evaluate(
+        retriever=FixedRetriever(),
+        questions=[Question("Which Python version do I need?", "install.md")],
+        offtopic=["Which Windows version does my printer need?"],
+    )
+    assert plain.offtopic == 0
+    assert "off-topic" not in plain.summary()
+
+
+def test_off_topic_files_need_a_question_column(tmp_path: Path) -> None:
+    good = tmp_path / "off.tsv"
+    good.write_text("question\tkind\nHow do I bake bread?\tfar\n\t\n", encoding="utf-8")
+    assert read_offtopic(good) == ["How do I bake bread?"]
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("How do I bake bread?\n", encoding="utf-8")
+    with pytest.raises(QuestionsError, match="header"):
+        read_offtopic(bad)
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("question\n", encoding="utf-8")
+    with pytest.raises(QuestionsError, match="no questions"):
+        read_offtopic(empty)
+
+
+def test_the_bench_s_off_topic_files_parse() -> None:
+    folder = Path(__file__).resolve().parents[2] / "backend" / "bench" / "books" / "offtopic"
+    for name in ("sample", "jest", "redux", "react-native", "prettier", "pnpm"):
+        assert len(read_offtopic(folder / f"{name}.tsv")) >= 15
+    for name in ("metro", "testing-library"):
+        assert read_offtopic(folder / f"{name}.tsv")
+
+
+def test_offtopic_needs_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BOOKCHAT_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(SystemExit) as exited:
+        main(["eval", str(QUESTIONS_TSV), "--offtopic", str(QUESTIONS_TSV)])
+    assert exited.value.code == 2
+    assert "--offtopic needs --answers" in capsys.readouterr().err

@@ -708,3 +708,53 @@ def test_a_bound_on_another_subject_does_not_answer_a_version_question() -> None
     text = compose_answer(AnswerRequest(question="What JDK version do I need?", passages=passages))
     assert text.startswith("If you already have a JDK on your system, we recommend JDK17")
     assert "22.11.0" not in text
+
+
+def test_a_requirement_is_answered_only_by_a_sentence_naming_its_subject() -> None:
+    # The sample book's installation page: "needs … 3.11 or newer" carries "need" and, stating
+    # a number, "version", but it is about Python, not Windows or a printer.
+    passages = [
+        _passage(
+            "Installing bookchat",
+            "",
+            "bookchat is a Python package with a command-line program called `bookchat`. It "
+            "needs Python 3.11 or newer.",
+        )
+    ]
+    refused = compose_answer(
+        AnswerRequest(question="Which Windows version does my printer need?", passages=passages)
+    )
+    assert refused.startswith(NO_ANSWER)
+    assert _citations(refused) == []  # a refusal cites nothing, so it lists no sources
+    answered = compose_answer(
+        AnswerRequest(question="Which Python version do I need?", passages=passages)
+    )
+    assert answered.endswith("It needs Python 3.11 or newer [1].")
+
+
+def test_a_passage_unrelated_to_the_question_is_quoted_only_for_most_of_its_words() -> None:
+    # React Native's __DEV__ page (CC BY 4.0, backend/bench/books/books.tsv): "Stripe" matches
+    # "stripped" as a word family, and retrieval found the page unrelated (similarity 0.00).
+    dev = _passage(
+        "__DEV__",
+        "",
+        "You can use the `__DEV__` pseudo-global variable in the codebase to guard "
+        "development-only blocks of code. It is inlined during compilation and gets completely "
+        "stripped out with the `if` blocks it guards in the minified build.",
+    )
+    stripe = "How do I take payments for a subscription with Stripe?"
+    refused = compose_answer(AnswerRequest(question=stripe, passages=[_scored(dev, 0.0)]))
+    assert refused.startswith(NO_ANSWER)
+    assert "“payments”" in refused
+    # Half the question's words are enough from a passage retrieval found related, not from
+    # this far one.
+    blocks = "Which blocks get stripped from my app bundle?"
+    related = compose_answer(AnswerRequest(question=blocks, passages=[_scored(dev, 0.3)]))
+    assert not related.startswith(NO_ANSWER)
+    assert _citations(related) == [1]
+    far = compose_answer(AnswerRequest(question=blocks, passages=[_scored(dev, 0.0)]))
+    assert far.startswith(NO_ANSWER)
+    # A question whose words the far passage does carry is answered from it still.
+    guard = "How do I guard development-only blocks of code?"
+    answered = compose_answer(AnswerRequest(question=guard, passages=[_scored(dev, 0.0)]))
+    assert "guard development-only blocks of code [1]." in answered

@@ -15,7 +15,7 @@ from bookchat.cli.ingest import (
     run_command,
     show_site,
 )
-from bookchat.rag.eval import QuestionsError, evaluate, read_questions
+from bookchat.rag.eval import QuestionsError, evaluate, read_offtopic, read_questions
 from bookchat.rag.types import RetrievalUnavailable
 from bookchat.stores.errors import StoreError
 
@@ -47,6 +47,13 @@ def register(subparsers: Any) -> None:
         "and report its refusal rate and how often it cites the expected page",
     )
     parser.add_argument(
+        "--offtopic",
+        type=Path,
+        metavar="TSV",
+        help="with --answers, also answer these questions the book does not answer (a TSV with "
+        "a question column) and report how many were answered instead of refused",
+    )
+    parser.add_argument(
         "-v",
         "--verbose",
         action="store_true",
@@ -65,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
     if args.k < 1:
         sys.stderr.write("bookchat eval: -k must be at least 1\n")
         return 2
+    if args.offtopic is not None and not args.answers:
+        sys.stderr.write("bookchat eval: --offtopic needs --answers\n")
+        return 2
     result, legs = run_command("eval", _eval(args, settings))
     for question, instead in zip(result.misses, result.missed_instead, strict=True):
         print(f"miss: {question.text}  (expected {question.file} in the top {result.k})")
@@ -72,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"  retrieved instead: {', '.join(instead) or 'nothing'}")
     for question in result.refused_with_page:
         print(f"refused: {question.text}  ({question.file} was retrieved)")
+    for text in result.offtopic_answered:
+        print(f"answered off-topic: {text}")
     print(f"{result.summary()}  legs: {legs}")
     return 0
 
@@ -84,6 +96,7 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> tuple[EvalResul
 
     try:
         questions = read_questions(args.questions)
+        offtopic = read_offtopic(args.offtopic) if args.offtopic is not None else None
     except QuestionsError as exc:
         raise CommandError(str(exc), code=2) from None
     site = resolve_site_arg(args.docs, args) if args.docs else None
@@ -112,7 +125,11 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> tuple[EvalResul
 
             answerer = OfflineAnswerer()
         result = await evaluate(
-            retriever=retriever, questions=questions, k=args.k, answerer=answerer
+            retriever=retriever,
+            questions=questions,
+            k=args.k,
+            answerer=answerer,
+            offtopic=offtopic,
         )
     except (StoreError, RetrievalUnavailable) as exc:
         raise CommandError(str(exc)) from None

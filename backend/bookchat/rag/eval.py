@@ -2,7 +2,8 @@
 
 Retrieval: recall@k and mean reciprocal rank of the page that answers each question. Answers
 (when an answerer is given): how often it refuses, how often it refuses although that page was
-among its passages, and how often it cites that page.
+among its passages, and how often it cites that page. Off-topic questions (ones the book does
+not answer, with no page): how often the answerer answers them anyway instead of refusing.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ class EvalResult:
     refusals: list[Question] = field(default_factory=list)
     refused_with_page: list[Question] = field(default_factory=list)  # the page was a passage
     cited_page: int = 0  # the answer cites a passage from the expected page
+    # Off-topic questions asked, and those answered instead of refused.
+    offtopic: int = 0
+    offtopic_answered: list[str] = field(default_factory=list)
 
     @property
     def recall(self) -> float:
@@ -63,6 +67,10 @@ class EvalResult:
     def cited_page_rate(self) -> float:
         return self.cited_page / self.answered if self.answered else 0.0
 
+    @property
+    def offtopic_answered_rate(self) -> float:
+        return len(self.offtopic_answered) / self.offtopic if self.offtopic else 0.0
+
     def summary(self) -> str:
         """One line, e.g. "recall@5 0.900  MRR 0.812  (20 questions)"."""
         line = (
@@ -72,6 +80,11 @@ class EvalResult:
             line += (
                 f"  refusals {self.refusal_rate:.3f} ({len(self.refused_with_page)} with the page"
                 f" retrieved)  cited page {self.cited_page_rate:.3f}"
+            )
+        if self.offtopic:
+            line += (
+                f"  answered off-topic {self.offtopic_answered_rate:.3f}"
+                f" ({len(self.offtopic_answered)} of {self.offtopic})"
             )
         return line
 
@@ -100,16 +113,36 @@ def read_questions(path: Path) -> list[Question]:
     return rows
 
 
+def read_offtopic(path: Path) -> list[str]:
+    """The `question` column of a TSV of questions the book does not answer (other columns,
+    such as a `kind`, are notes for people)."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle, delimiter="\t")
+            if reader.fieldnames is None or "question" not in reader.fieldnames:
+                raise QuestionsError(f"{path}: the first line must be a header naming `question`")
+            rows = [text for row in reader if (text := (row.get("question") or "").strip())]
+    except OSError as exc:
+        raise QuestionsError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise QuestionsError(f"{path} is not UTF-8 text") from None
+    if not rows:
+        raise QuestionsError(f"{path} holds no questions")
+    return rows
+
+
 async def evaluate(
     *,
     retriever: Retriever,
     questions: list[Question],
     k: int = 5,
     answerer: Answerer | None = None,
+    offtopic: list[str] | None = None,
 ) -> EvalResult:
     """Rank = position of the first passage from the answering file; MRR counts 0 past k.
 
-    With an answerer, each question is also answered from its k passages, as the chat does.
+    With an answerer, each question is also answered from its k passages, as the chat does,
+    and so is each off-topic question: any answer but a refusal counts against it.
     """
     result = EvalResult(k=k)
     for question in questions:
@@ -125,6 +158,14 @@ async def evaluate(
         else:
             result.hits += 1
             result.reciprocal_ranks += 1 / rank
+    if answerer is not None:
+        for text in offtopic or []:
+            passages = await retriever.retrieve(text, k=k)
+            request = AnswerRequest(question=text, passages=passages)
+            answer = "".join([piece async for piece in answerer.stream(request)])
+            result.offtopic += 1
+            if not is_refusal(answer):
+                result.offtopic_answered.append(text)
     return result
 
 

@@ -41,6 +41,14 @@ MIN_COVERAGE = 0.34
 # retrieval similarity). Off-topic questions on four books stayed under this similarity.
 RELAXED_COVERAGE = 0.25
 RELAXED_SIMILARITY = 0.4
+# And the other way: a passage all but unrelated to the question as a whole (retrieval
+# similarity under FAR_SIMILARITY) shares words with it, not its subject, unless a sentence
+# carries half of them: "How do I take payments for a subscription with Stripe?" is not
+# answered by code that "gets completely stripped out" (similarity 0.00). In-scope questions
+# on six books quoted no passage this far (the least similar: 0.07); off-topic ones did
+# (backend/docs/benchmarks.md).
+FAR_COVERAGE = 0.5
+FAR_SIMILARITY = 0.05
 
 _TOKEN = re.compile(r"\S+\s*")
 # A question about the book as a whole ("What does this book cover?", "What is this project
@@ -253,6 +261,13 @@ def _best_sentences(
             coverage = 0.5 * found / full + 0.5 * count / len(weights)
             close = passage.score >= RELAXED_SIMILARITY and coverage >= RELAXED_COVERAGE
             if coverage < MIN_COVERAGE and not close:
+                continue
+            if passage.score < FAR_SIMILARITY and coverage < FAR_COVERAGE:
+                continue
+            # "Which Windows version does my printer need?" is not answered by "It needs
+            # Python 3.11 or newer", which carries "need" and, stating a number, "version":
+            # a sentence answering a requirement names something the requirement is about.
+            if requirement is not None and not own & requirement.subject:
                 continue
             # Earlier passages ranked higher in retrieval; a small nudge breaks ties toward them.
             score = found - 0.01 * number - 0.001 * position
