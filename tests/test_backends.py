@@ -15,7 +15,9 @@ import pytest
 from bookchat import backends
 from bookchat.backends import PRELOADABLE, preload_modules
 from bookchat.config import Settings
+from bookchat.stores.embedded import EmbeddedVectorStore
 from bookchat.stores.errors import StoreUnavailable
+from bookchat.stores.qdrant_http import ServerVectorStore
 from bookchat.stores.snapshot import fresh_snapshot_points, remove_snapshot, snapshot_path
 from tests.books import make_settings
 
@@ -73,6 +75,29 @@ def test_bookchat_workers_sets_the_count_with_postgresql(tmp_path: Path, qdrant)
     assert backends.worker_processes(fixed, cpus=2) == 3
 
 
+def test_qdrant_url_chooses_the_server_and_no_folder_is_made(tmp_path: Path) -> None:
+    key = "key-123"
+    settings = make_settings(
+        tmp_path, QDRANT_URL="https://u:secret@qdrant.example", QDRANT_API_KEY=key
+    )
+    store = backends.open_vector_store(settings, timeout=1.5)
+    try:
+        assert isinstance(store, ServerVectorStore)
+        assert store.collection == settings.qdrant_collection
+        assert store.location.host_port == "qdrant.example:6333"
+        assert "secret" not in (store.location.url or "")
+        assert not settings.qdrant_path.exists()
+    finally:
+        asyncio.run(store.close())
+    embedded = backends.open_vector_store(make_settings(tmp_path))
+    try:
+        assert isinstance(embedded, EmbeddedVectorStore)
+        assert embedded.location.path == str(settings.qdrant_path)
+        assert settings.qdrant_path.is_dir()
+    finally:
+        asyncio.run(embedded.close())
+
+
 def test_the_embedded_index_is_written_once_then_shared_by_readers(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, DATABASE_URL=PG)
     # A fresh data dir: the sample book is indexed here, before any worker starts.
@@ -83,7 +108,7 @@ def test_the_embedded_index_is_written_once_then_shared_by_readers(tmp_path: Pat
         assert fresh_snapshot_points(settings.qdrant_path, settings.qdrant_collection)
         # Readers coexist with the lock this process holds for them ...
         readers = [backends.open_vector_store(settings, index=index) for _ in range(2)]
-        assert all(reader.embedded and reader._client is None for reader in readers)
+        assert all(reader.embedded and reader._local is None for reader in readers)
         for reader in readers:
             asyncio.run(reader.close())
         # ... and a writer (`bookchat ingest`) is refused while it is held.

@@ -28,7 +28,6 @@ from bookchat.stores.index_dir import (
     share_for_readers,
     unshared_because,
 )
-from bookchat.stores.vectors import VectorStore
 
 if TYPE_CHECKING:
     from google import genai
@@ -36,6 +35,7 @@ if TYPE_CHECKING:
     from bookchat.ingest.indexer import IngestReport
     from bookchat.providers.embedding import DenseEmbedder
     from bookchat.rag.answerer import Answerer
+    from bookchat.stores.vectors import VectorStore
 
 
 log = logging.getLogger(__name__)
@@ -329,13 +329,22 @@ def open_vector_store(
     Blocking: opening embedded Qdrant reads every point.
     """
 
-    api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-    return VectorStore.open(
+    # Each adapter loads its own dependencies (httpx, or the snapshot's numpy) when chosen.
+    if settings.qdrant_url is not None:
+        from bookchat.stores.qdrant_http import ServerVectorStore
+
+        api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+        return ServerVectorStore.open(
+            url=settings.qdrant_url,
+            collection=settings.qdrant_collection,
+            api_key=api_key,
+            timeout=timeout,
+        )
+    from bookchat.stores.embedded import EmbeddedVectorStore
+
+    return EmbeddedVectorStore.open(
         collection=settings.qdrant_collection,
         path=index.path if index is not None and index.path is not None else settings.qdrant_path,
-        url=settings.qdrant_url,
-        api_key=api_key,
-        timeout=timeout,
         shared=index is not None and index.shared,
         loaded=index.loaded if index is not None else None,
     )

@@ -1,5 +1,5 @@
-"""VectorStore against a Qdrant server over REST (stores/qdrant_http.py), through real HTTP to
-the fake Qdrant server, which checks every body against qdrant-client's models."""
+"""ServerVectorStore against a Qdrant server over REST (stores/qdrant_http.py), through real HTTP
+to the fake Qdrant server, which checks every body against qdrant-client's models."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import httpx
 import pytest
 
 from bookchat.stores.connection import Location
+from bookchat.stores.embedded import EmbeddedVectorStore
 from bookchat.stores.errors import EmbedderMismatch, StoreUnavailable, VectorStoreError
 from bookchat.stores.identity import IndexIdentity, point_id
-from bookchat.stores.qdrant_http import QdrantServer, rest_base
-from bookchat.stores.vectors import NewPoint, VectorStore
+from bookchat.stores.qdrant_http import QdrantServer, ServerVectorStore, rest_base
+from bookchat.stores.vectors import NewPoint
 from tests.fakes.qdrant import Fail, FakeQdrant, Stall
 
 
@@ -46,17 +47,29 @@ def points(n: int = 12) -> list[NewPoint]:
     ]
 
 
-def server_store(fake: FakeQdrant, *, key: str | None = None, timeout: float = 3.0) -> VectorStore:
-    return VectorStore.open(
-        collection="book", path=Path("/nonexistent"), url=fake.url, api_key=key, timeout=timeout
-    )
+def server_store(
+    fake: FakeQdrant, *, key: str | None = None, timeout: float = 3.0
+) -> ServerVectorStore:
+    return ServerVectorStore.open(url=fake.url, collection="book", api_key=key, timeout=timeout)
 
 
 @pytest.fixture
-async def server(fake_qdrant: FakeQdrant) -> AsyncIterator[VectorStore]:
+async def server(fake_qdrant: FakeQdrant) -> AsyncIterator[ServerVectorStore]:
     store = server_store(fake_qdrant)
     yield store
     await store.close()
+
+
+async def test_a_server_url_is_a_server_location_without_its_key() -> None:
+    store = ServerVectorStore.open(
+        url="https://user:secret@qdrant.example:443", collection="book", api_key="key-123"
+    )
+    try:
+        assert not store.embedded
+        assert store.location.host_port == "qdrant.example:443"
+        assert "secret" not in (store.location.url or "")
+    finally:
+        await store.close()
 
 
 def test_the_rest_root_is_the_one_qdrant_client_dials() -> None:
@@ -67,10 +80,10 @@ def test_the_rest_root_is_the_one_qdrant_client_dials() -> None:
 
 
 async def test_writes_reads_and_search_match_embedded_qdrant(
-    server: VectorStore, fake_qdrant: FakeQdrant, tmp_path: Path
+    server: ServerVectorStore, fake_qdrant: FakeQdrant, tmp_path: Path
 ) -> None:
     """The same points and queries give the same hits over REST as in local mode's own search."""
-    embedded = VectorStore.open(collection="book", path=tmp_path / "qdrant")
+    embedded = EmbeddedVectorStore.open(collection="book", path=tmp_path / "qdrant")
     embedded.memory_index = False
     try:
         for store in (server, embedded):
@@ -105,16 +118,18 @@ async def test_writes_reads_and_search_match_embedded_qdrant(
 
 
 async def test_scrolling_follows_pages(
-    server: VectorStore, monkeypatch: pytest.MonkeyPatch, fake_qdrant: FakeQdrant
+    server: ServerVectorStore, monkeypatch: pytest.MonkeyPatch, fake_qdrant: FakeQdrant
 ) -> None:
-    monkeypatch.setattr("bookchat.stores.vectors.SCROLL_PAGE", 5)
+    monkeypatch.setattr("bookchat.stores.qdrant_http.SCROLL_PAGE", 5)
     await server.ensure_collection(IDENTITY)
     await server.upsert(points(12))
     assert len(await server.stored_chunks()) == 12
     assert sum(r.path.endswith("/scroll") for r in fake_qdrant.requests) == 3
 
 
-async def test_page_rankings_read_text_and_vectors_from_the_server(server: VectorStore) -> None:
+async def test_page_rankings_read_text_and_vectors_from_the_server(
+    server: ServerVectorStore,
+) -> None:
     await server.ensure_collection(IDENTITY)
     stored = points(3)
     for p in stored:
@@ -133,7 +148,7 @@ async def test_page_rankings_read_text_and_vectors_from_the_server(server: Vecto
     assert weights[1] == pytest.approx([2.0, 0.5])
 
 
-async def test_a_collection_built_otherwise_is_a_mismatch(server: VectorStore) -> None:
+async def test_a_collection_built_otherwise_is_a_mismatch(server: ServerVectorStore) -> None:
     await server.ensure_collection(LEXICAL)
     with pytest.raises(EmbedderMismatch, match="book"):
         await server.ensure_collection(IDENTITY)
@@ -141,7 +156,7 @@ async def test_a_collection_built_otherwise_is_a_mismatch(server: VectorStore) -
 
 
 async def test_a_collection_bookchat_did_not_create_is_named(
-    server: VectorStore, fake_qdrant: FakeQdrant
+    server: ServerVectorStore, fake_qdrant: FakeQdrant
 ) -> None:
     fake_qdrant.client.create_collection("book", vectors_config={})
     with pytest.raises(VectorStoreError, match="'book' was not created by bookchat"):
@@ -184,7 +199,7 @@ async def test_a_read_only_key_can_search_but_a_write_is_403(fake_qdrant: FakeQd
 
 
 async def test_a_collection_deleted_under_a_running_store_is_a_404_naming_the_fix(
-    server: VectorStore, fake_qdrant: FakeQdrant
+    server: ServerVectorStore, fake_qdrant: FakeQdrant
 ) -> None:
     await server.ensure_collection(IDENTITY)
     await server.upsert(points(3))
@@ -198,7 +213,9 @@ async def test_a_collection_deleted_under_a_running_store_is_a_404_naming_the_fi
     assert await server.count() == 0  # absent, as before it was created
 
 
-async def test_a_server_error_is_its_status(server: VectorStore, fake_qdrant: FakeQdrant) -> None:
+async def test_a_server_error_is_its_status(
+    server: ServerVectorStore, fake_qdrant: FakeQdrant
+) -> None:
     fake_qdrant.script(Fail(503))
     with pytest.raises(VectorStoreError, match=r"answered HTTP 503 Service Unavailable$"):
         await server.count()
@@ -240,7 +257,7 @@ async def test_a_200_that_is_not_qdrant_is_said_so(exists: str, other: str | Non
         timeout=1.0,
         transport=httpx.MockTransport(handler),
     )
-    store = VectorStore(
+    store = ServerVectorStore(
         server=server,
         collection="book",
         location=Location(backend="server", url="http://qdrant.test", host_port="qdrant.test:6333"),

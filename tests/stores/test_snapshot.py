@@ -3,10 +3,8 @@ reader must not trust it (missing, stale, corrupt, another format, another colle
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
-import random
 import shutil
 import stat
 from pathlib import Path
@@ -14,17 +12,14 @@ from pathlib import Path
 import pytest
 
 from bookchat.stores import snapshot as snapshot_module
-from bookchat.stores.errors import StoreUnavailable
-from bookchat.stores.memory_index import reciprocal_rank_fusion
+from bookchat.stores.embedded import EmbeddedVectorStore
 from bookchat.stores.snapshot import (
     Snapshot,
     SnapshotUnusable,
-    remove_snapshot,
     snapshot_is_fresh,
     snapshot_path,
     storage_token,
 )
-from bookchat.stores.vectors import VectorStore
 from tests.stores.test_vectors import IDENTITY, Sparse, new_point
 
 COLLECTION = "book"
@@ -32,8 +27,8 @@ QUERY = {"sparse": Sparse([7], [1.0]), "dense": [1.0, 0.0], "limit": 5, "candida
 
 
 async def written(folder: Path) -> Path:
-    """An embedded collection of three points, written (and closed) through VectorStore."""
-    store = VectorStore.open(collection=COLLECTION, path=folder)
+    """An embedded collection of three points, written (and closed) through EmbeddedVectorStore."""
+    store = EmbeddedVectorStore.open(collection=COLLECTION, path=folder)
     try:
         await store.ensure_collection(IDENTITY)
         await store.upsert(
@@ -57,9 +52,9 @@ async def test_a_writer_leaves_a_snapshot_and_a_reader_serves_it_without_local_m
 ) -> None:
     folder = await written(tmp_path / "qdrant")
     assert snapshot_path(folder, COLLECTION).is_file()
-    store = VectorStore.open(collection=COLLECTION, path=folder)
+    store = EmbeddedVectorStore.open(collection=COLLECTION, path=folder)
     try:
-        assert store._client is None  # local mode was not opened
+        assert store._local is None  # local mode was not opened
         assert await store.identity() == IDENTITY
         assert await store.count() == 3
         assert {c.file for c in (await store.stored_chunks()).values()} == {
@@ -70,7 +65,7 @@ async def test_a_writer_leaves_a_snapshot_and_a_reader_serves_it_without_local_m
         fast = await store.search(**QUERY)
         lexical = await store.search(**{**QUERY, "dense": None})
         headings = await store.chunk_headings(text=True, dense=True, sparse=True)
-        assert store._client is None
+        assert store._local is None
         # The same hits, payloads and vectors as local mode's own search and scroll.
         store.memory_index = False
         slow = await store.search(**QUERY)
@@ -104,7 +99,7 @@ async def test_a_write_removes_the_snapshot_first_and_closing_writes_a_fresh_one
     tmp_path: Path,
 ) -> None:
     folder = await written(tmp_path / "qdrant")
-    store = VectorStore.open(collection=COLLECTION, path=folder)
+    store = EmbeddedVectorStore.open(collection=COLLECTION, path=folder)
     try:
         await store.upsert([new_point("four.md", {7: 3.0}, [0.0, 1.0])])
         assert not snapshot_path(folder, COLLECTION).exists()
@@ -130,11 +125,11 @@ async def test_a_write_that_bypasses_bookchat_makes_the_snapshot_stale(tmp_path:
     with pytest.raises(SnapshotUnusable, match="stale"):
         Snapshot.read(folder, COLLECTION)
     assert not snapshot_is_fresh(folder, COLLECTION)
-    store = VectorStore.open(collection=COLLECTION, path=folder)
+    store = EmbeddedVectorStore.open(collection=COLLECTION, path=folder)
     try:
         # Made again from local mode's files, without opening local mode.
         assert snapshot_is_fresh(folder, COLLECTION)
-        assert store._client is None
+        assert store._local is None
         hits = await store.search(**QUERY)
         assert {h.payload["position"] for h in hits} == {0, 1}
     finally:
@@ -193,10 +188,10 @@ async def test_an_unusable_snapshot_is_made_again_from_local_modes_files(
     damage(path)
     with pytest.raises(SnapshotUnusable, match=reason):
         Snapshot.read(folder, COLLECTION)
-    store = VectorStore.open(collection=COLLECTION, path=folder)
+    store = EmbeddedVectorStore.open(collection=COLLECTION, path=folder)
     try:
         assert len(Snapshot.read(folder, COLLECTION)) == 3  # written again at once
-        assert store._client is None
+        assert store._local is None
         assert sorted(files(await store.search(**QUERY))) == ["one.md", "two.md"]
     finally:
         await store.close()
@@ -214,44 +209,6 @@ async def test_a_snapshot_names_its_collection(tmp_path: Path) -> None:
         Snapshot.read(folder, "other")
     with pytest.raises(SnapshotUnusable, match="no storage"):
         storage_token(folder, "absent")
-
-
-async def test_the_folder_stays_locked_while_a_reader_serves_the_snapshot(tmp_path: Path) -> None:
-    folder = await written(tmp_path / "qdrant")
-    reader = VectorStore.open(collection=COLLECTION, path=folder)
-    try:
-        assert reader._client is None
-        # A writer (`bookchat ingest`) gets the clear sentence, not qdrant-client's.
-        with pytest.raises(StoreUnavailable, match="in use by another bookchat process"):
-            VectorStore.open(collection=COLLECTION, path=folder)
-    finally:
-        await reader.close()
-    VectorStore.open(collection=COLLECTION, path=folder)._folder_lock.release()  # type: ignore[union-attr]
-
-
-async def test_shared_readers_coexist_read_only_and_keep_a_writer_out(tmp_path: Path) -> None:
-    folder = await written(tmp_path / "qdrant")
-    readers = [VectorStore.open(collection=COLLECTION, path=folder, shared=True) for _ in "ab"]
-    try:
-        assert [await reader.count() for reader in readers] == [3, 3]
-        # What the page rankings are rebuilt from (rag/pages.py, per process): a read.
-        assert len(await readers[1].chunk_headings(text=True, dense=True, sparse=True)) == 3
-        with pytest.raises(StoreUnavailable, match="in use by another bookchat process"):
-            VectorStore.open(collection=COLLECTION, path=folder)
-        with pytest.raises(StoreUnavailable, match="read by several `bookchat serve` worker"):
-            await readers[0].upsert([new_point("four.md", {7: 1.0}, [0.0, 1.0])])
-        with pytest.raises(StoreUnavailable, match="read by several `bookchat serve` worker"):
-            await readers[0].delete(["any"])
-        assert snapshot_is_fresh(folder, COLLECTION)  # a refused write removes nothing
-        assert [await reader.count() for reader in readers] == [3, 3]
-    finally:
-        for reader in readers:
-            await reader.close()
-    remove_snapshot(folder, COLLECTION)
-    # A reader never writes, so it cannot make the snapshot again: it says so, locks nothing.
-    with pytest.raises(StoreUnavailable, match="no fresh read snapshot"):
-        VectorStore.open(collection=COLLECTION, path=folder, shared=True)
-    VectorStore.open(collection=COLLECTION, path=folder)._folder_lock.release()  # type: ignore[union-attr]
 
 
 async def test_a_read_only_folder_is_read_in_place_and_left_as_it_was(
@@ -272,9 +229,9 @@ async def test_a_read_only_folder_is_read_in_place_and_left_as_it_was(
         p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
     try:
         assert snapshot_is_fresh(folder, COLLECTION)
-        store = VectorStore.open(collection=COLLECTION, path=folder)
+        store = EmbeddedVectorStore.open(collection=COLLECTION, path=folder)
         try:
-            assert store._client is None
+            assert store._local is None
             assert store._folder_lock is None
             assert sorted(files(await store.search(**QUERY))) == ["one.md", "two.md"]
         finally:
@@ -292,32 +249,3 @@ async def test_the_same_points_give_the_same_bytes(tmp_path: Path) -> None:
     first = snapshot_path(await written(tmp_path / "a"), COLLECTION).read_bytes()
     second = snapshot_path(await written(tmp_path / "b"), COLLECTION).read_bytes()
     assert first == second
-
-
-def test_fusion_ranks_exactly_as_qdrant_clients_rrf() -> None:
-    from qdrant_client.http import models
-    from qdrant_client.hybrid.fusion import reciprocal_rank_fusion as qdrant_rrf
-
-    rng = random.Random(12)
-    ids = [f"p{i}" for i in range(40)]
-    for _ in range(200):
-        legs = [
-            [(pid, rng.random()) for pid in rng.sample(ids, rng.randint(0, 30))]
-            for _ in range(rng.randint(1, 3))
-        ]
-        limit = rng.randint(1, 40)
-        scored = [[models.ScoredPoint(id=i, version=0, score=s) for i, s in leg] for leg in legs]
-        assert reciprocal_rank_fusion(legs, limit=limit) == [
-            p.id for p in qdrant_rrf(scored, limit=limit)
-        ]
-
-
-async def test_callers_at_once_open_local_mode_once(tmp_path: Path) -> None:
-    """A health check and start-up's ingest both reach an empty folder at start."""
-    store = VectorStore.open(collection=COLLECTION, path=tmp_path / "qdrant")
-    try:
-        assert store._client is None  # nothing to read yet: local mode waits for a need
-        counts = await asyncio.gather(*(store.count() for _ in range(5)), store.identity())
-        assert counts == [0, 0, 0, 0, 0, None]
-    finally:
-        await store.close()

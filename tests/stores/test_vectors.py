@@ -1,16 +1,20 @@
-"""VectorStore from values (no Settings), and its in-memory copy against local mode's search."""
+"""stores.vectors: what every VectorStore does the same, against both adapters: the embedded
+folder (stores/embedded.py) and a Qdrant server over REST (stores/qdrant_http.py, the fake)."""
 
 from __future__ import annotations
 
-import math
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from bookchat.stores.embedded import EmbeddedVectorStore
+from bookchat.stores.errors import EmbedderMismatch
 from bookchat.stores.identity import IndexIdentity, point_id
-from bookchat.stores.memory_index import MemoryIndex
+from bookchat.stores.qdrant_http import ServerVectorStore
 from bookchat.stores.vectors import NewPoint, VectorStore
+from tests.fakes.qdrant import FakeQdrant
 
 
 @dataclass
@@ -31,90 +35,65 @@ def new_point(name: str, terms: dict[int, float], dense: list[float] | None) -> 
     )
 
 
-def test_lexical_scores_are_qdrants_bm25_and_only_shared_terms_match() -> None:
-    index = MemoryIndex(
-        ["a", "b", "c"],
-        [([1, 2], [1.0, 2.0]), ([2], [3.0]), ([], [])],
-        [None, None, None],
-        None,
-    )
-    n = 2  # "c" has an empty sparse vector: it does not count as having one
-    idf1 = math.log((n - 1 + 0.5) / (1 + 0.5) + 1)
-    idf2 = math.log((n - 2 + 0.5) / (2 + 0.5) + 1)
-    found = dict(index.lexical([1, 2], [1.0, 1.0], 10))
-    assert set(found) == {"a", "b"}
-    assert found["a"] == pytest.approx(1.0 * idf1 + 2.0 * idf2)
-    assert found["b"] == pytest.approx(3.0 * idf2)
-    assert index.lexical([9], [1.0], 10) == []
-    assert not index.has_dense
+@pytest.fixture(params=["embedded", "server"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[VectorStore]:
+    if request.param == "embedded":
+        opened: VectorStore = EmbeddedVectorStore.open(collection="book", path=tmp_path / "qdrant")
+    else:
+        fake: FakeQdrant = request.getfixturevalue("fake_qdrant")
+        opened = ServerVectorStore.open(url=fake.url, collection="book")
+    assert opened.embedded is (request.param == "embedded")
+    yield opened
+    await opened.close()
 
 
-def test_dense_is_cosine_over_the_points_that_have_a_vector() -> None:
-    index = MemoryIndex(
-        ["a", "b", "c"],
-        [([1], [1.0])] * 3,
-        [[2.0, 0.0], None, [1.0, 1.0]],
-        2,
-    )
-    found = index.dense([0.0, 3.0], 10)
-    assert [i for i, _ in found] == ["c", "a"]
-    assert found[0][1] == pytest.approx(1 / math.sqrt(2))
-    assert found[1][1] == pytest.approx(0.0)
+async def test_chunk_headings_bring_text_and_vectors_only_when_asked(store: VectorStore) -> None:
+    await store.ensure_collection(IDENTITY)
+    point = new_point("one.md", {7: 1.0}, [0.6, 0.8])
+    point.payload.update(title="One", heading="Setup", text="Install it.")
+    await store.upsert([point])
+    [plain] = await store.chunk_headings()
+    assert (plain.file, plain.title, plain.heading) == ("one.md", "One", "Setup")
+    assert (plain.text, plain.dense, plain.sparse) == ("", None, None)
+    [full] = await store.chunk_headings(text=True, dense=True)
+    assert full.text == "Install it."
+    assert list(full.dense or []) == pytest.approx([0.6, 0.8])
+    assert full.sparse is None
+    [weights] = await store.chunk_headings(sparse=True)
+    assert weights.sparse == ([7], [1.0])
+    assert weights.dense is None
 
 
-async def test_opened_from_values_searches_what_was_written(tmp_path: Path) -> None:
-    store = VectorStore.open(collection="book", path=tmp_path / "qdrant")
-    try:
-        assert store.embedded
-        assert store.location.path == str(tmp_path / "qdrant")
-        await store.ensure_collection(IDENTITY)
-        await store.upsert([new_point("one.md", {7: 1.0}, [1.0, 0.0])])
-        query = Sparse([7], [1.0])
-        hits = await store.search(sparse=query, dense=[1.0, 0.0], limit=5, candidates=10)
-        assert [h.payload["file"] for h in hits] == ["one.md"]
-        # A write drops the in-memory copy: the next search sees the new point.
-        await store.upsert([new_point("two.md", {7: 2.0}, [0.9, 0.1])])
-        in_memory = await store.search(sparse=query, dense=[1.0, 0.0], limit=5, candidates=10)
-        store.memory_index = False  # local mode's own search, for comparison
-        local = await store.search(sparse=query, dense=[1.0, 0.0], limit=5, candidates=10)
-        assert [h.payload["file"] for h in in_memory] == [h.payload["file"] for h in local]
-        assert len(in_memory) == 2
-        assert await store.count(exact=True) == 2
-    finally:
-        await store.close()
+async def test_identity_comes_from_the_collection_and_another_is_a_mismatch(
+    store: VectorStore,
+) -> None:
+    assert await store.identity() is None
+    assert await store.check_identity(IDENTITY) is False
+    await store.ensure_collection(IDENTITY)
+    assert await store.identity() == IDENTITY
+    other = IndexIdentity(dense=None, dense_dims=None, sparse="bm25:v1")
+    with pytest.raises(EmbedderMismatch):
+        await store.ensure_collection(other)
+    assert await store.check_identity(IDENTITY) is True
 
 
-async def test_a_server_url_is_a_server_location_without_its_key(tmp_path: Path) -> None:
-    store = VectorStore.open(
-        collection="book",
-        path=tmp_path / "unused",
-        url="https://user:secret@qdrant.example:443",
-        api_key="key-123",
-    )
-    try:
-        assert not store.embedded
-        assert store.location.host_port == "qdrant.example:443"
-        assert "secret" not in (store.location.url or "")
-        assert not (tmp_path / "unused").exists()
-    finally:
-        await store.close()
+async def test_every_write_bumps_the_generation_and_a_noop_does_not(store: VectorStore) -> None:
+    await store.ensure_collection(IDENTITY)
+    point = new_point("one.md", {7: 1.0}, [1.0, 0.0])
+    start = store.generation
+    await store.upsert([point])
+    await store.set_position({point.id: 3})
+    await store.delete([point.id])
+    assert store.generation == start + 3
+    await store.delete([])
+    await store.set_position({})
+    assert store.generation == start + 3
+    assert await store.count(exact=True) == 0
 
 
-async def test_chunk_headings_bring_text_and_vectors_only_when_asked(tmp_path: Path) -> None:
-    store = VectorStore.open(collection="book", path=tmp_path / "qdrant")
-    try:
-        await store.ensure_collection(IDENTITY)
-        point = new_point("one.md", {7: 1.0}, [0.6, 0.8])
-        point.payload.update(title="One", heading="Setup", text="Install it.")
-        await store.upsert([point])
-        [plain] = await store.chunk_headings()
-        assert (plain.file, plain.title, plain.heading) == ("one.md", "One", "Setup")
-        assert (plain.text, plain.dense) == ("", None)
-        [full] = await store.chunk_headings(text=True, dense=True)
-        assert full.text == "Install it."
-        assert full.dense == pytest.approx([0.6, 0.8])
-        assert full.sparse is None
-        [weights] = await store.chunk_headings(sparse=True)
-        assert weights.sparse == ([7], [1.0])
-    finally:
-        await store.close()
+async def test_a_search_with_no_leg_finds_nothing(store: VectorStore) -> None:
+    await store.ensure_collection(IDENTITY)
+    await store.upsert([new_point("one.md", {7: 1.0}, [1.0, 0.0])])
+    assert await store.search(sparse=Sparse([], []), dense=None, limit=5, candidates=10) == []
+    [hit] = await store.search(sparse=Sparse([7], [1.0]), dense=None, limit=5, candidates=10)
+    assert (hit.payload["file"], hit.sparse, hit.dense) == ("one.md", ([7], [1.0]), None)

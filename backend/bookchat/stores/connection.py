@@ -1,17 +1,17 @@
-"""Where the Qdrant collection lives, and the embedded folder's lock and storage tuning."""
+"""Where the Qdrant collection lives, and the embedded folder's lock."""
 
 from __future__ import annotations
 
 import fcntl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Literal
+from typing import IO, Literal
 from urllib.parse import urlsplit
 
-from bookchat.stores.errors import DEFAULT_PORT
+from bookchat.stores.errors import DEFAULT_PORT, StoreUnavailable
 
-if TYPE_CHECKING:
-    from qdrant_client import AsyncQdrantClient
+# Local mode's lock file in the embedded folder: per process, never part of a prebuilt index.
+LOCK_FILE = ".lock"
 
 
 @dataclass(slots=True)
@@ -80,17 +80,17 @@ class FolderLock:
         self._handle = None
 
 
-def tune_embedded_storage(client: AsyncQdrantClient, collection: str) -> None:
-    """WAL journal for local mode's SQLite file: it commits every point on its own, and with
-    the default journal each commit waits for the disk (20 of 26 s when ingesting 2,000
-    chunks here; 4 s with WAL). With synchronous=NORMAL a power cut can lose the last
-    commits but never corrupts the file, and ingestion is idempotent: re-run it.
-    Reaches into qdrant-client's local mode; if that changes, ingestion is only slower."""
-    import sqlite3
+def folder_in_use(folder: Path) -> StoreUnavailable:
+    """Another process holds the embedded folder's lock (whether ours or local mode's)."""
+    return StoreUnavailable(
+        f"The embedded Qdrant in {folder} is in use by another bookchat process "
+        "(for example `bookchat serve`). Stop that process first, or run a Qdrant "
+        "server and set QDRANT_URL so that several processes can share it."
+    )
 
-    local = getattr(client, "_client", None)
-    entry = getattr(local, "collections", {}).get(collection)
-    connection = getattr(getattr(entry, "storage", None), "storage", None)
-    if isinstance(connection, sqlite3.Connection):
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
+
+def cannot_open(folder: Path, exc: OSError) -> StoreUnavailable:
+    """The embedded folder cannot be made or read (permissions, a full disk)."""
+    return StoreUnavailable(
+        f"The embedded Qdrant in {folder} cannot be opened: {exc.strerror or exc}"
+    )

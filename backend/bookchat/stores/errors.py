@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -120,24 +120,11 @@ def transport_error(exc: BaseException, where: str, limit: float) -> StoreUnavai
     return StoreUnavailable(f"{where} could not be reached: {type(exc).__name__}")
 
 
-class Call(Protocol):
-    """One client call, time-bounded, with the errors above (VectorStore._call)."""
-
-    async def __call__(
-        self, make: Callable[[], Awaitable[T]], *, timeout: float | None = None
-    ) -> T: ...
-
-
-async def guarded(
-    make: Callable[[], Awaitable[T]], *, where: str, limit: float, embedded: bool
-) -> T:
-    """Run one client call with a bounded time and errors that name host and cause."""
+async def guarded(make: Callable[[], Awaitable[T]], *, where: str, limit: float) -> T:
+    """Run one call to a Qdrant server with a bounded time and errors that name host and cause."""
     import httpx
 
     try:
-        if embedded:
-            # Local mode does its work in-process; a time limit would only abandon it.
-            return await make()
         return await asyncio.wait_for(make(), timeout=limit + 1.0)
     except (TimeoutError, httpx.TimeoutException) as exc:
         raise timed_out(where, limit) from exc

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from bookchat.stores.connection import FolderLock
+from bookchat.stores.connection import LOCK_FILE, FolderLock
 from bookchat.stores.errors import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -35,8 +35,6 @@ log = logging.getLogger(__name__)
 MANIFEST = "bookchat-index.json"
 # Under the data dir; replaced at every start of a server that serves a read-only index.
 SERVED_COPY = "served-index"
-# Qdrant local mode's lock file: per process, never part of a prebuilt index.
-LOCK_FILE = ".lock"
 MANIFEST_FIELDS = ("site_url", "collection", "pages", "chunks", "source_revision", "embedder")
 
 # data_dir: the index under BOOKCHAT_DATA_DIR; baked: a prebuilt BOOKCHAT_INDEX_DIR (served in

@@ -12,8 +12,9 @@ storage.sqlite (read with the stdlib sqlite3, read-only). Any write by any write
 or another, or qdrant-client itself) changes a stored point or the collection's config, and so
 the token: a snapshot is used only when the storage it describes is exactly what is on disk.
 Reading the rows costs about 1 ms per 100 points (backend/docs/benchmarks.md), far less than
-opening local mode, which unpickles every point into pydantic models. VectorStore also
-removes the snapshot before it writes, so a write that dies half-way leaves none behind.
+opening local mode, which unpickles every point into pydantic models. The embedded store
+(stores/embedded.py) also removes the snapshot before it writes, so a write that dies half-way
+leaves none behind.
 """
 
 from __future__ import annotations
