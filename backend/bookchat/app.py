@@ -76,8 +76,9 @@ def create_app(
 
     For `bookchat serve`'s worker processes: index, the embedded index as serve prepared it
     (backends.share_embedded_index; otherwise start-up prepares it), and started_at, when
-    serve started them (otherwise when the lifespan starts): questions asked before it and left
-    unanswered are marked failed, so a worker started later must not take its own start.
+    serve started them (otherwise when the lifespan starts): questions stored without an owner
+    (by an older bookchat), asked before it and left unanswered, are marked failed, so a worker
+    started later must not take its own start.
     """
     app = FastAPI(
         title="bookchat",

@@ -33,6 +33,8 @@ MAX_BACKOFF_SECONDS = 60.0
 
 # Steps whose failures come from the database driver, and are explained as the database's.
 _DATABASE_STEPS = ("opening the database", "creating the conversation tables")
+# In the data dir: one lock file per live server process (stores/owners.py).
+OWNERS_DIR = "answering"
 
 
 def preload(settings: Settings) -> bool:
@@ -114,7 +116,8 @@ class Runtime:
     _sample_pages: bool | None = field(default=None, repr=False)
     # Whether start-up's imports ran with the GC off (settle_start_up_heap).
     _heap_settled: bool = field(default=False, repr=False)
-    # Questions asked before this moment and left unanswered belong to a process that died.
+    # Questions stored without an owner (by an older bookchat), asked before this moment and
+    # left unanswered, belong to a process that died (stores/owners.py judges the others).
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -180,7 +183,11 @@ class Runtime:
 
         if self.conversations is None:
             self.step = "opening the database"
-            self.conversations = ConversationStore(self.settings.sqlalchemy_url)
+            from bookchat.stores.owners import AnswerOwner
+
+            # Held for this process's life: how others tell that it died mid-answer.
+            owner = AnswerOwner(self.settings.data_dir / OWNERS_DIR)
+            self.conversations = ConversationStore(self.settings.sqlalchemy_url, owner)
         if self.answerer is None:
             self.step = "opening the answerer"
             # Building an HTTP client loads the CA bundle (about 30 ms): not on the loop.
@@ -195,13 +202,8 @@ class Runtime:
             self.step = "creating the conversation tables"
             await self.conversations.create_tables()
             self._tables_ready = True
-            self.step = "marking answers a stopped server left unfinished"
-            marked = await self.conversations.mark_interrupted(asked_before=self.started_at)
-            if marked:
-                log.warning(
-                    "%d question(s) had no answer (a server was killed mid-answer): marked failed",
-                    marked,
-                )
+            self.step = "marking answers a dead process left unfinished"
+            await self.conversations.mark_interrupted(asked_before=self.started_at)
         retriever = self.retriever
         if self.settings.sample_book:
             self.step = "indexing the sample book"
@@ -277,3 +279,6 @@ class Runtime:
                 await close()
             except Exception as exc:
                 log.warning("closing the %s: %s", name, describe(exc, self.settings.secrets()))
+        if self.conversations is not None:
+            # Last: what this process could not store is then another process's to mark.
+            self.conversations.owner.close()

@@ -3,10 +3,14 @@ embedded index that the workers only read; the fallback to one process, and SQLi
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,14 +22,17 @@ from bookchat.cli import serve
 from bookchat.sample_book import sample_book_path
 from tests.books import make_settings
 from tests.cli.test_serve import STARTUP_WAIT_SECONDS, serve_env, stop, wait_healthy
+from tests.fakes.gemini import Reply
 from tests.network import free_port
+from tests.processes import Running
 
 
 async def test_every_worker_takes_serves_start_not_its_own(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Questions asked before a process started and left unanswered are marked failed: a worker
-    # started in place of one that died must not mark those the other workers are answering.
+    # Questions stored without an owner (by an older bookchat), asked before the serving started
+    # and left unanswered, are marked failed: a worker started in place of one that died must
+    # not take its own start for that.
     started = datetime(2026, 1, 1, tzinfo=UTC)
     setup = (make_settings(tmp_path), None, "http://127.0.0.1:8000/", started)
     monkeypatch.setattr(serve, "_worker_setup", setup)
@@ -216,3 +223,157 @@ def test_workers_with_sqlite_are_refused_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert "BOOKCHAT_WORKERS=2 needs PostgreSQL (DATABASE_URL)" in line
+
+
+KEY = "AIzaFAKE-orphans-test-key-5d1e"
+# 400 words at 20 a second: 20 s, far longer than killing a worker and starting another takes.
+LONG_ANSWER = " ".join(f"word{n} [1]" if n % 25 == 24 else f"word{n}" for n in range(400))
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    return inodes
+
+
+def _worker_holding(client: httpx.Client, workers: list[int]) -> int:
+    """The worker process that accepted the client's (kept-alive) connection to the server."""
+    client.get("/api/health")  # opens the connection the next requests reuse
+    (connection,) = client._transport._pool.connections  # type: ignore[attr-defined]
+    sock = connection._connection._network_stream.get_extra_info("socket")
+    client_port = sock.getsockname()[1]
+    # The server's end of this connection: its remote port is the client's local one.
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[2].rsplit(":", 1)[1], 16) == client_port:
+            inode = fields[9]
+    assert inode is not None
+    (holder,) = [pid for pid in workers if inode in _socket_inodes(pid)]
+    return holder
+
+
+class _Chat(threading.Thread):
+    """One streamed chat on a client whose connection is open already."""
+
+    def __init__(self, client: httpx.Client, message: str) -> None:
+        super().__init__(daemon=True)
+        self.client, self.message = client, message
+        self.events: list[dict] = []
+        self.answering = threading.Event()  # the first token arrived
+
+    def run(self) -> None:
+        try:
+            with self.client.stream("POST", "/api/chat", json={"message": self.message}) as r:
+                for line in r.iter_lines():
+                    if line.startswith("data: "):
+                        self.events.append(json.loads(line[6:]))
+                        if self.events[-1]["type"] == "token":
+                            self.answering.set()
+        except httpx.HTTPError:
+            pass  # the worker died: what arrived before is what the reader saw
+
+
+def _conversation(port: int, conversation_id: str) -> dict:
+    response = httpx.get(f"http://127.0.0.1:{port}/api/conversation/{conversation_id}", timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _wait_for(what, timeout: float = 90.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = what()
+        if found:
+            return found
+        time.sleep(0.2)
+    pytest.fail(f"not within {timeout:g} s: {what.__doc__}")
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_worker_killed_mid_answer_fails_its_question_and_no_other(
+    tmp_path: Path, postgres_url: str, ingested_qdrant: Path, fake_gemini
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(ingested_qdrant, data / "qdrant")
+    fake_gemini.script(
+        Reply(LONG_ANSWER, tokens_per_second=20), Reply(LONG_ANSWER, tokens_per_second=20)
+    )
+    port = free_port()
+    env = serve_env(
+        data,
+        PORT=str(port),
+        DATABASE_URL=postgres_url,
+        BOOKCHAT_WORKERS="2",
+        GEMINI_API_KEY=KEY,
+        GEMINI_BASE_URL=fake_gemini.base_url,
+        BOOKCHAT_EMBEDDER="local",
+    )
+    server = Running([sys.executable, "-m", "bookchat", "serve"], cwd=tmp_path, env=env)
+    clients: list[httpx.Client] = []
+    try:
+        server.wait_for("bookchat: ready: open")
+        workers = _children(server.process.pid)
+        assert len(workers) == 2
+
+        def client_on(worker: int) -> httpx.Client:
+            # Connections land on whichever worker accepts first: open until one is on it.
+            for _ in range(100):
+                client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
+                clients.append(client)
+                if _worker_holding(client, workers) == worker:
+                    return client
+            pytest.fail(f"no connection landed on worker {worker}")
+
+        doomed, survivor = workers
+        dying = _Chat(client_on(doomed), "Tell me everything")
+        living = _Chat(client_on(survivor), "Tell me everything else")
+        dying.start()
+        living.start()
+        assert dying.answering.wait(60)
+        assert living.answering.wait(60)
+        os.kill(doomed, signal.SIGKILL)
+        dying.join(60)
+        dead_id = dying.events[0]["conversation_id"]
+        live_id = living.events[0]["conversation_id"]
+
+        def dead_marked() -> dict | None:
+            """the killed worker's question gets its failed answer"""
+            conversation = _conversation(port, dead_id)
+            return conversation if len(conversation["messages"]) == 2 else None
+
+        dead = _wait_for(dead_marked)
+        # Marked while the other worker may still be answering: its question is left alone.
+        streaming = living.is_alive()
+        meanwhile = _conversation(port, live_id)
+        living.join(120)
+        live = _conversation(port, live_id)
+    finally:
+        for client in clients:
+            client.close()
+        code = server.stop(signal.SIGTERM)
+    assert [(m["role"], m["status"], m["content"]) for m in dead["messages"]] == [
+        ("user", "complete", "Tell me everything"),
+        ("assistant", "failed", ""),
+    ]
+    assert not dead["answering"]
+    if streaming:
+        assert [m["role"] for m in meanwhile["messages"]] == ["user"]
+        assert meanwhile["answering"]
+    # Marked once (by the worker started in its place, or the read): that one, nothing else.
+    marked = [line for line in server.lines if "had no answer" in line]
+    assert len(marked) == 1, marked
+    assert "1 question(s) had no answer (the process answering them died): marked" in marked[0]
+    assert living.events[-1]["type"] == "done", living.events[-3:]
+    shown = "".join(e["content"] for e in living.events if e["type"] == "token")
+    assert [(m["role"], m["status"]) for m in live["messages"]] == [
+        ("user", "complete"),
+        ("assistant", "complete"),
+    ]
+    assert live["messages"][1]["content"] == shown
+    assert code == 0, str(server)[-3000:]

@@ -41,6 +41,9 @@ class ConversationOut(BaseModel):
     # How many messages are stored, and whether older ones were left out to bound the size.
     total_messages: int
     truncated: bool = False
+    # A live server process is answering its last question now: the answer is stored when its
+    # stream ends. (A question whose process died has its `failed` answer by the time it reads.)
+    answering: bool = False
 
 
 def newest_that_fit(messages: list[MessageOut], budget: int) -> list[MessageOut]:
@@ -95,4 +98,5 @@ async def read_conversation(
         messages=kept,
         total_messages=len(messages),
         truncated=len(kept) < len(messages),
+        answering=conversation.answering,
     )

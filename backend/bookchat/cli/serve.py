@@ -215,8 +215,9 @@ def worker_app() -> Any:
     global _worker_app
     assert _worker_setup is not None, "serve sets it before it forks the workers"
     settings, index, url, started_at = _worker_setup
-    # One start for every worker, also one started in place of a worker that died: its own
-    # would have it mark the other workers' questions, still being answered, as failed.
+    # One start for every worker, also one started in place of a worker that died: questions
+    # stored without an owner (by an older bookchat) count as dead only if asked before it,
+    # never as the other workers answer theirs (the owned ones: stores/owners.py).
     _worker_app = create_app(settings, index=index, started_at=started_at)
     if _announces:
         announce_when_ready(_worker_app, url)

@@ -157,13 +157,18 @@ async def begin_turn(
 
     Raises the store's ConversationNotFound, ConversationFull, StorageFull or StoreUnavailable.
     """
+    # Chosen now and stored with the question: should this process die mid-answer, another
+    # gives the question a `failed` answer under this id (stores/owners.py).
+    answer_id = uuid.uuid4()
     started = await store.start_turn(
         conversation_id=conversation_id,
         text=message,
         history_limit=HISTORY_MESSAGES,
         max_messages=MAX_CONVERSATION_MESSAGES,
+        answer_id=answer_id,
     )
     return ChatTurn(
+        answer_id=answer_id,
         store=store,
         stored=store.answer_owed(),
         conversation_id=started.conversation_id,

@@ -56,6 +56,28 @@ class MessageRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
 
+class AnsweringRow(Base):
+    """A question being answered, and which process answers it (stores/owners.py).
+
+    Written with the question and deleted with its answer, each in the same transaction: a
+    row left behind means the process died mid-answer, and only then does another process
+    give the question its `failed` answer (in the place, and with the id, of the real one).
+    Its own table, as feedback's: create_all adds a missing table, never a missing column.
+    """
+
+    __tablename__ = "answering"
+
+    question_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    # The id the answer will be stored with, chosen before the question is stored.
+    answer_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    # Refreshed while the owner answers: how a process on another machine is judged alive.
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
 class Turn(NamedTuple):
     """One earlier message as the prompt and the query rewrite use it: (role, text)."""
 
@@ -101,6 +123,8 @@ class ConversationView:
     conversation_id: uuid.UUID
     created_at: datetime
     messages: list[Message]
+    # Whether a live process is answering one of its questions right now.
+    answering: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: {"conversation_id", "messages": [...]}."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -44,6 +45,7 @@ from bookchat.stores.errors import (
     StorageFull,
     StoreUnavailable,
 )
+from bookchat.stores.owners import HEARTBEAT_SECONDS, AnswerOwner
 
 log = logging.getLogger(__name__)
 
@@ -166,11 +168,21 @@ class PendingSaves:
             )
 
 
+def _log_marked(marked: int) -> None:
+    if marked:
+        log.warning(
+            "%d question(s) had no answer (the process answering them died): marked failed",
+            marked,
+        )
+
+
 class ConversationStore:
     """Conversations in PostgreSQL or SQLite (a SQLAlchemy URL), for one app."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, owner: AnswerOwner | None = None) -> None:
         self.engine = create_engine(url)
+        # Who answers this store's questions (this process), and who judges other processes.
+        self.owner = owner or AnswerOwner()
         self.sessionmaker = make_sessionmaker(self.engine)
         # SQLite has one writer at a time, and its busy handler polls with growing sleeps:
         # under a burst of questions, queueing writers in-process is fairer and far faster.
@@ -182,6 +194,8 @@ class ConversationStore:
         self.writes = WriteState()
         # One future per chat turn whose answer is not stored yet; aclose waits for them.
         self._owed: set[asyncio.Future[bool]] = set()
+        # Refreshes this process's questions while it answers any (stores/owners.py).
+        self._heartbeat: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
     async def _writing(self) -> AsyncIterator[Any]:
@@ -206,9 +220,29 @@ class ConversationStore:
         await conversations.create_tables(self.engine)
 
     async def mark_interrupted(self, *, asked_before: datetime) -> int:
-        """Give questions a killed process left unanswered a `failed` answer; how many."""
+        """Give the questions that processes died answering a `failed` answer; how many.
+
+        At start-up: the questions of dead owners (stores/owners.py), and unanswered ones
+        stored without an owner, asked before `asked_before` (when the serving started).
+        """
         async with self._writing() as session:
-            return await conversations.mark_interrupted(session=session, asked_before=asked_before)
+            marked, dead = await conversations.mark_orphans(session=session, dead=self.owner.dead)
+            marked += await conversations.mark_unowned(session=session, asked_before=asked_before)
+            self.owner.forget(dead)
+            # Files of processes that died with nothing to answer; not those still owning
+            # questions (alive, or about to be judged by the next sweep).
+            self.owner.prune(keep=await conversations.owners(session=session))
+        _log_marked(marked)
+        return marked
+
+    async def _mark_orphans(self, conversation_id: uuid.UUID | None = None) -> int:
+        async with self._writing() as session:
+            marked, dead = await conversations.mark_orphans(
+                session=session, dead=self.owner.dead, conversation_id=conversation_id
+            )
+        self.owner.forget(dead)
+        _log_marked(marked)
+        return marked
 
     async def ping(self, *, timeout: float) -> dict[str, Any]:
         """The health entry: ping status and target, and whether writes are taken."""
@@ -235,8 +269,12 @@ class ConversationStore:
         text: str,
         history_limit: int,
         max_messages: int,
+        answer_id: uuid.UUID | None = None,
     ) -> TurnStarted:
         """Store the reader's question and commit; the turns before it come back with it.
+
+        answer_id: the id its answer will be stored with; the question is then this process's
+        to answer, and gets a `failed` answer from another process if this one dies first.
 
         Raises ConversationNotFound, ConversationFull (a turn adds two messages to a
         conversation that may hold max_messages), StorageFull or StoreUnavailable; in each
@@ -244,6 +282,12 @@ class ConversationStore:
         """
         async with self._translated("storing a question"), self._writing() as session:
             if conversation_id is not None:
+                # An earlier question whose answerer died gets its `failed` answer first, in
+                # its place before this one.
+                _, dead = await conversations.mark_orphans(
+                    session=session, dead=self.owner.dead, conversation_id=conversation_id
+                )
+                self.owner.forget(dead)
                 held = await conversations.count_messages(
                     session=session, conversation_id=conversation_id
                 )
@@ -259,6 +303,7 @@ class ConversationStore:
                 conversation_id=conversation_id,
                 user_text=text,
                 history_limit=history_limit,
+                answer=None if answer_id is None else (answer_id, self.owner.token),
             )
         self.writes.succeeded()
         return started
@@ -268,7 +313,21 @@ class ConversationStore:
         owed = asyncio.get_running_loop().create_future()
         self._owed.add(owed)
         owed.add_done_callback(self._owed.discard)
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
         return owed
+
+    async def _beat(self) -> None:
+        """While answers are owed: refresh this process's questions, and mark those of
+        processes found dead meanwhile (on another machine, only a lapsed heartbeat tells)."""
+        while self._owed:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            try:
+                async with self._writing() as session:
+                    await conversations.refresh_owner(session=session, owner=self.owner.token)
+                await self._mark_orphans()
+            except STORE_ERRORS as exc:  # the next beat tries again; the lease is long
+                log.info("refreshing the questions being answered: %s", type(exc).__name__)
 
     async def save_answer(
         self,
@@ -329,17 +388,34 @@ class ConversationStore:
     ) -> tuple[ConversationView, dict[uuid.UUID, Feedback]] | None:
         """The conversation with its messages, and the readers' votes on its answers, by
         message id; None if it is not stored. Raises StoreUnavailable."""
-        async with self._translated("reading a conversation"), self.sessionmaker() as session:
+        async with self._translated("reading a conversation"):
+            found = await self._read(conversation_id)
+            if (
+                found is not None
+                and found[0].answering
+                and await self._mark_orphans(conversation_id)
+            ):
+                # The process answering it is gone: read it again, with the `failed` answer.
+                found = await self._read(conversation_id)
+        return found
+
+    async def _read(
+        self, conversation_id: uuid.UUID
+    ) -> tuple[ConversationView, dict[uuid.UUID, Feedback]] | None:
+        async with self.sessionmaker() as session:
             view = await conversations.get_conversation(
                 session=session, conversation_id=conversation_id
             )
             if view is None:
                 return None
+            answering = await conversations.answering(
+                session=session, conversation_id=conversation_id
+            )
             votes = await feedback.feedback_for(
                 session=session,
                 message_ids=[m.id for m in view.messages if m.role == "assistant"],
             )
-        return view, votes
+        return dataclasses.replace(view, answering=answering), votes
 
     async def set_feedback(
         self, *, message_id: uuid.UUID, rating: str, reason: str | None
@@ -364,6 +440,10 @@ class ConversationStore:
             if self._owed:
                 # Streams the server has just cut off store their partial answers first.
                 await asyncio.wait(set(self._owed), timeout=timeout)
+            if self._heartbeat is not None:
+                self._heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._heartbeat
             if len(self.pending):
                 # Answers the store did not take get a last chance before the engine closes.
                 await self.pending.aclose(timeout=timeout)

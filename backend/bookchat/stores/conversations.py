@@ -8,16 +8,17 @@ answer starts streaming and callers can keep their sessions short.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bookchat.stores.conversation_models import (
     ROLES,
     STATUSES,
+    AnsweringRow,
     Base,
     ConversationRow,
     ConversationView,
@@ -68,12 +69,74 @@ async def count_messages(*, session: AsyncSession, conversation_id: uuid.UUID) -
     return int(count or 0)
 
 
-async def mark_interrupted(*, session: AsyncSession, asked_before: datetime) -> int:
-    """Give every question left without an answer by a killed process a `failed` answer.
+# Judges whether the owner of a question (seen then) is dead, now: AnswerOwner.dead.
+Judge = Callable[[str, datetime, datetime], bool]
 
-    A conversation whose last message is a question asked before `asked_before` (this
-    process's start) was being answered by a process that died (SIGKILL, out of memory): an
-    empty `failed` answer says so, and the conversation reads honestly. Returns how many.
+
+async def mark_orphans(
+    *, session: AsyncSession, dead: Judge, conversation_id: uuid.UUID | None = None
+) -> tuple[int, set[str]]:
+    """Give each question whose answering process died a `failed` answer, and commit.
+
+    The failed answer takes the id the real one would have had, so if its owner was only
+    taken for dead (a lapsed heartbeat) its answer still replaces it (add_message). Only the
+    questions of one conversation with conversation_id. Returns how many were marked, and the
+    owners found dead.
+    """
+    query = select(AnsweringRow)
+    if conversation_id is not None:
+        query = query.where(AnsweringRow.conversation_id == conversation_id)
+    moment = now()
+    orphans = [c for c in await session.scalars(query) if dead(c.owner, utc(c.seen_at), moment)]
+    marked = 0
+    for claim in orphans:
+        _, inserted = await _insert_message(
+            session,
+            claim.conversation_id,
+            role="assistant",
+            content="",
+            sources=None,
+            status="failed",
+            message_id=claim.answer_id,
+        )
+        await session.execute(
+            delete(AnsweringRow).where(AnsweringRow.question_id == claim.question_id)
+        )
+        marked += inserted
+    if orphans:
+        await session.commit()
+    return marked, {claim.owner for claim in orphans}
+
+
+async def answering(*, session: AsyncSession, conversation_id: uuid.UUID) -> bool:
+    """Whether a question of the conversation is still owned by the process answering it."""
+    found = await session.scalar(
+        select(AnsweringRow.question_id).where(AnsweringRow.conversation_id == conversation_id)
+    )
+    return found is not None
+
+
+async def owners(*, session: AsyncSession) -> set[str]:
+    """The processes that own questions now."""
+    return set(await session.scalars(select(AnsweringRow.owner).distinct()))
+
+
+async def refresh_owner(*, session: AsyncSession, owner: str) -> None:
+    """The owner's heartbeat: it is alive and still answering its questions; commits."""
+    await session.execute(
+        update(AnsweringRow).where(AnsweringRow.owner == owner).values(seen_at=now())
+    )
+    await session.commit()
+
+
+async def mark_unowned(*, session: AsyncSession, asked_before: datetime) -> int:
+    """Give an unanswered question that no process owns, asked before `asked_before`, a
+    `failed` answer; commits; how many.
+
+    Questions stored with an owner are judged by mark_orphans; these were stored by a version
+    of bookchat that recorded none (or without an answer to come, which no chat does), and
+    `asked_before` is when the serving started. A conversation whose last message is such a
+    question gets an empty `failed` answer, and reads honestly.
     """
     last = (
         select(MessageRow.conversation_id, func.max(MessageRow.seq).label("seq"))
@@ -83,7 +146,12 @@ async def mark_interrupted(*, session: AsyncSession, asked_before: datetime) -> 
     orphans = await session.scalars(
         select(MessageRow.conversation_id)
         .join(last, MessageRow.seq == last.c.seq)
-        .where(MessageRow.role == "user", MessageRow.created_at < asked_before)
+        .outerjoin(AnsweringRow, AnsweringRow.question_id == MessageRow.id)
+        .where(
+            MessageRow.role == "user",
+            MessageRow.created_at < asked_before,
+            AnsweringRow.question_id.is_(None),
+        )
     )
     marked = 0
     for conversation_id in list(orphans):
@@ -101,12 +169,15 @@ async def start_turn(
     conversation_id: uuid.UUID | None,
     user_text: str,
     history_limit: int = 6,
+    answer: tuple[uuid.UUID, str] | None = None,
 ) -> TurnStarted:
     """Store the reader's message (creating the conversation if needed) and commit.
 
     A None id starts a new conversation; an id not stored yet is created with that id (the
     caller decides beforehand, with conversation_exists, whether that should be a 404). The
     returned history is the turns before this message, at most history_limit, oldest first.
+    answer: the id its answer will have and the owner answering it (stores/owners.py), stored
+    with it so that the question of a process that dies gets its `failed` answer.
     """
     if conversation_id is None:
         conversation_id = uuid.uuid4()
@@ -119,6 +190,17 @@ async def start_turn(
     message, _ = await _insert_message(
         session, conversation_id, role="user", content=user_text, sources=None, status="complete"
     )
+    if answer is not None:
+        answer_id, owner = answer
+        await session.execute(
+            insert(AnsweringRow).values(
+                question_id=message.id,
+                conversation_id=conversation_id,
+                answer_id=answer_id,
+                owner=owner,
+                seen_at=message.created_at,
+            )
+        )
     await session.commit()
     return TurnStarted(conversation_id, message.id, history)
 
@@ -148,13 +230,33 @@ async def add_message(
         status=status,
         message_id=message_id,
     )
+    if role == "assistant":
+        # Answered: no longer the answering process's to lose (mark_orphans).
+        await session.execute(delete(AnsweringRow).where(AnsweringRow.answer_id == message.id))
     if not inserted:
         # Stored before: the row that is there is the answer, not what this retry holds. Read
         # only then, so a first save is two statements and a commit, not three.
         existing = (
             await session.scalars(select(MessageRow).where(MessageRow.id == message.id))
         ).one()
-        message = message_of(existing)
+        if (
+            existing.status == "failed"
+            and not existing.content
+            and (status, content)
+            != (
+                "failed",
+                "",
+            )
+        ):
+            # mark_orphans took this process for dead (its heartbeat lapsed) and stored a
+            # `failed` answer in this one's place: the real answer replaces it.
+            await session.execute(
+                update(MessageRow)
+                .where(MessageRow.id == message.id)
+                .values(content=content, sources=message.sources, status=status)
+            )
+        else:
+            message = message_of(existing)
     await session.commit()
     return message
 
