@@ -279,7 +279,13 @@ class _Chat(threading.Thread):
 
 
 def _conversation(port: int, conversation_id: str) -> dict:
-    response = httpx.get(f"http://127.0.0.1:{port}/api/conversation/{conversation_id}", timeout=10)
+    url = f"http://127.0.0.1:{port}/api/conversation/{conversation_id}"
+    for _ in range(600):
+        response = httpx.get(url, timeout=10)
+        # The worker started in place of the killed one may take the request while it starts.
+        if response.status_code != 503:
+            break
+        time.sleep(0.1)
     assert response.status_code == 200, response.text
     return response.json()
 
