@@ -278,3 +278,41 @@ def test_real_playground_partials_leave_no_markup() -> None:
         prose = re.sub(r"^(`{3,}|~{3,}).*?^\1", "", chunk.text, flags=re.M | re.S)
         assert "<Playground" not in prose, chunk.text
         assert "code={{" not in prose, chunk.text
+
+
+def test_a_partial_renders_the_props_it_is_given(tmp_path: Path) -> None:
+    # Docusaurus's "Importing Markdown" pattern; Detox's config pages use it for each section.
+    text = page_text(
+        tmp_path,
+        {
+            "_where.mdx": """
+            Define the <code>{props.section}</code> section globally or per configuration.
+
+            ```js
+            const shown = {props.section};
+            ```
+            """,
+            "page.mdx": """
+            import Where from './_where.mdx';
+
+            # Config
+
+            ## Apps
+
+            <Where section="apps" />
+
+            ## Devices
+
+            <Where section={'devices'} />
+
+            ## Other
+
+            <Where />
+            """,
+        },
+    )
+    assert "Define the apps section globally" in text
+    assert "Define the devices section globally" in text
+    assert "Define the  section globally" in text  # no prop: React renders nothing
+    assert "const shown = {props.section};" in text  # code shows the expression as written
+    assert "{props.section} section" not in text

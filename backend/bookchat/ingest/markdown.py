@@ -197,10 +197,44 @@ def inline_partials(body: str, load: Callable[[str], str | None]) -> str:
         indent = line[: len(line) - len(line.lstrip())]
 
         def render(match: re.Match[str], indent: str = indent) -> str:
-            text = partials[match.group("name")].strip("\n")
+            text = _with_props(partials[match.group("name")].strip("\n"), match.group(0))
             return "\n\n" + "\n".join(indent + t if t else t for t in text.split("\n")) + "\n\n"
 
         out.append(usage.sub(render, line) if line.strip() else line)
+    return "\n".join(out)
+
+
+# `<Greeting name="Ada" />` renders the partial with `props.name` = "Ada" (Docusaurus's
+# "Importing Markdown" pattern: `Hello {props.name}` in the partial). String values only.
+_STRING_ATTRIBUTE = re.compile(
+    r"""(?P<key>[A-Za-z_$][\w$-]*)\s*=\s*(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'"""
+    r"""|\{\s*(?:"(?P<jdq>[^"]*)"|'(?P<jsq>[^']*)'|`(?P<jbq>[^`$]*)`)\s*\})"""
+)
+# `${props.x}` in a template literal interpolates the same value.
+_PROPS_EXPRESSION = re.compile(r"\$?\{\s*props\.(?P<key>[A-Za-z_$][\w$]*)\s*\}")
+
+
+def _with_props(text: str, usage: str) -> str:
+    """The partial's `{props.x}` outside code replaced by the usage's x="…" (React renders a
+    missing prop as nothing)."""
+    if "props." not in text:
+        return text
+    tag = re.match(rf"<[\w.$]+(?:\s{_JSX_ATTRS})?/?>", usage)
+    given: dict[str, str] = {}
+    for found in _STRING_ATTRIBUTE.finditer(tag.group(0) if tag else ""):
+        value = next(v for v in found.group("dq", "sq", "jdq", "jsq", "jbq") if v is not None)
+        given.setdefault(found.group("key"), value)
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        end = fence_end(lines, i)
+        if end is not None:  # fenced code shows `{props.x}` as written
+            out.extend(lines[i : end + 1])
+            i = end + 1
+            continue
+        out.append(_PROPS_EXPRESSION.sub(lambda m: given.get(m.group("key"), ""), lines[i]))
+        i += 1
     return "\n".join(out)
 
 
