@@ -230,6 +230,38 @@ def test_an_unknown_stored_conversation_is_forgotten(page: Page, bookchat: Bookc
     expect(page.locator("#form-error")).to_have_text("")
 
 
+def test_a_conversation_still_being_answered_is_shown_and_read_again(
+    page: Page, page_events: PageEvents, bookchat: Bookchat
+) -> None:
+    # Reloaded while a server process still answers the last question: the page says so and
+    # reads the conversation again until the answer is stored, then shows it.
+    open_page(page, bookchat)
+    ask(page, "Where are conversations stored?")
+    conversation_id = stored_id(page)
+    stored = httpx.get(f"{bookchat.url}/api/conversation/{conversation_id}", timeout=10).json()
+    assert stored["answering"] is False
+    waiting = {**stored, "messages": stored["messages"][:1], "answering": True}
+    reads = {"n": 0}
+
+    def conversation(route) -> None:
+        reads["n"] += 1
+        if reads["n"] <= 2:
+            route.fulfill(status=200, content_type="application/json", body=json.dumps(waiting))
+        else:
+            route.continue_()
+
+    page.route("**/api/conversation/*", conversation)
+    page.reload()
+    expect(page.locator("article.user")).to_have_count(1, timeout=WAIT_MS)
+    expect(page.locator("article.assistant")).to_have_count(1)
+    expect(page.locator("article.assistant")).to_contain_text("Still being answered")
+    expect(page.locator("article.assistant .sources li").first).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator("article.assistant")).not_to_contain_text("Still being answered")
+    expect(page.locator("article.assistant")).to_have_count(1)
+    assert reads["n"] == 3
+    assert_clean(page_events)
+
+
 # Health, errors, and the reader's question -----------------------------------------------------
 
 

@@ -18,6 +18,10 @@
   };
   // A stop that the server does not confirm within this time becomes a plain disconnect.
   const STOP_GRACE_MS = 4000;
+  // A conversation restored while a server process still answers its last question
+  // (`answering: true`) is read again this often, at most this many times, until it is stored.
+  const ANSWERING_POLL_MS = 2000;
+  const ANSWERING_POLLS = 90;
 
   function el(tag, className, children) {
     const node = document.createElement(tag);
@@ -595,6 +599,8 @@
 
     // Conversation restore ---------------------------------------------------------------------
 
+    let answeringPolls = 0;
+
     async function restoreConversation() {
       if (!conversationId) return;
       const id = conversationId;
@@ -630,6 +636,18 @@
         }
       }
       ui.announcer.replaceChildren();
+      if (body.answering === true && answeringPolls < ANSWERING_POLLS) {
+        // Another tab (or a reload mid-stream) left the answer to a server process that is
+        // still writing it: show that, and read the conversation again until it is stored.
+        const waiting = addAnswer();
+        waiting.article.querySelector(".pending").textContent = "Still being answered…";
+        answeringPolls += 1;
+        setTimeout(() => {
+          if (id === conversationId && !current) restoreConversation();
+        }, ANSWERING_POLL_MS);
+      } else {
+        answeringPolls = 0;
+      }
       scroller.toEnd();
     }
 
