@@ -247,6 +247,106 @@ def collect_corpus(roots: list[Path], *, limit: int, seed: int = 0) -> list[str]
     return corpus[:limit]
 
 
+DOCS_SOURCES = Path(__file__).with_name("docs_corpus.tsv")
+BENCH_BOOKS = REPO / "backend" / "bench" / "books" / "books.tsv"
+DOCS_PER_SOURCE_CAP = 1500
+FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s")
+
+
+def read_docs_sources(path: Path = DOCS_SOURCES) -> list[tuple[str, str, str]]:
+    """(repository, commit, docs folder) rows; refuses any repository of the retrieval bench.
+
+    Training on a bench book would tune the table to the books it is measured on.
+    """
+    bench = {
+        line.split("\t")[1]
+        for line in BENCH_BOOKS.read_text(encoding="utf-8").splitlines()[1:]
+        if line.strip()
+    }
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#") or line.startswith("repository\t"):
+            continue
+        repo, commit, folder = line.split("\t")
+        if repo in bench:
+            raise SystemExit(
+                f"{path}: {repo} is a retrieval-bench book; it must not train the table"
+            )
+        rows.append((repo, commit, folder))
+    return rows
+
+
+def collect_docs_corpus(
+    sources: list[tuple[str, str, str]], mirrors: Path, *, seed: int = 0
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """Markdown documentation as bookchat embeds it, from fetched mirrors of public repositories.
+
+    Each source's folder is taken at its pinned commit (`git archive`, from the bare mirror
+    MIRRORS/owner+name/repo) and read by bookchat's own chunker, so the passages are exactly the
+    "title / heading path / text" strings an ingest embeds. Besides each passage (at most
+    DOCS_PER_SOURCE_CAP per source, so no project dominates), its heading and its first sentence
+    are texts of their own: questions are short, and so must the training inputs be, some.
+    Also returns (heading, section text) pairs, the heading left out of the text: a reader's
+    question names what a section is about in other words than its text, as its heading does.
+    """
+    import io
+    import random
+    import subprocess
+    import tarfile
+    import tempfile
+
+    import_bookchat()
+    from bookchat.ingest.indexer import embedding_text
+    from bookchat.ingest.pipeline import read_book
+
+    rng = random.Random(seed)
+    seen: set[str] = set()
+    passages: list[str] = []
+    short: list[str] = []
+    pairs: list[tuple[str, str]] = []
+    for repo, commit, folder in sources:
+        git_dir = mirrors / repo.replace("/", "+") / "repo"
+        git = ["git", f"--git-dir={git_dir}"]
+        listed = subprocess.run(
+            [*git, "ls-tree", "-r", "--name-only", commit, folder],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.splitlines()
+        # Only the Markdown: mirrors may lack large binaries (videos) that archive would need.
+        markdown = [name for name in listed if name.endswith((".md", ".mdx"))]
+        archive = subprocess.run(
+            [*git, "archive", "--format=tar", commit, *markdown], check=True, capture_output=True
+        ).stdout
+        with tempfile.TemporaryDirectory(prefix="distill-docs-") as tmp:
+            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                tar.extractall(tmp, filter="data")
+            chunks = read_book(Path(tmp) / folder).chunks
+        chunks.sort(key=lambda c: (c.file, c.position))
+        if len(chunks) > DOCS_PER_SOURCE_CAP:
+            chunks = rng.sample(chunks, DOCS_PER_SOURCE_CAP)
+        added = 0
+        for chunk in chunks:
+            text = embedding_text(chunk)
+            if len(chunk.text.split()) < 8 or text in seen:
+                continue
+            seen.add(text)
+            passages.append(text)
+            added += 1
+            leaf = chunk.heading.rsplit(" > ", 1)[-1] if chunk.heading else chunk.title
+            first = FIRST_SENTENCE.split(chunk.text.strip(), maxsplit=1)[0]
+            if chunk.heading and len(leaf.split()) >= 2:
+                pairs.append((leaf, chunk.text))
+            for piece in (leaf, first):
+                if 3 <= len(piece.split()) <= 40 and piece not in seen:
+                    seen.add(piece)
+                    short.append(piece)
+        print(f"  {repo}@{commit[:10]}:{folder}: {added} passages", file=sys.stderr)
+    corpus = passages + short
+    rng.shuffle(corpus)
+    return corpus, pairs
+
+
 def featurize(corpus: list[str], model_dir: Path) -> np.ndarray:
     """The transformer's normalised sentence embedding of every corpus text (the targets)."""
     from sentence_transformers import SentenceTransformer
@@ -277,6 +377,8 @@ def train_table(
     dims: int,
     epochs: int,
     learning_rate: float,
+    pairs: tuple[list[list[int]], list[list[int]]] | None = None,
+    contrastive: float = 0.0,
     seed: int = 0,
 ) -> np.ndarray:
     """Tokenlearn-style: fit the static table so a text's token sum points where MiniLM's does.
@@ -286,6 +388,10 @@ def train_table(
     plain distillation (SIF-weighted) expressed in those axes. Rows are trained with a cosine
     loss; the weighting of tokens is learnt into the row norms. Epochs stop early when the
     loss on held-out 5% of the corpus stops falling.
+
+    With `pairs` (heading, section text) and a `contrastive` weight, each step adds an InfoNCE
+    loss over a batch of pairs (each heading must pick its own section among the batch's), so
+    the table learns retrieval itself, not only to imitate MiniLM.
     """
     import torch
     import torch.nn.functional as F
@@ -319,6 +425,28 @@ def train_table(
         sums = F.embedding_bag(flat, table, offsets, mode="sum", sparse=True)
         return (1 - F.cosine_similarity(sums, goal[batch], dim=1)).mean()
 
+    def sums_of(rows: list[list[int]]) -> torch.Tensor:
+        flat = torch.tensor([t for row in rows for t in row], dtype=torch.long)
+        offsets = torch.tensor(np.concatenate(([0], np.cumsum([len(row) for row in rows])[:-1])))
+        return F.embedding_bag(flat, table, offsets, mode="sum", sparse=True)
+
+    pair_q: list[list[int]] = []
+    pair_p: list[list[int]] = []
+    if pairs is not None and contrastive > 0:
+        for q, p in zip(*pairs, strict=True):
+            q, p = [t for t in q if keep[t]], [t for t in p if keep[t]]
+            if q and p:
+                pair_q.append(q)
+                pair_p.append(p)
+    pair_order = np.random.default_rng(seed + 2)
+
+    def contrastive_loss() -> torch.Tensor:
+        pick = pair_order.choice(len(pair_q), size=min(256, len(pair_q)), replace=False)
+        q = F.normalize(sums_of([pair_q[i] for i in pick]), dim=1)
+        p = F.normalize(sums_of([pair_p[i] for i in pick]), dim=1)
+        logits = q @ p.T / 0.05
+        return F.cross_entropy(logits, torch.arange(len(pick)))
+
     optimiser = torch.optim.SparseAdam([table], lr=learning_rate)
     best, best_table = float("inf"), table.detach().clone()
     rng = np.random.default_rng(seed + 1)
@@ -334,7 +462,10 @@ def train_table(
         shuffled = rng.permutation(train)
         for start in range(0, len(shuffled), 256):
             optimiser.zero_grad()
-            loss_on(shuffled[start : start + 256]).backward()
+            loss = loss_on(shuffled[start : start + 256])
+            if pair_q:
+                loss = loss + contrastive * contrastive_loss()
+            loss.backward()
             optimiser.step()
     return best_table.numpy()
 
@@ -363,17 +494,33 @@ def build(args: argparse.Namespace) -> int:
     if args.epochs == 0:
         table = postprocess(raw, keep, args.dims)
     else:
-        roots = [Path(sysconfig.get_paths()["stdlib"]), Path(sysconfig.get_paths()["purelib"])]
-        corpus = collect_corpus(roots, limit=args.corpus_size)
+        # One part per corpus kind, each embedded once and cached under its own sha256, so a
+        # build mixing them reuses what a build of either alone computed.
+        parts: list[list[str]] = []
+        pairs: list[tuple[str, str]] = []
+        sources: list[tuple[str, str, str]] = []
+        if args.corpus in {"docs", "both"}:
+            sources = read_docs_sources()
+            docs, pairs = collect_docs_corpus(sources, Path(args.mirrors))
+            parts.append(docs[: args.corpus_size])
+        if args.corpus in {"docstrings", "both"}:
+            roots = [Path(sysconfig.get_paths()[key]) for key in ("stdlib", "purelib")]
+            room = args.corpus_size - sum(map(len, parts))
+            parts.append(collect_corpus(roots, limit=room))
+        corpus = [text for part in parts for text in part]
         corpus_sha = hashlib.sha256("\n".join(corpus).encode()).hexdigest()
         print(f"  corpus: {len(corpus)} texts, sha256 {corpus_sha[:16]}", file=sys.stderr)
-        feature_path = cache / f"targets-{corpus_sha[:16]}.npy" if cache else None
-        if feature_path and feature_path.exists():
-            targets = np.load(feature_path)
-        else:
-            targets = featurize(corpus, source)
+        pieces = []
+        for part in parts:
+            part_sha = hashlib.sha256("\n".join(part).encode()).hexdigest()
+            feature_path = cache / f"targets-{part_sha[:16]}.npy" if cache else None
+            if feature_path and feature_path.exists():
+                pieces.append(np.load(feature_path))
+                continue
+            pieces.append(featurize(part, source))
             if feature_path:
-                np.save(feature_path, targets)
+                np.save(feature_path, pieces[-1])
+        targets = np.concatenate(pieces)
         ids = tokenize_corpus(corpus, source / "tokenizer.json")
         table = train_table(
             raw=raw,
@@ -383,12 +530,23 @@ def build(args: argparse.Namespace) -> int:
             dims=args.dims,
             epochs=args.epochs,
             learning_rate=args.learning_rate,
+            pairs=(
+                tokenize_corpus([q for q, _ in pairs], source / "tokenizer.json"),
+                tokenize_corpus([t for _, t in pairs], source / "tokenizer.json"),
+            )
+            if args.contrastive
+            else None,
+            contrastive=args.contrastive,
         )
         training = {
+            "corpus": args.corpus,
+            "docs_sources": [f"{r}@{c}:{f}" for r, c, f in sources] or None,
             "corpus_texts": len(corpus),
             "corpus_sha256": corpus_sha,
             "max_epochs": args.epochs,
             "learning_rate": args.learning_rate,
+            "contrastive_weight": args.contrastive or None,
+            "contrastive_pairs": len(pairs) if args.contrastive else None,
         }
     write_model(
         out=Path(args.out),
@@ -540,8 +698,24 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--cache", help="folder to save/reuse the token table and corpus targets")
     b.add_argument("--epochs", type=int, default=8, help="0: plain distillation, no training")
     b.add_argument("--corpus-size", type=int, default=60000)
+    b.add_argument(
+        "--corpus",
+        choices=("docs", "docstrings", "both"),
+        default="docstrings",
+        help="docs: Markdown documentation of docs_corpus.tsv's repositories (needs --mirrors); "
+        "docstrings: the build venv's docstrings and package descriptions",
+    )
+    b.add_argument(
+        "--mirrors", default="/work/.mirror", help="folder of bare mirrors, OWNER+NAME/repo"
+    )
     b.add_argument("--learning-rate", type=float, default=1e-3)
     b.add_argument("--allow-other-weights", action="store_true")
+    b.add_argument(
+        "--contrastive",
+        type=float,
+        default=0.0,
+        help="weight of a heading/section InfoNCE loss beside the imitation loss (docs corpus)",
+    )
     b.set_defaults(handler=build)
     e = sub.add_parser("evaluate", help="measure retrieval quality and speed (numpy only)")
     e.add_argument("--model", default=str(DEFAULT_OUT))

@@ -105,6 +105,16 @@ def mismatch_message(built: IndexIdentity, using: IndexIdentity, collection: str
             f"(layout {built.layout}, this one writes {using.layout}): re-ingest into a new "
             "QDRANT_COLLECTION."
         )
+    local = "local:"
+    if (built.dense or "").startswith(local) and (using.dense or "").startswith(local):
+        # Both are the offline embedder: its table changed (the name carries a fingerprint of
+        # the files), typically with a bookchat upgrade. No setting brings the old vectors back.
+        return (
+            f"Qdrant collection {collection!r} was built with {built.label()}, an earlier table "
+            f"of the offline embedder; this bookchat ships {using.dense}. Re-ingest the book "
+            "into a new QDRANT_COLLECTION (or, for the embedded index, delete its folder and "
+            "ingest again)."
+        )
     return (
         f"Qdrant collection {collection!r} was built with {built.label()}; you are using "
         f"{using.label()}. Re-ingest into a new QDRANT_COLLECTION, or set {fix}."
