@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from bookchat.stores.connection import LOCK_FILE, FolderLock
+from bookchat.stores.connection import LOCK_FILE, FolderLock, folder_in_use
 from bookchat.stores.errors import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -197,9 +197,7 @@ def share_for_readers(index: ServedIndex, collection: str) -> ServedIndex:
     if writable(index.path):  # a read-only folder (the image's baked index) takes no lock
         lock = FolderLock(index.path / LOCK_FILE, shared=True)
         if not lock.acquire():
-            raise StoreUnavailable(
-                f"The embedded Qdrant in {index.path} is in use by another bookchat process"
-            )
+            raise folder_in_use(index.path)
     try:
         # Read under the lock: no writer can change it from here on.
         snapshot = Snapshot.read(index.path, collection)
