@@ -89,15 +89,16 @@ class EvalResult:
         return line
 
 
-def read_questions(path: Path) -> list[Question]:
-    """Rows of a TSV with the header `question<TAB>file`."""
+def _question_rows(path: Path, columns: tuple[str, ...], header: str) -> list[dict[str, str]]:
+    """The rows of a TSV whose `question` is not blank, each column stripped; QuestionsError
+    (saying `header`) when the file cannot be read or its header lacks `columns`."""
     try:
         with path.open(encoding="utf-8", newline="") as handle:
             reader = csv.DictReader(handle, delimiter="\t")
-            if reader.fieldnames is None or not {"question", "file"} <= set(reader.fieldnames):
-                raise QuestionsError(f"{path}: the first line must be the header question<TAB>file")
+            if reader.fieldnames is None or not set(columns) <= set(reader.fieldnames):
+                raise QuestionsError(f"{path}: the first line must be {header}")
             rows = [
-                Question(text=row["question"].strip(), file=row["file"].strip())
+                {column: (row.get(column) or "").strip() for column in columns}
                 for row in reader
                 if (row.get("question") or "").strip()
             ]
@@ -107,28 +108,23 @@ def read_questions(path: Path) -> list[Question]:
         raise QuestionsError(f"{path} is not UTF-8 text") from None
     if not rows:
         raise QuestionsError(f"{path} holds no questions")
-    for row in rows:
-        if not row.file:
-            raise QuestionsError(f"{path}: question {row.text!r} names no file")
     return rows
+
+
+def read_questions(path: Path) -> list[Question]:
+    """Rows of a TSV with the header `question<TAB>file`."""
+    rows = _question_rows(path, ("question", "file"), "the header question<TAB>file")
+    for row in rows:
+        if not row["file"]:
+            raise QuestionsError(f"{path}: question {row['question']!r} names no file")
+    return [Question(text=row["question"], file=row["file"]) for row in rows]
 
 
 def read_offtopic(path: Path) -> list[str]:
     """The `question` column of a TSV of questions the book does not answer (other columns,
     such as a `kind`, are notes for people)."""
-    try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            reader = csv.DictReader(handle, delimiter="\t")
-            if reader.fieldnames is None or "question" not in reader.fieldnames:
-                raise QuestionsError(f"{path}: the first line must be a header naming `question`")
-            rows = [text for row in reader if (text := (row.get("question") or "").strip())]
-    except OSError as exc:
-        raise QuestionsError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise QuestionsError(f"{path} is not UTF-8 text") from None
-    if not rows:
-        raise QuestionsError(f"{path} holds no questions")
-    return rows
+    rows = _question_rows(path, ("question",), "a header naming `question`")
+    return [row["question"] for row in rows]
 
 
 async def evaluate(
