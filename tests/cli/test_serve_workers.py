@@ -383,3 +383,54 @@ def test_a_worker_killed_mid_answer_fails_its_question_and_no_other(
     ]
     assert live["messages"][1]["content"] == shown
     assert code == 0, str(server)[-3000:]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in {"Z", "X"}  # exited: a zombie waits only for its new parent's reaping
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path, postgres_url: str) -> None:
+    # A SIGKILLed supervisor cannot stop its workers; each asked Linux for a SIGTERM at its
+    # parent's death, so none is left holding the port.
+    port = free_port()
+    process = _serve(
+        serve_env(
+            tmp_path,
+            PORT=str(port),
+            DATABASE_URL=postgres_url,
+            QDRANT_URL=f"http://127.0.0.1:{free_port()}",
+            BOOKCHAT_WORKERS="2",
+        )
+    )
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + STARTUP_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.communicate()[1][-2000:]
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5).status_code:
+                    workers = _children(process.pid)
+                    if len(workers) == 2:
+                        break
+            time.sleep(0.1)
+        assert len(workers) == 2
+        process.kill()
+        process.wait(timeout=10)
+
+        def workers_gone() -> bool:
+            """both workers exit after their supervisor was SIGKILLed"""
+            return all(_gone(pid) for pid in workers)
+
+        _wait_for(workers_gone, timeout=60)
+    finally:
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            process.communicate(timeout=10)

@@ -8,6 +8,8 @@ import contextlib
 import gc
 import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -224,6 +226,29 @@ def worker_app() -> Any:
     return _worker_app
 
 
+# prctl(2)'s option: the signal this process gets when the thread that forked it ends.
+_PR_SET_PDEATHSIG = 1
+
+
+def stop_when_orphaned(supervisor: int) -> None:
+    """In a worker: get SIGTERM (a draining stop) when the supervisor dies, however it dies.
+
+    A worker left behind by a SIGKILLed supervisor would keep the port, the index's shared lock
+    (ingest refused) and its questions, with no one left to stop it. Linux only; workers are
+    forked from the supervisor's main thread, which lives as long as the supervisor.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning("this worker will not stop with its supervisor: prctl failed")
+        return
+    if os.getppid() != supervisor:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def draining_process() -> type[Any]:
     """uvicorn's worker process, with a server that drains open answers as a single one does."""
     global _DrainingProcess
@@ -242,6 +267,7 @@ def draining_process() -> type[Any]:
         def __init__(self, config: Any, sockets: list[Any]) -> None:
             super().__init__(config, sockets)
             self.announces = DrainingProcess.made == 0
+            self.supervisor = os.getpid()
             DrainingProcess.made += 1
             # Forked, not spawned as uvicorn does: the parent has imported the app and the
             # backends (and loaded the offline embedder's table), so the workers share those
@@ -259,6 +285,7 @@ def draining_process() -> type[Any]:
         def target(self, sockets: list[Any] | None = None) -> None:
             global _announces
             _announces = self.announces  # in the forked worker
+            stop_when_orphaned(self.supervisor)
             super().target(sockets)
 
         @property
