@@ -376,3 +376,21 @@ def test_an_upstream_error_echoing_a_credential_is_masked_on_the_terminal(
     assert err.startswith("bookchat ingest: ")
     assert "sk-OTHER-8812" not in err
     assert "tok-LEAK-3" not in err
+
+
+def test_a_docusaurus_1_site_folder_says_to_pass_its_docs(
+    env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # mobx's layout: website/siteConfig.js (Docusaurus 1), the pages in the repository's docs/.
+    site = tmp_path / "repo" / "website"
+    site.mkdir(parents=True)
+    (site / "siteConfig.js").write_text("module.exports = { url: 'https://x.example' };\n")
+    (site.parent / "docs").mkdir()
+    (site.parent / "docs" / "intro.md").write_text("# Intro\n\nHello.\n")
+    assert run(site) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "holds no Markdown pages" in err
+    assert "Docusaurus 1 site (siteConfig.js)" in err
+    assert str(site.parent / "docs") in err or "repo/docs" in err
+    assert run(site.parent / "docs") == 0  # the folder it names ingests

@@ -182,13 +182,18 @@ async def _ingest(args: argparse.Namespace, settings: Settings) -> IngestReport:
         unchanged_since_last_ingest,
     )
     from bookchat.ingest.pipeline import read_site
+    from bookchat.ingest.siteconfig import docusaurus1_hint
     from bookchat.providers.gemini_embedder import EmbeddingError
 
     site = resolve_site_arg(args.path, args)
     show_site(site, "bookchat ingest")
     book = read_site(site)
     if not book.chunks and book.pages == 0 and not book.problems:
-        raise CommandError(f"{args.path} holds no Markdown pages (.md or .mdx)", code=2)
+        hint = docusaurus1_hint(args.path)
+        raise CommandError(
+            f"{args.path} holds no Markdown pages (.md or .mdx)" + (f": {hint}" if hint else ""),
+            code=2,
+        )
     try:
         dense = make_dense_embedder(settings)
     except ConfigurationError as exc:

@@ -481,6 +481,20 @@ def _site_inside(folder: Path) -> tuple[Path | None, list[Path]]:
     return (found[0], found[1:]) if found else (None, [])
 
 
+def docusaurus1_hint(folder: Path) -> str | None:
+    """For a Docusaurus 1 site folder (website/siteConfig.js, docs kept in the repository's
+    docs/ by default), what to pass instead; None for anything else. Its config is not read:
+    version 1 routes pages as `<id>.html`, which bookchat does not reproduce."""
+    if not (folder / "siteConfig.js").is_file() or find_config(folder) is not None:
+        return None
+    docs = folder.parent / "docs"
+    where = relative_to_cwd(docs) if docs.is_dir() else "its docs folder (customDocsPath)"
+    return (
+        "it is a Docusaurus 1 site (siteConfig.js), whose config bookchat does not read; "
+        f"pass {where} instead, with --site-url and --base-url"
+    )
+
+
 def _looks_like_site_folder(folder: Path) -> bool:
     """A folder with docs/ beside a sidebars file, versions.json or a package.json that
     depends on Docusaurus: a site folder, not a docs folder."""
