@@ -321,7 +321,7 @@ def test_the_bench_s_off_topic_files_parse() -> None:
     folder = Path(__file__).resolve().parents[2] / "backend" / "bench" / "books" / "offtopic"
     for name in ("sample", "jest", "redux", "react-native", "prettier", "pnpm"):
         assert len(read_offtopic(folder / f"{name}.tsv")) >= 15
-    for name in ("metro", "testing-library"):
+    for name in ("metro", "testing-library", "cypress", "detox", "ionic"):
         assert read_offtopic(folder / f"{name}.tsv")
 
 
