@@ -52,6 +52,20 @@ def _serve(env: dict[str, str]) -> subprocess.Popen:
     )
 
 
+def _two_workers_without_qdrant(tmp_path: Path, postgres_url: str, port: int) -> subprocess.Popen:
+    """serve with two workers on PostgreSQL and a Qdrant URL nobody listens on: health is 503
+    ("down"), which is enough to see each worker start its app on the one socket."""
+    return _serve(
+        serve_env(
+            tmp_path,
+            PORT=str(port),
+            DATABASE_URL=postgres_url,
+            QDRANT_URL=f"http://127.0.0.1:{free_port()}",
+            BOOKCHAT_WORKERS="2",
+        )
+    )
+
+
 def _bookchat(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bookchat", *args],
@@ -83,17 +97,8 @@ def _children(pid: int) -> list[int]:
 def test_two_workers_share_the_port_and_stop_together(tmp_path: Path, postgres_url: str) -> None:
     # No Qdrant server runs here: health says so (503), which is enough to show each worker
     # started its app and answers on the one socket.
-    with_closed = free_port()
     port = free_port()
-    process = _serve(
-        serve_env(
-            tmp_path,
-            PORT=str(port),
-            DATABASE_URL=postgres_url,
-            QDRANT_URL=f"http://127.0.0.1:{with_closed}",
-            BOOKCHAT_WORKERS="2",
-        )
-    )
+    process = _two_workers_without_qdrant(tmp_path, postgres_url, port)
     try:
         deadline = time.monotonic() + STARTUP_WAIT_SECONDS
         answers = []
@@ -399,15 +404,7 @@ def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path, postgres_url
     # A SIGKILLed supervisor cannot stop its workers; each asked Linux for a SIGTERM at its
     # parent's death, so none is left holding the port.
     port = free_port()
-    process = _serve(
-        serve_env(
-            tmp_path,
-            PORT=str(port),
-            DATABASE_URL=postgres_url,
-            QDRANT_URL=f"http://127.0.0.1:{free_port()}",
-            BOOKCHAT_WORKERS="2",
-        )
-    )
+    process = _two_workers_without_qdrant(tmp_path, postgres_url, port)
     workers: list[int] = []
     try:
         deadline = time.monotonic() + STARTUP_WAIT_SECONDS
