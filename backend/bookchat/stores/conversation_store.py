@@ -226,9 +226,8 @@ class ConversationStore:
         stored without an owner, asked before `asked_before` (when the serving started).
         """
         async with self._writing() as session:
-            marked, dead = await conversations.mark_orphans(session=session, dead=self.owner.dead)
+            marked = await self._sweep(session)
             marked += await conversations.mark_unowned(session=session, asked_before=asked_before)
-            self.owner.forget(dead)
             # Files of processes that died with nothing to answer; not those still owning
             # questions (alive, or about to be judged by the next sweep).
             self.owner.prune(keep=await conversations.owners(session=session))
@@ -237,11 +236,17 @@ class ConversationStore:
 
     async def _mark_orphans(self, conversation_id: uuid.UUID | None = None) -> int:
         async with self._writing() as session:
-            marked, dead = await conversations.mark_orphans(
-                session=session, dead=self.owner.dead, conversation_id=conversation_id
-            )
-        self.owner.forget(dead)
+            marked = await self._sweep(session, conversation_id)
         _log_marked(marked)
+        return marked
+
+    async def _sweep(self, session: Any, conversation_id: uuid.UUID | None = None) -> int:
+        """In `session`: the questions of owners found dead (of one conversation, with
+        conversation_id) get their `failed` answer, and those owners' files go; how many."""
+        marked, dead = await conversations.mark_orphans(
+            session=session, dead=self.owner.dead, conversation_id=conversation_id
+        )
+        self.owner.forget(dead)
         return marked
 
     async def ping(self, *, timeout: float) -> dict[str, Any]:
@@ -284,10 +289,7 @@ class ConversationStore:
             if conversation_id is not None:
                 # An earlier question whose answerer died gets its `failed` answer first, in
                 # its place before this one.
-                _, dead = await conversations.mark_orphans(
-                    session=session, dead=self.owner.dead, conversation_id=conversation_id
-                )
-                self.owner.forget(dead)
+                await self._sweep(session, conversation_id)
                 held = await conversations.count_messages(
                     session=session, conversation_id=conversation_id
                 )
