@@ -242,11 +242,7 @@ async def add_message(
         if (
             existing.status == "failed"
             and not existing.content
-            and (status, content)
-            != (
-                "failed",
-                "",
-            )
+            and (status, content) != ("failed", "")
         ):
             # mark_orphans took this process for dead (its heartbeat lapsed) and stored a
             # `failed` answer in this one's place: the real answer replaces it.
