@@ -157,7 +157,6 @@ def first_request_deadline_protocol() -> type[Any]:
             if self.cycle is None and not self.transport.is_closing():
                 self.transport.close()
 
-    # Pickled by reference: this name must find the class in a freshly imported module too.
     _FirstRequestDeadline = FirstRequestDeadline
     return FirstRequestDeadline
 
